@@ -1,0 +1,36 @@
+# virthooks.libvirt: the two entry points of the README.
+#   make demo   deploy to a local sandbox fleet and fire simulated guest events (embedded default)
+#   make test   install everything needed from nothing and run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+
+.PHONY: venv demo test units bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "make: python3-venv is missing, installing it with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
+	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pip==26.3'
+	$(VENV_PY) -m pip install -q --disable-pip-version-check --group test
+	@rm -f $(VENV)/.installed-*; touch $@
+
+demo: venv
+	$(VENV_PY) demo/run.py
+
+units: venv
+	$(VENV_PY) -m pytest tests/unit
+
+test: venv
+	$(VENV_PY) -m pytest
+
+bench: venv
+	$(VENV_PY) benchmarks/dispatch.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/output
