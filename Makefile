@@ -27,6 +27,7 @@ units: venv
 	$(VENV_PY) -m pytest tests/unit
 
 test: venv
+	tests/setup/prepare-host.sh
 	$(VENV_PY) -m pytest
 
 bench: venv

@@ -1,0 +1,26 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Names of what virthooks puts on a managed host, in one place.
+
+Everything lives under the libvirt hooks directory (``$SYSCONFDIR/libvirt/hooks``):
+AppArmor's libvirtd profile allows ``hooks/** rmix`` and SELinux labels the tree
+``virt_hook_t``, so nothing a hook runs or imports lives elsewhere.
+"""
+from __future__ import annotations
+
+OWN_DIR = "virthooks"                  # hooks/virthooks/, ignored by libvirt
+CONFIG_FILE = "config.json"            # hooks/virthooks/config.json
+SCRIPTS_DIR = "scripts"                # hooks/virthooks/scripts/<name>
+LIB_DIR = "lib"                        # hooks/virthooks/lib/virthooks_runtime/*.py
+RUNTIME_PACKAGE = "virthooks_runtime"  # the package name of the runtime on the host
+ADOPTED_DIR = "adopted"                # hooks/virthooks/adopted/<driver>: foreign hooks we took over
+CLI_FILE = "virthooks"                 # hooks/virthooks/virthooks: the operator CLI
+# Every entry point we write carries this line (second line of the file).
+ENTRY_POINT_MARKER = "# virthooks-entry-point: managed by Ansible (virthooks.libvirt); local changes are overwritten"
+DEFAULT_LOG_FILE = "/var/log/libvirt/virthooks.jsonl"
+
+
+def sysconf_hooks_dir(sysconfdir: str) -> str:
+    """The hooks directory libvirt uses for a given SYSCONFDIR."""
+    return sysconfdir.rstrip("/") + "/libvirt/hooks"
