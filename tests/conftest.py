@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -55,13 +56,13 @@ def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
-    env = ansible_env(ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    try:
-        out = json.loads(proc.stdout)
-    except ValueError:
-        raise AssertionError("ansible printed no JSON (rc=%d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
-    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    with tempfile.TemporaryDirectory() as tree:
+        # -t (the core "tree" callback) writes the host's result as JSON.
+        proc = subprocess.run(cmd + ["-t", tree], capture_output=True, text=True, env=ansible_env(), timeout=300)
+        result = Path(tree, "localhost")
+        if not result.exists():
+            raise AssertionError("ansible wrote no result (rc=%d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
+        return json.loads(result.read_text())
 
 
 @pytest.fixture
