@@ -50,8 +50,10 @@ def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
                python: str = sys.executable) -> dict:
     """Run one module for real through `ansible localhost -m` and return its result dict."""
     cmd = [str(Path(sys.executable).parent / "ansible"), "localhost", "-c", "local",
-           "-i", "localhost,", "-m", module, "-a", json.dumps(args),
+           "-i", "localhost,", "-m", module,
            "-e", "ansible_python_interpreter=" + python]
+    if args:
+        cmd += ["-a", json.dumps(args)]
     if check:
         cmd.append("--check")
     if diff:
