@@ -1,0 +1,245 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``virthooks``: the operator's command line on a hypervisor.
+
+  virthooks list [DRIVER OBJECT OPERATION [SUBOP [EXTRA]]] [--xml FILE] [--daemon NAME]
+  virthooks simulate DRIVER OBJECT OPERATION SUBOP [EXTRA] [--xml FILE] [--dry-run]
+  virthooks validate
+  virthooks log [-n N] [--failed] [--json]
+"""
+
+import os
+import sys
+
+from .events import DRIVERS, EVENTS, is_abortable, reads_stdout
+from .layout import CONFIG_FILE, OWN_DIR
+from .rules import ConfigError, load_config, plan
+from .runlog import read_records
+
+
+def _parser(hooks_dir):
+    import argparse
+    p = argparse.ArgumentParser(prog="virthooks", description="Inspect and exercise the virthooks dispatch "
+                                "of libvirt hooks in %s." % hooks_dir)
+    p.add_argument("--hooks-dir", default=hooks_dir, help="libvirt hooks directory (default: %(default)s)")
+    sub = p.add_subparsers(dest="command", required=True)
+    ls = sub.add_parser("list", help="the rules, or what would run for one event")
+    ls.add_argument("event", nargs="*", metavar="DRIVER OBJECT OPERATION [SUBOP [EXTRA]]")
+    ls.add_argument("--xml", help="XML file to evaluate XPath conditions against")
+    ls.add_argument("--daemon", help="calling daemon, for daemon-driver rules (e.g. virtqemud)")
+    sim = sub.add_parser("simulate", help="fire an event through the installed entry point, for real")
+    sim.add_argument("driver", choices=DRIVERS)
+    sim.add_argument("object")
+    sim.add_argument("operation")
+    sim.add_argument("suboperation")
+    sim.add_argument("extra", nargs="?", default="-")
+    sim.add_argument("--xml", help="file given to the hook on stdin, as libvirt would")
+    sim.add_argument("--dry-run", action="store_true", help="only show what would run")
+    sub.add_parser("validate", help="check config.json, the scripts and the entry points")
+    lg = sub.add_parser("log", help="recent hook calls")
+    lg.add_argument("-n", type=int, default=20, help="how many calls (default 20)")
+    lg.add_argument("--failed", action="store_true", help="only calls that failed")
+    lg.add_argument("--json", action="store_true", help="raw JSON lines")
+    return p
+
+
+def _event_args(words):
+    if len(words) < 3 or len(words) > 5:
+        raise SystemExit("virthooks: an event is DRIVER OBJECT OPERATION [SUBOP [EXTRA]]")
+    driver, obj, op = words[:3]
+    if driver not in DRIVERS:
+        raise SystemExit("virthooks: unknown driver %r (valid: %s)" % (driver, ", ".join(DRIVERS)))
+    default_sub = EVENTS.get(driver, {}).get(op, ("-",))[0]
+    sub = words[3] if len(words) > 3 else default_sub
+    extra = words[4] if len(words) > 4 else "-"
+    return driver, obj, op, sub, extra
+
+
+def _load(hooks_dir):
+    path = "%s/%s/%s" % (hooks_dir, OWN_DIR, CONFIG_FILE)
+    try:
+        return load_config(path, strict=False)
+    except (OSError, ConfigError) as exc:
+        raise SystemExit("virthooks: cannot load %s: %s" % (path, exc))
+
+
+def _describe_rule(rule):
+    parts = ["%-20s %-7s objects=%s ops=%s subops=%s" % (
+        rule["name"], rule["driver"], ",".join(rule["objects"]), ",".join(rule["operations"]),
+        ",".join(rule["suboperations"]))]
+    if rule["extras"] != ["*"]:
+        parts.append("extras=%s" % ",".join(rule["extras"]))
+    if rule["daemons"] != ["*"]:
+        parts.append("daemons=%s" % ",".join(rule["daemons"]))
+    if rule["xpath"]:
+        parts.append("xpath=%s" % rule["xpath"])
+    parts.append("order=%d timeout=%gs on_failure=%s%s" % (rule["order"], rule["timeout"], rule["on_failure"],
+                                                           "" if rule["enabled"] else " DISABLED"))
+    return " ".join(parts)
+
+
+def cmd_list(args, out):
+    config = _load(args.hooks_dir)
+    if not args.event:
+        for rule in sorted(config["rules"], key=lambda r: (r["order"], r["name"])):
+            out.write(_describe_rule(rule) + "\n")
+        if not config["rules"]:
+            out.write("no rules\n")
+        return 0
+    driver, obj, op, sub, extra = _event_args(args.event)
+    own = "%s/%s" % (args.hooks_dir, OWN_DIR)
+    steps, notes = plan(config, args.hooks_dir, own, driver, obj, op, sub, extra, args.daemon)
+    document = None
+    if args.xml:
+        from .xmlcond import Document
+        with open(args.xml, "rb") as f:
+            document = Document(f.read())
+    out.write("event: %s %s %s %s %s (%s%s)\n" % (driver, obj, op, sub, extra,
+              "abortable" if is_abortable(driver, op) else "failures only logged",
+              ", stdout read as XML" if reads_stdout(driver, op) else ""))
+    for note in notes:
+        out.write("note: %s\n" % note)
+    if not steps:
+        out.write("nothing would run\n")
+    for step in steps:
+        cond = ""
+        if step.xpath:
+            if document is None:
+                cond = "  if xpath %s (not evaluated: no --xml)" % step.xpath
+            else:
+                cond = "  xpath %s -> %s" % (step.xpath, document.evaluate(step.xpath, step.namespaces))
+        out.write("%4d %-30s %s  timeout=%gs on_failure=%s%s\n" % (
+            step.order, step.name, step.path, step.timeout, step.on_failure, cond))
+    return 0
+
+
+def cmd_simulate(args, out):
+    if args.dry_run:
+        args.event = [args.driver, args.object, args.operation, args.suboperation, args.extra]
+        args.daemon = None
+        return cmd_list(args, out)
+    import subprocess
+    entry = "%s/%s" % (args.hooks_dir, args.driver)
+    argv = [args.object, args.operation, args.suboperation, args.extra]
+    if os.path.isfile(entry):
+        command = [entry] + argv
+    else:
+        out.write("note: no entry point %s; running the dispatcher directly\n" % entry)
+        lib = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        code = "import sys;sys.path[:0]=[%r];from %s.dispatch import main;main()" % (lib, __package__)
+        command = [sys.executable, "-IS", "-c", code, args.hooks_dir, args.driver] + argv
+    env = {"LC_ALL": "C", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    stdin = open(args.xml, "rb") if args.xml else subprocess.DEVNULL
+    try:
+        proc = subprocess.run(command, stdin=stdin, capture_output=True, env=env, cwd="/")
+    finally:
+        if args.xml:
+            stdin.close()
+    out.write("$ %s\nexit status: %d\n" % (" ".join(command[:1] + argv), proc.returncode))
+    if proc.stdout:
+        out.write("stdout (libvirt would read this as XML):\n%s\n" % proc.stdout.decode("utf-8", "replace"))
+    if proc.stderr:
+        out.write("stderr:\n%s" % proc.stderr.decode("utf-8", "replace"))
+    config = _load(args.hooks_dir)
+    records = read_records(config["log"]["file"], 5, config["log"]["backups"]) if config["log"]["file"] else []
+    mine = [r for r in records if r.get("driver") == args.driver and r.get("object") == args.object
+            and r.get("operation") == args.operation]
+    if mine:
+        _print_record(mine[-1], out)
+    return proc.returncode
+
+
+def cmd_validate(args, out):
+    from .dispatch import refusal
+    from .entrypoint import is_ours
+    path = "%s/%s/%s" % (args.hooks_dir, OWN_DIR, CONFIG_FILE)
+    problems = []
+    try:
+        config = load_config(path, strict=True)
+    except (OSError, ConfigError) as exc:
+        out.write("FAIL %s\n" % exc)
+        return 1
+    own = "%s/%s" % (args.hooks_dir, OWN_DIR)
+    for rule in config["rules"]:
+        script = rule["script"] if rule["script"].startswith("/") else own + "/" + rule["script"]
+        problem = refusal(script) or _shebang_problem(script)
+        if problem:
+            problems.append("rule %r: %s %s" % (rule["name"], script, problem))
+        if rule["xpath"]:
+            from .xmlcond import ConditionError, check
+            try:
+                check(rule["xpath"], rule["namespaces"])
+            except ConditionError as exc:
+                problems.append("rule %r: %s" % (rule["name"], exc))
+    drivers = sorted({r["driver"] for r in config["rules"] if r["enabled"]})
+    for driver in drivers:
+        entry = "%s/%s" % (args.hooks_dir, driver)
+        try:
+            with open(entry) as f:
+                if not is_ours(f.read(2048)):
+                    problems.append("hooks/%s is not a virthooks entry point: rules for %s never run" % (driver, driver))
+        except OSError:
+            problems.append("hooks/%s is missing: rules for the %s driver never run" % (driver, driver))
+    for problem in problems:
+        out.write("FAIL %s\n" % problem)
+    out.write("%s: %d rule(s), %d problem(s)\n" % (path, len(config["rules"]), len(problems)))
+    return 1 if problems else 0
+
+
+def _shebang_problem(path):
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        return "cannot be read: %s" % exc.strerror
+    if head[:2] == b"#!" or head == b"\x7fELF":
+        return ""
+    return "has no #! line (libvirt and virthooks would fail with 'Exec format error')"
+
+
+def _print_record(rec, out):
+    out.write("%s %-7s %s %s %s %s -> %s (exit %s, %s ms)\n" % (
+        rec.get("time", "?"), rec.get("driver"), rec.get("object"), rec.get("operation"), rec.get("suboperation"),
+        rec.get("extra"), rec.get("result"), rec.get("exit"), rec.get("duration_ms")))
+    if rec.get("error"):
+        out.write("    error: %s\n" % rec["error"])
+    for note in rec.get("notes", []):
+        out.write("    note: %s\n" % note)
+    for s in rec.get("scripts", []):
+        extra = " " + s["message"] if s.get("message") else ""
+        out.write("    %-8s %-30s exit=%s %s ms%s\n" % (s.get("status"), s.get("name"), s.get("exit"),
+                                                      s.get("duration_ms", "-"), extra))
+        for stream in ("stderr", "stdout"):
+            if s.get(stream):
+                text = s[stream].strip().splitlines()
+                out.write("             %s: %s\n" % (stream, " | ".join(text[-3:])))
+
+
+def cmd_log(args, out):
+    config = _load(args.hooks_dir)
+    if not config["log"]["file"]:
+        out.write("file logging is off (log.file is null); see syslog (ident virthooks)\n")
+        return 0
+    records = read_records(config["log"]["file"], 0, config["log"]["backups"])
+    if args.failed:
+        records = [r for r in records if r.get("result") in ("failed", "error")]
+    records = records[-args.n:] if args.n > 0 else records
+    if args.json:
+        from .minijson import dumps
+        for rec in records:
+            out.write(dumps(rec) + "\n")
+        return 0
+    for rec in records:
+        _print_record(rec, out)
+    if not records:
+        out.write("no calls logged in %s\n" % config["log"]["file"])
+    return 0
+
+
+def main(hooks_dir="/etc/libvirt/hooks", argv=None, out=None):
+    out = out or sys.stdout
+    args = _parser(hooks_dir).parse_args(sys.argv[1:] if argv is None else argv)
+    args.hooks_dir = args.hooks_dir.rstrip("/")
+    handler = {"list": cmd_list, "simulate": cmd_simulate, "validate": cmd_validate, "log": cmd_log}[args.command]
+    sys.exit(handler(args, out))

@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Atomic file operations for installers: nothing half-written, ever.
+
+A file is written to a temporary name in its own directory, flushed to disk, given its mode
+and owner, then renamed over the target; the directory is fsynced so the rename survives a
+crash. A reader (libvirt, the dispatcher) sees the old file or the new one, never a mix.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def read_bytes(path: str):
+    """The file's content, or None when it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o644, uid: int = -1, gid: int = -1) -> None:
+    """Replace path with data atomically, with the given mode and owner (-1 keeps ours)."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".virthooks-tmp", dir=directory)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
+        if uid != -1 or gid != -1:
+            os.fchown(fd, uid, gid)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.rename(tmp, path)
+    except BaseException:
+        if fd != -1:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(directory)
+
+
+def file_state(path: str):
+    """(content or None, mode, uid, gid) of a regular file; content None if absent."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None, None, None, None
+    with open(path, "rb") as f:
+        return f.read(), st.st_mode & 0o7777, st.st_uid, st.st_gid
+
+
+def ensure_dir(path: str, mode: int = 0o755, uid: int = -1, gid: int = -1) -> bool:
+    """Create a directory (and parents) if missing; fix its mode/owner. True if anything changed."""
+    changed = False
+    if not os.path.isdir(path):
+        os.makedirs(path, mode)
+        changed = True
+    st = os.stat(path)
+    if st.st_mode & 0o7777 != mode:
+        os.chmod(path, mode)
+        changed = True
+    if (uid != -1 and st.st_uid != uid) or (gid != -1 and st.st_gid != gid):
+        os.chown(path, uid, gid)
+        changed = True
+    return changed

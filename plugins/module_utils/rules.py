@@ -1,0 +1,459 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rules of config.json: format, validation, matching, and the per-guest tree.
+
+One implementation serves the Ansible modules (validation before anything is written), the
+operator CLI and the dispatcher on every hook call, so this module imports nothing heavy
+(no ``re``, no ``fnmatch``: globs are matched here).
+
+config.json, format version 1::
+
+    {
+      "version": 1,
+      "generator": "virthooks.libvirt 0.1.0",          # informational
+      "log": {"file": "/var/log/libvirt/virthooks.jsonl", "max_bytes": 1048576,
+              "backups": 3, "syslog": "failures", "output_bytes": 2048},
+      "tree": {"enabled": true, "timeout": 30, "on_failure": "fail", "order": 50},
+      "kill_grace": 2,
+      "rules": [
+        {"name": "pin-cpus", "driver": "qemu", "objects": ["win10", "db-*"],
+         "operations": ["prepare"], "suboperations": ["begin"], "extras": ["*"],
+         "daemons": ["*"], "xpath": null, "namespaces": {},
+         "script": "scripts/pin-cpus", "timeout": 30, "on_failure": "fail",
+         "order": 50, "enabled": true}
+      ]
+    }
+
+Only ``version`` and, per rule, ``name`` and ``script`` are required; everything else has the
+defaults shown. A relative ``script`` is relative to the virthooks directory
+(``hooks/virthooks/``).
+"""
+
+from .events import DRIVERS, EVENTS, GUEST_DRIVERS, canonical_operation, operation_names
+
+CONFIG_VERSION = 1
+NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+NAME_MAX = 128
+ON_FAILURE = ("fail", "ignore")
+SYSLOG_MODES = ("failures", "all", "none")
+SUBOPERATIONS = ("begin", "end", "-")
+TIMEOUT_MAX = 3600
+PATH_COMPONENT_MAX = 255
+
+RULE_DEFAULTS = {
+    "driver": "qemu",
+    "objects": ["*"],
+    "operations": ["*"],
+    "suboperations": ["*"],
+    "extras": ["*"],
+    "daemons": ["*"],
+    "xpath": None,
+    "namespaces": {},
+    "timeout": 30,
+    "on_failure": "fail",
+    "order": 50,
+    "enabled": True,
+}
+LOG_DEFAULTS = {
+    "file": "/var/log/libvirt/virthooks.jsonl",
+    "max_bytes": 1048576,
+    "backups": 3,
+    "syslog": "failures",
+    "output_bytes": 2048,
+}
+TREE_DEFAULTS = {"enabled": True, "timeout": 30, "on_failure": "fail", "order": 50}
+TOP_KEYS = ("version", "generator", "log", "tree", "kill_grace", "rules")
+RULE_KEYS = ("name", "script") + tuple(RULE_DEFAULTS)
+
+
+class ConfigError(ValueError):
+    """config.json (or a rule in it) is not valid; the message names what is wrong."""
+
+
+# --- globs -------------------------------------------------------------------------------
+
+def glob_match(pattern: str, text: str) -> bool:
+    """Shell-style match of the whole text: ``*``, ``?``, ``[abc]``, ``[a-z]``, ``[!abc]``.
+
+    Same semantics as fnmatch.fnmatchcase (and as POSIX sh ``case`` patterns), without re.
+    """
+    p = t = 0
+    star_p = star_t = -1
+    plen, tlen = len(pattern), len(text)
+    while t < tlen:
+        if p < plen:
+            c = pattern[p]
+            if c == "*":
+                star_p, star_t = p, t
+                p += 1
+                continue
+            if c == "?":
+                p += 1
+                t += 1
+                continue
+            if c == "[":
+                end, matched = _match_class(pattern, p, text[t])
+                if end is not None:
+                    if matched:
+                        p = end
+                        t += 1
+                        continue
+                elif text[t] == "[":   # an unclosed [ is a literal
+                    p += 1
+                    t += 1
+                    continue
+            elif c == text[t]:
+                p += 1
+                t += 1
+                continue
+        if star_p < 0:
+            return False
+        star_t += 1
+        p, t = star_p + 1, star_t
+    while p < plen and pattern[p] == "*":
+        p += 1
+    return p == plen
+
+
+def _match_class(pattern: str, start: int, ch: str):
+    """Match ch against the bracket expression at pattern[start]; (index after it, matched)."""
+    i = start + 1
+    negate = i < len(pattern) and pattern[i] == "!"
+    if negate:
+        i += 1
+    first = i
+    matched = False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "]" and i > first:
+            return i + 1, matched != negate
+        if i + 2 < len(pattern) and pattern[i + 1] == "-" and pattern[i + 2] != "]":
+            if c <= ch <= pattern[i + 2]:
+                matched = True
+            i += 3
+            continue
+        if c == ch:
+            matched = True
+        i += 1
+    return None, False
+
+
+def any_glob(patterns, text: str) -> bool:
+    for pattern in patterns:
+        if pattern == "*" or glob_match(pattern, text):
+            return True
+    return False
+
+
+# --- validation ----------------------------------------------------------------------------
+
+def validate_name(name) -> str:
+    """Script/rule names: 1-128 chars of [A-Za-z0-9_.-], not '.' or '..'. Returns an error or ''."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty string"
+    if len(name) > NAME_MAX:
+        return "is longer than %d characters" % NAME_MAX
+    bad = sorted(set(name) - NAME_CHARS)
+    if bad:
+        return "may only contain letters, digits, '_', '.' and '-' (found %s)" % " ".join(repr(c) for c in bad)
+    if name in (".", "..") or name.startswith("."):
+        return "must not start with '.'"
+    return ""
+
+
+def _string_list(value, field, errors, where):
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        errors.append("%s: '%s' must be a non-empty list of non-empty strings" % (where, field))
+        return ["*"]
+    return value
+
+
+def _number(value, field, errors, where, low, high, integer=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and integer:
+        ok = isinstance(value, int)
+    if not ok or not (low <= value <= high):
+        errors.append("%s: '%s' must be a%s number between %s and %s (got %r)"
+                      % (where, field, "n integer" if integer else "", low, high, value))
+        return False
+    return True
+
+
+def _validate_operations(rule, where, errors, strict):
+    driver = rule["driver"]
+    ops = _string_list(rule["operations"], "operations", errors, where)
+    if "*" in ops:
+        rule["operations"] = ["*"]
+    else:
+        known = EVENTS.get(driver, {})
+        canon = []
+        for op in ops:
+            name = canonical_operation(driver, op)
+            if strict and name not in known:
+                errors.append("%s: unknown operation %r for driver %r (valid: %s, or '*')"
+                              % (where, op, driver, ", ".join(known)))
+            if name not in canon:
+                canon.append(name)
+        rule["operations"] = canon
+    subops = _string_list(rule["suboperations"], "suboperations", errors, where)
+    if "*" in subops:
+        rule["suboperations"] = ["*"]
+    else:
+        for sub in subops:
+            if strict and sub not in SUBOPERATIONS:
+                errors.append("%s: unknown sub-operation %r (valid: %s, or '*')"
+                              % (where, sub, ", ".join(SUBOPERATIONS)))
+        rule["suboperations"] = subops
+
+
+def normalize_rule(raw, index: int, errors: list, strict: bool = True) -> dict:
+    """A rule with every default filled in; problems are appended to errors."""
+    label = raw.get("name") if isinstance(raw, dict) else None
+    where = "rule %r (rules[%d])" % (label, index) if isinstance(label, str) else "rules[%d]" % index
+    if not isinstance(raw, dict):
+        errors.append("%s: must be an object, got %s" % (where, type(raw).__name__))
+        return {}
+    rule = dict(RULE_DEFAULTS)
+    rule.update(raw)
+    for key in raw:
+        if key not in RULE_KEYS:
+            errors.append("%s: unknown field %r (valid: %s)" % (where, key, ", ".join(RULE_KEYS)))
+    problem = validate_name(raw.get("name"))
+    if problem:
+        errors.append("%s: 'name' %s" % (where, problem))
+    if not isinstance(raw.get("script"), str) or not raw.get("script"):
+        errors.append("%s: 'script' must be a path (relative to the virthooks directory, or absolute)" % where)
+    if rule["driver"] not in DRIVERS:
+        errors.append("%s: unknown driver %r (valid: %s)" % (where, rule["driver"], ", ".join(DRIVERS)))
+        rule["driver"] = "qemu"
+    for field in ("objects", "extras", "daemons"):
+        rule[field] = _string_list(rule[field], field, errors, where)
+    _validate_operations(rule, where, errors, strict)
+    _number(rule["timeout"], "timeout", errors, where, 0.001, TIMEOUT_MAX)
+    _number(rule["order"], "order", errors, where, -1000000, 1000000, integer=True)
+    if rule["on_failure"] not in ON_FAILURE:
+        errors.append("%s: 'on_failure' must be one of %s (got %r)" % (where, ", ".join(ON_FAILURE), rule["on_failure"]))
+    if not isinstance(rule["enabled"], bool):
+        errors.append("%s: 'enabled' must be true or false" % where)
+    if rule["xpath"] is not None and (not isinstance(rule["xpath"], str) or not rule["xpath"].strip()):
+        errors.append("%s: 'xpath' must be a non-empty XPath expression or null" % where)
+    if rule["xpath"] is not None and rule["driver"] == "daemon":
+        errors.append("%s: 'xpath' needs XML on stdin, which the daemon driver does not get" % where)
+    ns = rule["namespaces"]
+    if not isinstance(ns, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in ns.items()):
+        errors.append("%s: 'namespaces' must map prefixes to namespace URIs" % where)
+    if rule["daemons"] != ["*"] and rule["driver"] != "daemon":
+        errors.append("%s: 'daemons' only applies to the daemon driver" % where)
+    return rule
+
+
+def _section(raw, defaults, name, errors):
+    if raw is None:
+        return dict(defaults)
+    if not isinstance(raw, dict):
+        errors.append("'%s' must be an object" % name)
+        return dict(defaults)
+    section = dict(defaults)
+    section.update(raw)
+    for key in raw:
+        if key not in defaults:
+            errors.append("%s: unknown field %r (valid: %s)" % (name, key, ", ".join(defaults)))
+    return section
+
+
+def normalize_config(raw, strict: bool = True) -> dict:
+    """Validate a parsed config.json and fill in defaults; raise ConfigError naming every problem.
+
+    strict=False (the dispatcher) accepts operation names this version does not know, so a
+    config written for a newer libvirt still dispatches.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError("config must be a JSON object")
+    errors = []
+    if raw.get("version") != CONFIG_VERSION:
+        raise ConfigError("unsupported config version %r (this runtime reads version %d)"
+                          % (raw.get("version"), CONFIG_VERSION))
+    for key in raw:
+        if key not in TOP_KEYS:
+            errors.append("unknown top-level field %r (valid: %s)" % (key, ", ".join(TOP_KEYS)))
+    log = _section(raw.get("log"), LOG_DEFAULTS, "log", errors)
+    if log["file"] is not None and (not isinstance(log["file"], str) or not log["file"].startswith("/")):
+        errors.append("log: 'file' must be an absolute path or null")
+    _number(log["max_bytes"], "max_bytes", errors, "log", 0, 1 << 40, integer=True)
+    _number(log["backups"], "backups", errors, "log", 1, 100, integer=True)
+    _number(log["output_bytes"], "output_bytes", errors, "log", 0, 1 << 20, integer=True)
+    if log["syslog"] not in SYSLOG_MODES:
+        errors.append("log: 'syslog' must be one of %s" % ", ".join(SYSLOG_MODES))
+    tree = _section(raw.get("tree"), TREE_DEFAULTS, "tree", errors)
+    _number(tree["timeout"], "timeout", errors, "tree", 0.001, TIMEOUT_MAX)
+    if tree["on_failure"] not in ON_FAILURE:
+        errors.append("tree: 'on_failure' must be one of %s" % ", ".join(ON_FAILURE))
+    grace = raw.get("kill_grace", 2)
+    _number(grace, "kill_grace", errors, "config", 0, 60)
+    rules_raw = raw.get("rules", [])
+    if not isinstance(rules_raw, list):
+        errors.append("'rules' must be a list")
+        rules_raw = []
+    rules = [normalize_rule(r, i, errors, strict) for i, r in enumerate(rules_raw)]
+    seen = {}
+    for i, rule in enumerate(rules):
+        name = rule.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                errors.append("rule %r (rules[%d]): duplicate name, also rules[%d]" % (name, i, seen[name]))
+            seen[name] = i
+    if errors:
+        raise ConfigError("; ".join(errors))
+    return {"version": CONFIG_VERSION, "generator": raw.get("generator", ""), "log": log,
+            "tree": tree, "kill_grace": grace, "rules": rules}
+
+
+def load_config(path: str, strict: bool = False) -> dict:
+    """Read, parse and validate config.json; raise ConfigError (or OSError) with the path."""
+    from .minijson import JSONError, loads
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        raw = loads(data)
+    except JSONError as exc:
+        raise ConfigError("%s is not valid JSON: %s" % (path, exc))
+    try:
+        return normalize_config(raw, strict)
+    except ConfigError as exc:
+        raise ConfigError("%s: %s" % (path, exc))
+
+
+# --- matching --------------------------------------------------------------------------------
+
+def rule_matches(rule: dict, driver: str, obj: str, operation: str, suboperation: str,
+                 extra: str, daemon) -> bool:
+    """Whether a (normalized) rule applies to an event, XPath condition aside."""
+    if not rule["enabled"] or rule["driver"] != driver:
+        return False
+    ops = rule["operations"]
+    if ops != ["*"] and canonical_operation(driver, operation) not in ops:
+        return False
+    subs = rule["suboperations"]
+    if subs != ["*"] and suboperation not in subs:
+        return False
+    if not any_glob(rule["objects"], obj) or not any_glob(rule["extras"], extra):
+        return False
+    if rule["daemons"] != ["*"]:
+        if daemon is None or not any_glob(rule["daemons"], daemon):
+            return False
+    return True
+
+
+def needs_daemon_name(config: dict, driver: str) -> bool:
+    return driver == "daemon" and any(r["driver"] == "daemon" and r["daemons"] != ["*"] for r in config["rules"])
+
+
+def unsafe_path_component(name: str) -> str:
+    """Why a name from libvirt's argv can't be a directory name in the tree ('' if it can)."""
+    if not name or name in (".", ".."):
+        return "empty, '.' or '..'"
+    if "/" in name or "\0" in name or "\n" in name:
+        return "contains '/', NUL or a newline"
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if len(raw) > PATH_COMPONENT_MAX:
+        return "is longer than %d bytes" % PATH_COMPONENT_MAX
+    return ""
+
+
+def tree_dir(hooks_dir: str, driver: str, obj: str, operation: str, suboperation: str):
+    """(directory, problem): the per-guest tree directory for an event, or why there is none.
+
+    The layout of the widely used qemu hook helper: hooks/<driver>.d/<object>/<op>/<sub-op>/.
+    Names come from libvirt's argv; any that could leave the tree is refused.
+    """
+    if driver not in GUEST_DRIVERS and driver != "network":
+        return None, ""
+    for label, value in (("object name", obj), ("operation", operation), ("sub-operation", suboperation)):
+        problem = unsafe_path_component(value)
+        if problem:
+            return None, "%s %r %s; per-guest tree skipped" % (label, value, problem)
+    return "%s/%s.d/%s/%s/%s" % (hooks_dir, driver, obj, operation, suboperation), ""
+
+
+def is_backup_name(name: str) -> bool:
+    """Editor/package-manager leftovers that must never run as hooks."""
+    return name.startswith(".") or name.endswith("~") or ".dpkg-" in name or name.endswith((".rpmnew", ".rpmsave", ".orig", ".bak", ".swp"))
+
+
+def tree_scripts(directory: str) -> list:
+    """Executable regular files of a tree directory, in byte order of their names."""
+    import os
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    found = []
+    for name in sorted(entries, key=lambda n: n.encode("utf-8", "surrogateescape")):
+        if is_backup_name(name):
+            continue
+        path = directory + "/" + name
+        try:
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                found.append(path)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+class Step(object):
+    """One script to run for an event."""
+
+    __slots__ = ("name", "path", "timeout", "on_failure", "order", "xpath", "namespaces", "source")
+
+    def __init__(self, name, path, timeout, on_failure, order, xpath=None, namespaces=None, source="rule"):
+        self.name = name
+        self.path = path
+        self.timeout = timeout
+        self.on_failure = on_failure
+        self.order = order
+        self.xpath = xpath
+        self.namespaces = namespaces or {}
+        self.source = source
+
+
+def script_path(own_dir: str, script: str) -> str:
+    return script if script.startswith("/") else own_dir + "/" + script
+
+
+def plan(config: dict, hooks_dir: str, own_dir: str, driver: str, obj: str, operation: str,
+         suboperation: str, extra: str, daemon=None) -> tuple:
+    """(steps in run order, notes): what runs for an event, XPath conditions not yet evaluated."""
+    steps = []
+    notes = []
+    for rule in config["rules"]:
+        if rule_matches(rule, driver, obj, operation, suboperation, extra, daemon):
+            steps.append(Step(rule["name"], script_path(own_dir, rule["script"]), rule["timeout"],
+                              rule["on_failure"], rule["order"], rule["xpath"], rule["namespaces"]))
+    tree = config["tree"]
+    if tree["enabled"]:
+        directory, problem = tree_dir(hooks_dir, driver, obj, operation, suboperation)
+        if problem:
+            notes.append(problem)
+        elif directory:
+            base = len(hooks_dir) + 1
+            for path in tree_scripts(directory):
+                steps.append(Step(path[base:], path, tree["timeout"], tree["on_failure"], tree["order"],
+                                  source="tree"))
+    steps.sort(key=lambda s: (s.order, s.name))
+    return steps, notes
+
+
+def operation_spellings(driver: str, ops) -> list:
+    """Every name libvirt may pass for these operations (old aliases included)."""
+    out = []
+    for op in ops:
+        for name in operation_names(driver, op):
+            if name not in out:
+                out.append(name)
+    return out
