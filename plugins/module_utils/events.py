@@ -34,8 +34,12 @@ STDIN_KIND = {
 }
 
 # driver -> operation -> (sub-operation, abortable, xml_out, libvirt version that added it)
-# "abortable": a non-zero exit makes libvirt fail the operation (or, for reconnect, kill the
-# running guest). Everything else is logged by libvirt and ignored.
+# "abortable": a non-zero exit makes libvirt fail the operation (for started: stop the guest
+# that just started; for reconnect: kill the running guest). Everything else is logged by
+# libvirt and ignored. qemu and lxc "release end" get the shutoff reason as extra argument
+# since 10.5.0 (unknown, shutdown, destroyed, crashed, migrated, saved, failed,
+# "from snapshot" (with a space), daemon); every other event passes "-", except the daemon
+# hooks (start, shutdown, SIGHUP).
 EVENTS = {
     "daemon": {
         "start": ("-", False, False, "0.8.0"),
@@ -51,7 +55,7 @@ EVENTS = {
         "migrate": ("begin", True, True, "0.9.11"),
         "restore": ("begin", True, True, "1.2.9"),
         "reconnect": ("begin", True, False, "0.9.13"),
-        "attach": ("begin", True, False, "0.9.13"),
+        "attach": ("begin", True, False, "0.9.13"),   # not emitted since 5.5.0 (virDomainQemuAttach removed)
     },
     "lxc": {
         "prepare": ("begin", True, False, "0.9.13"),
@@ -81,9 +85,12 @@ EVENTS = {
         "start": ("begin", True, False, "1.2.2"),
         "started": ("begin", True, False, "1.2.2"),
         "stopped": ("end", False, False, "1.2.2"),
-        "port-created": ("begin", True, False, "5.5.0"),
-        "port-deleted": ("begin", False, False, "5.5.0"),
-        "updated": ("begin", True, False, "1.2.2"),
+        # port-created aborts a new port (guest start, NIC hotplug); re-announced ports at
+        # daemon start or qemu reconnect ignore the result. Named plugged/unplugged before 5.5.0.
+        "port-created": ("begin", True, False, "1.2.2"),
+        "port-deleted": ("begin", False, False, "1.2.2"),
+        # A live update succeeds whatever the hook returns (bridge_driver.c networkUpdate).
+        "updated": ("begin", False, False, "1.2.2"),
     },
 }
 
