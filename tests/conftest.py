@@ -27,6 +27,24 @@ def _link_collection() -> None:
 _link_collection()
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
+# pytest-ansible (--ansible-unit-inject-only in pyproject.toml) installs Ansible's collection
+# finder for exactly these paths in its pytest_configure, which runs after this import.
+# .cache/collections holds third-party collections installed offline by the test setup.
+EXTRA_COLLECTIONS = REPO / ".cache" / "collections"
+os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([str(COLLECTIONS), str(EXTRA_COLLECTIONS)])
+
+
+def _install_collection_finder() -> None:
+    """Import ansible_collections.* through Ansible's own loader, as ansible-test units does.
+
+    Conftests below this one import the collection before pytest_configure; without the
+    finder in place first, those imports would bypass it and later relative imports fail.
+    """
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+    _AnsibleCollectionFinder(paths=[str(COLLECTIONS), str(EXTRA_COLLECTIONS)])._install()
+
+
+_install_collection_finder()
 
 
 def ansible_env(**extra: str) -> dict:
@@ -35,7 +53,7 @@ def ansible_env(**extra: str) -> dict:
     env = dict(os.environ)
     env.update(
         PATH=venv_bin + os.pathsep + env.get("PATH", ""),
-        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+        ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([str(COLLECTIONS), str(EXTRA_COLLECTIONS)]),
         ANSIBLE_CONFIG=str(REPO / "tests" / "ansible.cfg"),
         ANSIBLE_HOST_KEY_CHECKING="False",
         ANSIBLE_NOCOLOR="1",

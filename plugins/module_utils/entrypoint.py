@@ -23,20 +23,40 @@ def sh_quote(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
+def _simple_class(body: str) -> bool:
+    """Whether a bracket expression body (without [ ]) means the same in sh and in our globs."""
+    if body.startswith("!"):
+        body = body[1:]
+    if not body or not all(c.isalnum() and c.isascii() or c in "-_." for c in body):
+        return False
+    i = 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-" and body[i] > body[i + 2]:
+            return False            # a reversed range: widen rather than guess
+        i += 3 if i + 2 < len(body) and body[i + 1] == "-" else 1
+    return True
+
+
 def sh_glob(glob: str) -> str:
     """A sh ``case`` pattern that matches at least what the rule glob matches.
 
-    ``*`` and ``?`` keep their meaning, other characters are escaped; a bracket expression is
-    widened to ``*`` (a superset is all a prefilter needs).
+    ``*``, ``?`` and simple bracket expressions (``[0-9]``, ``[!a-c]``) keep their meaning,
+    other characters are escaped; any other bracket expression widens the whole glob to ``*``
+    (a superset is all a prefilter needs).
     """
-    if "[" in glob:
-        return "*"
     out = []
-    for ch in glob:
-        if ch in "*?" or ch in SAFE_PATTERN_CHARS:
-            out.append(ch)
-        else:
-            out.append("\\" + ch)
+    i = 0
+    while i < len(glob):
+        ch = glob[i]
+        if ch == "[":
+            end = glob.find("]", i + 2)
+            if end < 0 or not _simple_class(glob[i + 1:end]):
+                return "*"
+            out.append(glob[i:end + 1])
+            i = end + 1
+            continue
+        out.append(ch if ch in "*?" or ch in SAFE_PATTERN_CHARS else "\\" + ch)
+        i += 1
     return "".join(out)
 
 

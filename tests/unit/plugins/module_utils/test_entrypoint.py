@@ -1,0 +1,81 @@
+"""The sh prefilter in the entry points, evaluated by a real /bin/sh."""
+from __future__ import annotations
+
+import itertools
+import subprocess
+
+import pytest
+
+from ansible_collections.virthooks.libvirt.plugins.module_utils.entrypoint import (
+    prefilter_patterns, render_entry_point, sh_glob)
+from ansible_collections.virthooks.libvirt.plugins.module_utils.rules import normalize_config, rule_matches
+
+RULES = [
+    {"name": "gpu", "script": "s", "objects": ["win*", "gpu-[0-9]"], "operations": ["prepare", "release"],
+     "suboperations": ["begin", "end"]},
+    {"name": "odd", "script": "s", "objects": ["we$ird 'name' \"q\" (x) `y` \\z"], "operations": ["started"]},
+    {"name": "net", "script": "s", "driver": "network", "operations": ["port-created"]},
+    {"name": "off", "script": "s", "operations": ["stopped"], "enabled": False},
+]
+OBJECTS = ["win10", "gpu-1", "gpu-x", "gpu-12", "gpu-", "web", "we$ird 'name' \"q\" (x) `y` \\z", "weXird", "-", "a b"]
+OPS = [("prepare", "begin"), ("release", "end"), ("started", "begin"), ("stopped", "end"), ("plugged", "begin"),
+       ("port-created", "begin"), ("port-deleted", "begin")]
+
+
+def passes_prefilter(tmp_path, driver, obj, op, sub):
+    """Run the real entry point with a 'python' that just reports it was reached."""
+    marker = tmp_path / "reached"
+    fake_python = tmp_path / "python3"
+    fake_python.write_text("#!/bin/sh\necho reached > %s\n" % marker)
+    fake_python.chmod(0o755)
+    entry = tmp_path / driver
+    rules = normalize_config({"version": 1, "rules": RULES})["rules"]
+    entry.write_text(render_entry_point(driver, str(tmp_path / "hooks"), str(fake_python), rules))
+    entry.chmod(0o755)
+    if marker.exists():
+        marker.unlink()
+    subprocess.run(["/bin/sh", str(entry), obj, op, sub, "-"], check=True, timeout=30)
+    return marker.exists()
+
+
+@pytest.mark.parametrize("driver", ["qemu", "network"])
+def test_prefilter_lets_through_every_event_a_rule_matches(tmp_path, driver):
+    rules = normalize_config({"version": 1, "rules": RULES})["rules"]
+    blocked_some = False
+    for obj, (op, sub) in itertools.product(OBJECTS, OPS):
+        matched = any(rule_matches(r, driver, obj, op, sub, "-", None) for r in rules)
+        reached = passes_prefilter(tmp_path, driver, obj, op, sub)
+        if matched:
+            assert reached, (driver, obj, op, sub)
+        blocked_some |= not reached
+    assert blocked_some, "the prefilter should stop events no rule matches"
+
+
+def test_prefilter_stops_unmatched_events_without_python(tmp_path):
+    assert not passes_prefilter(tmp_path, "qemu", "web", "prepare", "begin")
+    assert not passes_prefilter(tmp_path, "qemu", "win10", "stopped", "end")   # its rule is disabled
+    assert passes_prefilter(tmp_path, "qemu", "win10", "prepare", "begin")
+
+
+def test_prefilter_lets_through_guests_with_a_tree_directory(tmp_path):
+    (tmp_path / "hooks" / "qemu.d" / "web" / "prepare" / "begin").mkdir(parents=True)
+    assert passes_prefilter(tmp_path, "qemu", "web", "prepare", "begin")
+    assert not passes_prefilter(tmp_path, "qemu", "web", "start", "begin")
+
+
+def test_match_all_rule_needs_no_case_statement():
+    rules = normalize_config({"version": 1, "rules": [{"name": "all", "script": "s"}]})["rules"]
+    assert prefilter_patterns("qemu", rules) == ["*/*/*"]
+    text = render_entry_point("qemu", "/etc/libvirt/hooks", "/usr/bin/python3", rules)
+    assert "case" not in text and text.startswith("#!/bin/sh\n# virthooks-entry-point")
+
+
+def test_sh_glob_escapes_everything_but_wildcards():
+    assert sh_glob("win*") == "win*"
+    assert sh_glob("a b") == "a\\ b"
+    assert sh_glob("x[0-9]") == "x[0-9]"
+    assert sh_glob("x[!a-c]y") == "x[!a-c]y"
+    assert sh_glob("x[]a]") == "*"
+    assert sh_glob("x[z-a]") == "*"
+    assert sh_glob("x[") == "*"
+    assert sh_glob("$(reboot)") == "\\$\\(reboot\\)"
