@@ -7,7 +7,6 @@ Everything lives under the libvirt hooks directory (``$SYSCONFDIR/libvirt/hooks`
 AppArmor's libvirtd profile allows ``hooks/** rmix`` and SELinux labels the tree
 ``virt_hook_t``, so nothing a hook runs or imports lives elsewhere.
 """
-from __future__ import annotations
 
 OWN_DIR = "virthooks"                  # hooks/virthooks/, ignored by libvirt
 CONFIG_FILE = "config.json"            # hooks/virthooks/config.json

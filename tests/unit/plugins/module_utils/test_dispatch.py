@@ -448,3 +448,27 @@ def test_disabled_rule_does_not_run(sandbox):
     sandbox.deploy([rule("off", enabled=False)])
     assert sandbox.fire("qemu", "g", "prepare", "begin").rc == 0
     assert sandbox.order() == []
+
+
+def _host_pythons():
+    """Every Python >= 3.9 on this machine besides the system one (managed hosts run 3.9+)."""
+    import glob
+    found = sorted(set(glob.glob("/root/.pyenv/versions/3.*/bin/python3.[0-9]") +
+                       glob.glob("/root/.pyenv/versions/3.*/bin/python3.[0-9][0-9]") +
+                       glob.glob("/usr/bin/python3.[0-9]") + glob.glob("/usr/bin/python3.[0-9][0-9]")))
+    return [p for p in found if os.access(p, os.X_OK) and int(p.rsplit(".", 1)[1]) >= 9]
+
+
+@pytest.mark.parametrize("python", _host_pythons())
+def test_runtime_works_under_every_host_python(tmp_path, python):
+    from .conftest import Sandbox
+    box = Sandbox(tmp_path, python)
+    box.recorder("rec")
+    box.script("xml", "sed 's/old/new/'\n")
+    box.deploy([rule("rec", operations=["prepare"]), rule("xml", operations=["restore"]),
+                rule("cond", operations=["started"], xpath="/domain/devices/hostdev")])
+    box.recorder("cond")
+    assert box.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN).rc == 0
+    assert box.fire("qemu", "g", "restore", "begin", stdin=b"<domain>old</domain>").stdout == b"<domain>new</domain>"
+    assert box.fire("qemu", "g", "started", "begin", stdin=DOMAIN).rc == 0
+    assert box.order() == ["rec g prepare begin -", "cond g started begin -"]

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Per-call cost of the virthooks dispatcher, against the alternatives, measured side by side.
+
+Every variant is a real hook file that libvirt could run, called the way libvirt calls it
+(4 arguments, domain XML on stdin, LC_ALL=C environment), in interleaved rounds so that
+machine noise hits all of them alike. Prints medians and ratios; the targets are:
+
+  (c) <= 1.2 x (p)   one matching rule costs little more than Python's own start-up
+  (d) <= 1.4 x (p)   50 rules, 3 of them match (3 scripts run)
+  (e) <= 1.0 x (a)   an event no rule matches costs no more than the smallest sh hook
+
+Usage: benchmarks/dispatch.py [--rounds N] [--python /usr/bin/python3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOMAIN_XML = (b"<domain type='kvm'><name>win10</name><memory unit='KiB'>65536</memory>"
+              b"<metadata><vh:gpu xmlns:vh='urn:virthooks'>passthrough</vh:gpu></metadata>"
+              b"<devices><hostdev type='pci' mode='subsystem'/>" + b"<disk type='file'/>" * 20 +
+              b"</devices></domain>")
+TARGET = "#!/bin/sh\nexit 0\n"
+ENV = {"LC_ALL": "C", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def import_collection():
+    link_root = Path(tempfile.mkdtemp(prefix="vh-bench-import-"))
+    (link_root / "ansible_collections" / "virthooks").mkdir(parents=True)
+    (link_root / "ansible_collections" / "virthooks" / "libvirt").symlink_to(REPO)
+    sys.path.insert(0, str(link_root))
+    from ansible_collections.virthooks.libvirt.plugins.module_utils import install
+    return install
+
+
+def write(path: Path, text: str, mode: int = 0o755) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def our_hooks(install, base: Path, python: str, rules: list, name: str) -> Path:
+    """A hooks dir with the real runtime installed by the real installer; returns hooks/qemu."""
+    hooks = base / name / "etc" / "libvirt" / "hooks"
+    for rule in rules:
+        write(hooks / "virthooks" / "scripts" / rule["name"], TARGET)
+    config = install.config_text(rules, log={"file": str(base / name / "virthooks.jsonl")})
+    files = install.desired_files(str(hooks), python, config, ["qemu"])
+    install.apply_changes(install.pending_changes(files, -1, -1), str(hooks), -1, -1)
+    return hooks / "qemu"
+
+
+def build_variants(base: Path, python: str) -> dict:
+    install = import_collection()
+    target = write(base / "target", TARGET)
+    variants = {}
+    variants["a"] = ("minimal sh hook that execs the target",
+                     write(base / "a" / "qemu", '#!/bin/sh\nexec %s "$@"\n' % target), "win10")
+    # The widely shared per-guest tree helper (bash, dirname + find), with one target in the tree.
+    tree_hook = write(base / "b" / "qemu", r'''#!/bin/bash
+GUEST_NAME="$1"
+HOOK_NAME="$2"
+STATE_NAME="$3"
+BASEDIR="$(dirname $0)"
+HOOKPATH="$BASEDIR/qemu.d/$GUEST_NAME/$HOOK_NAME/$STATE_NAME"
+set -e
+if [ -f "$HOOKPATH" ]; then
+  eval \""$HOOKPATH"\" "$@"
+elif [ -d "$HOOKPATH" ]; then
+  while read file; do
+    eval \""$file"\" "$@"
+  done <<< "$(find -L "$HOOKPATH" -maxdepth 1 -type f -executable -print;)"
+fi
+''')
+    write(base / "b" / "qemu.d" / "win10" / "prepare" / "begin" / "target", TARGET)
+    variants["b"] = ("per-guest tree bash helper (dirname + find)", tree_hook, "win10")
+    variants["p"] = ("floor: bare python3 -IS that fork-execs the target", write(base / "p" / "qemu", (
+        "#!%s -IS\nimport os, sys\npid = os.fork()\nif pid == 0:\n    os.execv(%r, [%r] + sys.argv[1:])\n"
+        "os.waitpid(pid, 0)\n") % (python, str(target), str(target))), "win10")
+    one = [{"name": "pin", "objects": ["win10"], "operations": ["prepare"], "script": "scripts/pin"}]
+    variants["c"] = ("virthooks, one matching rule", our_hooks(install, base, python, one, "c"), "win10")
+    fifty = [{"name": "r%02d" % i, "objects": ["guest-%02d" % i], "operations": ["prepare", "start"],
+              "script": "scripts/r%02d" % i} for i in range(47)]
+    fifty += [{"name": "m%d" % i, "objects": ["win*"], "operations": ["prepare"], "script": "scripts/m%d" % i}
+              for i in range(3)]
+    variants["d"] = ("virthooks, 50 rules of which 3 match", our_hooks(install, base, python, fifty, "d"), "win10")
+    variants["e"] = ("virthooks, an event no rule matches", our_hooks(install, base, python, fifty, "e"), "web01")
+    xpath = [{"name": "gpu", "objects": ["win10"], "operations": ["prepare"], "script": "scripts/gpu",
+              "xpath": "/domain/devices/hostdev[@type='pci']"}]
+    variants["f"] = ("virthooks, one rule with an XPath condition", our_hooks(install, base, python, xpath, "f"),
+                     "win10")
+    return variants
+
+
+def call(hook: Path, guest: str, stdin_path: str):
+    """Run the hook once like libvirt does; (seconds, exit status)."""
+    fd = os.open(stdin_path, os.O_RDONLY)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        began = time.perf_counter()
+        pid = os.posix_spawn(str(hook), [str(hook), guest, "prepare", "begin", "-"], ENV,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, fd, 0), (os.POSIX_SPAWN_DUP2, null, 1)])
+        _, status = os.waitpid(pid, 0)
+        elapsed = time.perf_counter() - began
+    finally:
+        os.close(fd)
+        os.close(null)
+    return elapsed, os.waitstatus_to_exitcode(status)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=150)
+    parser.add_argument("--python", default=shutil.which("python3", path="/usr/bin:/bin") or sys.executable,
+                        help="interpreter the hooks use (default: the system python3)")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="vh-bench-"))
+    try:
+        stdin_path = str(base / "domain.xml")
+        Path(stdin_path).write_bytes(DOMAIN_XML)
+        variants = build_variants(base, args.python)
+        times = {k: [] for k in variants}
+        for key, (label, hook, guest) in variants.items():       # warm-up, and a correctness check
+            _, code = call(hook, guest, stdin_path)
+            if code != 0:
+                raise SystemExit("variant (%s) %s exited %d" % (key, label, code))
+        for _ in range(args.rounds):
+            for key, (_label, hook, guest) in variants.items():
+                elapsed, _code = call(hook, guest, stdin_path)
+                times[key].append(elapsed)
+        med = {k: statistics.median(v) * 1000.0 for k, v in times.items()}
+        print("virthooks dispatch benchmark: %d interleaved rounds, hooks run by %s, %s"
+              % (args.rounds, args.python, time.strftime("%Y-%m-%d")))
+        print("%-4s %-52s %9s %9s" % ("", "variant", "median", "p90"))
+        for key, (label, _hook, _guest) in variants.items():
+            p90 = sorted(times[key])[int(len(times[key]) * 0.9) - 1] * 1000.0
+            print("(%s)  %-52s %6.2f ms %6.2f ms" % (key, label, med[key], p90))
+        print()
+        checks = [("c", "p", 1.2), ("d", "p", 1.4), ("e", "a", 1.0), ("f", "p", None), ("b", "a", None),
+                  ("c", "a", None)]
+        failed = 0
+        for num, den, target in checks:
+            ratio = med[num] / med[den]
+            verdict = ""
+            if target is not None:
+                ok = ratio <= target
+                failed += not ok
+                verdict = "target <= %.1f  %s" % (target, "ok" if ok else "MISSED")
+            print("(%s)/(%s) = %.2f   %s" % (num, den, ratio, verdict))
+        print("lxml imported by (f): %s" % ("yes" if lxml_imported(variants["f"][1], args.python) else "no"))
+        return 1 if failed and os.environ.get("VIRTHOOKS_BENCH_STRICT") else 0
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def lxml_imported(hook: Path, python: str) -> bool:
+    """Whether the dispatcher would load lxml for an XPath rule under this Python."""
+    import subprocess
+    probe = subprocess.run([python, "-IS", "-c", "import site; site.main(); import lxml"], capture_output=True)
+    return probe.returncode == 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
