@@ -1,0 +1,148 @@
+"""virthooks.libvirt.hooks_info run for real through Ansible, on sandbox roots and on this machine's libvirt."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.virthooks.libvirt.plugins.module_utils.layout import ENTRY_POINT_MARKER
+from tests.conftest import ansible_env
+
+MODULE = "virthooks.libvirt.hooks_info"
+LIBVIRTD = "/usr/sbin/libvirtd"
+
+
+def write(path: Path, text: str, mode: int = 0o644) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    """A Fedora-like root with a hooks dir holding one file of each kind."""
+    root = tmp_path / "root"
+    write(root / "etc" / "os-release", 'ID=fedora\nVERSION_ID=41\n')
+    hooks = root / "etc" / "libvirt" / "hooks"
+    write(hooks / "qemu", "#!/bin/sh\n%s\nexec true\n" % ENTRY_POINT_MARKER, 0o755)
+    write(hooks / "network", "#!/bin/sh\nexit 0\n", 0o755)
+    write(hooks / "virthooks" / "config.json", "{}")
+    write(hooks / "qemu.d" / "10-legacy.sh", "#!/bin/sh\n", 0o755)
+    write(hooks / "qemu.d" / "win10" / "prepare" / "begin" / "hugepages.sh", "#!/bin/sh\n", 0o755)
+    write(hooks / "notes.txt", "")
+    return root
+
+
+def test_sandbox_root_is_described_and_its_files_classified(ansible_module, sandbox):
+    result = ansible_module(MODULE, {"root": str(sandbox)})
+    assert "libvirt" in result, result
+    info = result["libvirt"]
+    assert result["changed"] is False
+    assert (info["installed"], info["version"], info["mode"]) == (False, None, None)
+    assert (info["os_family"], info["sysconfdir"], info["sysconfdir_source"]) == ("RedHat", "/etc", "os_family")
+    assert info["hooks_dir"] == str(sandbox / "etc" / "libvirt" / "hooks")
+    kinds = {f["path"]: f["kind"] for f in info["files"]}
+    assert kinds == {
+        "qemu": "ours", "network": "foreign", "virthooks/config.json": "ours",
+        "qemu.d/10-legacy.sh": "native_d", "qemu.d/win10/prepare/begin/hugepages.sh": "tree",
+        "notes.txt": "other",
+    }
+    assert info["drivers"]["qemu"]["entry_point"] == "ours"
+    assert info["drivers"]["network"]["entry_point"] == "foreign"
+    assert info["drivers"]["lxc"]["entry_point"] == "absent"
+
+
+def test_check_mode_gives_the_same_answer_and_changes_nothing(ansible_module, sandbox):
+    before = sorted(str(p) for p in sandbox.rglob("*"))
+    normal = ansible_module(MODULE, {"root": str(sandbox)})
+    checked = ansible_module(MODULE, {"root": str(sandbox)}, check=True)
+    assert checked["changed"] is False
+    assert checked["libvirt"] == normal["libvirt"]
+    assert sorted(str(p) for p in sandbox.rglob("*")) == before
+
+
+def test_explicit_sysconfdir_wins(ansible_module, sandbox):
+    write(sandbox / "opt" / "lv" / "libvirt" / "hooks" / "daemon", "#!/bin/sh\n", 0o755)
+    info = ansible_module(MODULE, {"root": str(sandbox), "sysconfdir": "/opt/lv"})["libvirt"]
+    assert (info["sysconfdir"], info["sysconfdir_source"]) == ("/opt/lv", "parameter")
+    assert [f["path"] for f in info["files"]] == ["daemon"]
+
+
+def test_missing_sysconfdir_fails_with_a_message_naming_it(ansible_module, sandbox):
+    result = ansible_module(MODULE, {"root": str(sandbox), "sysconfdir": "/opt/missing"})
+    assert "libvirt" not in result
+    assert "sysconfdir '/opt/missing' does not exist" in result["msg"]
+
+
+def test_relative_root_fails_with_a_message_naming_it(ansible_module):
+    result = ansible_module(MODULE, {"root": "images/hv01"})
+    assert "libvirt" not in result
+    assert "root 'images/hv01' must be an absolute path" in result["msg"]
+
+
+def test_warnings_reach_the_play(sandbox):
+    # The tree callback behind ansible_module drops warnings: read what the play prints instead.
+    write(sandbox / "etc" / "libvirt" / "hooks" / "qemu.d" / "10-legacy.sh~", "#!/bin/sh\n", 0o755)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible"), "localhost", "-c", "local", "-i", "localhost,",
+         "-e", "ansible_python_interpreter=" + sys.executable, "-m", MODULE, "-a", json.dumps({"root": str(sandbox)})],
+        capture_output=True, text=True, env=ansible_env(), timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "qemu.d/10-legacy.sh~ looks like a backup copy, but it is executable" in proc.stdout + proc.stderr
+    assert '"warnings"' not in proc.stdout
+
+
+def test_empty_root_without_libvirt_reports_not_installed(ansible_module, tmp_path):
+    info = ansible_module(MODULE, {"root": str(tmp_path)})["libvirt"]
+    assert (info["installed"], info["daemons"], info["files"], info["hooks_dir_exists"]) == (False, {}, [], False)
+    assert (info["sysconfdir"], info["sysconfdir_source"], info["init_system"]) == ("/etc", "default", "unknown")
+
+
+# ------------------------------------------------------------------ the real libvirt on this machine
+
+def libvirtd_answers() -> bool:
+    proc = subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True, timeout=30)
+    return proc.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def real_libvirtd():
+    """This machine's libvirtd (Debian 12, sysvinit scripts), started when it does not answer."""
+    if not os.path.exists(LIBVIRTD) or shutil.which("service") is None:
+        pytest.skip("libvirt is not installed: run tests/setup/prepare-host.sh first")
+    if not libvirtd_answers():
+        # Both init scripts use start-stop-daemon --pidfile: a running daemon is left alone.
+        for service in ("virtlogd", "libvirtd"):
+            subprocess.run(["service", service, "start"], check=True, capture_output=True, timeout=60)
+    deadline = time.monotonic() + 30
+    while not libvirtd_answers():
+        if time.monotonic() > deadline:
+            pytest.fail("libvirtd did not answer within 30 s after `service libvirtd start`")
+        time.sleep(0.5)
+    return LIBVIRTD
+
+
+@pytest.mark.libvirt
+def test_real_libvirt_on_this_machine(ansible_module, real_libvirtd):
+    result = ansible_module(MODULE, {})
+    assert "libvirt" in result, result
+    info = result["libvirt"]
+    assert (info["installed"], info["version"], info["version_from"]) == (True, "9.0.0", real_libvirtd)
+    assert (info["sysconfdir"], info["sysconfdir_source"], info["hooks_dir"]) == \
+        ("/etc", "daemon", "/etc/libvirt/hooks")
+    assert (info["mode"], info["init_system"], info["os_family"]) == ("monolithic", "sysvinit", "Debian")
+    assert info["native_hooks_d"] is True
+    daemon = info["daemons"]["libvirtd"]
+    assert (daemon["service"], daemon["service_file"]) == ("libvirtd", "/etc/init.d/libvirtd")
+    assert daemon["running"] is True and daemon["can_reload"] is True
+    assert Path("/proc/%d/comm" % daemon["pid"]).read_text().strip() == "libvirtd"
+    assert info["reload_possible"] is True
+    assert info["drivers"]["qemu"]["daemons"] == ["libvirtd"]
+    assert info["selinux"]["mode"] == "disabled"
