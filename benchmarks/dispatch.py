@@ -52,9 +52,8 @@ def our_hooks(install, base: Path, python: str, rules: list, name: str) -> Path:
     hooks = base / name / "etc" / "libvirt" / "hooks"
     for rule in rules:
         write(hooks / "virthooks" / "scripts" / rule["name"], TARGET)
-    config = install.config_text(rules, log={"file": str(base / name / "virthooks.jsonl")})
-    files = install.desired_files(str(hooks), python, config, ["qemu"])
-    install.apply_changes(install.pending_changes(files, -1, -1), str(hooks), -1, -1)
+    installer = install.RuntimeInstaller(str(hooks), python, -1, -1)
+    installer.apply(installer.plan(["qemu"], rules, log={"file": str(base / name / "virthooks.jsonl")}))
     return hooks / "qemu"
 
 

@@ -66,23 +66,31 @@ def ansible_env(**extra: str) -> dict:
 
 def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
                python: str = sys.executable) -> dict:
-    """Run one module for real through `ansible localhost -m` and return its result dict."""
-    cmd = [str(Path(sys.executable).parent / "ansible"), "localhost", "-c", "local",
-           "-i", "localhost,", "-m", module,
-           "-e", "ansible_python_interpreter=" + python]
-    if args:
-        cmd += ["-a", json.dumps(args)]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    with tempfile.TemporaryDirectory() as tree:
-        # -t (the core "tree" callback) writes the host's result as JSON.
-        proc = subprocess.run(cmd + ["-t", tree], capture_output=True, text=True, env=ansible_env(), timeout=300)
-        result = Path(tree, "localhost")
-        if not result.exists():
-            raise AssertionError("ansible wrote no result (rc=%d):\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr))
-        return json.loads(result.read_text())
+    """Run one module for real in a one-task playbook; return its full registered result.
+
+    The registered result keeps what ad-hoc callbacks drop (failed, warnings, diff).
+    """
+    with tempfile.TemporaryDirectory() as work:
+        out = Path(work, "result.json")
+        play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+            {"name": "module under test", module: args, "register": "result", "ignore_errors": True},
+            {"name": "save the result", "ansible.builtin.copy": {"content": "{{ result | to_json }}",
+                                                                 "dest": str(out)},
+             "check_mode": False, "diff": False},
+        ]}]
+        Path(work, "play.yml").write_text(json.dumps(play))
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+               "-e", "ansible_python_interpreter=" + python,
+               str(Path(work, "play.yml"))]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=300)
+        if not out.exists():
+            raise AssertionError("ansible-playbook saved no result (rc=%d):\n%s\n%s"
+                                 % (proc.returncode, proc.stdout, proc.stderr))
+        return json.loads(out.read_text())
 
 
 @pytest.fixture

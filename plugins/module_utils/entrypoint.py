@@ -11,7 +11,7 @@ per-guest tree directory exists. Everything else exits 0 at once.
 """
 
 from .events import GUEST_DRIVERS
-from .layout import ENTRY_POINT_MARKER, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE
+from .layout import ENTRY_POINT_MARKER, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE
 from .rules import operation_spellings
 
 SAFE_PATTERN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-+,:@%=")
@@ -85,7 +85,7 @@ def prefilter_patterns(driver: str, rules) -> list:
 
 def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:
     code = ("import sys;sys.path[:0]=[sys.argv[1]+%r];from %s.dispatch import main;main()"
-            % ("/%s/%s" % (OWN_DIR, LIB_DIR), RUNTIME_PACKAGE))
+            % ("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT), RUNTIME_PACKAGE))
     return 'exec %s %s -c %s %s %s "$@"' % (sh_quote(python), PYTHON_FLAGS, sh_quote(code),
                                              sh_quote(hooks_dir), driver)
 
@@ -120,7 +120,7 @@ def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bo
 def render_cli(hooks_dir: str, python: str) -> str:
     """The text of hooks/virthooks/virthooks, the operator CLI launcher."""
     code = ("import sys;sys.path[:0]=[%r];from %s.cli import main;main(%r)"
-            % ("%s/%s/%s" % (hooks_dir, OWN_DIR, LIB_DIR), RUNTIME_PACKAGE, hooks_dir))
+            % ("%s/%s/%s/%s" % (hooks_dir, OWN_DIR, LIB_DIR, LIB_CURRENT), RUNTIME_PACKAGE, hooks_dir))
     return "\n".join([
         "#!/bin/sh",
         "# virthooks operator CLI (managed by Ansible, virthooks.libvirt): list, simulate, validate, log.",

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+TEMP_SUFFIX = ".virthooks-tmp"
+
 
 def read_bytes(path: str):
     """The file's content, or None when it does not exist."""
@@ -33,7 +35,7 @@ def fsync_dir(directory: str) -> None:
 def atomic_write(path: str, data: bytes, mode: int = 0o644, uid: int = -1, gid: int = -1) -> None:
     """Replace path with data atomically, with the given mode and owner (-1 keeps ours)."""
     directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".virthooks-tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=TEMP_SUFFIX, dir=directory)
     try:
         view = memoryview(data)
         while view:
@@ -80,3 +82,13 @@ def ensure_dir(path: str, mode: int = 0o755, uid: int = -1, gid: int = -1) -> bo
         os.chown(path, uid, gid)
         changed = True
     return changed
+
+
+def diff_text(data) -> str:
+    """File content as text for a diff (binary files are summarised)."""
+    if data is None:
+        return ""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "<%d bytes of binary data>" % len(data)

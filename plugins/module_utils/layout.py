@@ -11,7 +11,8 @@ AppArmor's libvirtd profile allows ``hooks/** rmix`` and SELinux labels the tree
 OWN_DIR = "virthooks"                  # hooks/virthooks/, ignored by libvirt
 CONFIG_FILE = "config.json"            # hooks/virthooks/config.json
 SCRIPTS_DIR = "scripts"                # hooks/virthooks/scripts/<name>
-LIB_DIR = "lib"                        # hooks/virthooks/lib/virthooks_runtime/*.py
+LIB_DIR = "lib"                        # hooks/virthooks/lib/<digest>/virthooks_runtime/*.py
+LIB_CURRENT = "current"                # hooks/virthooks/lib/current -> <digest>, swapped atomically
 RUNTIME_PACKAGE = "virthooks_runtime"  # the package name of the runtime on the host
 ADOPTED_DIR = "adopted"                # hooks/virthooks/adopted/<driver>: foreign hooks we took over
 CLI_FILE = "virthooks"                 # hooks/virthooks/virthooks: the operator CLI

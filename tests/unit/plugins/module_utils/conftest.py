@@ -56,11 +56,10 @@ class Sandbox:
             'pwd > %s/%s.cwd\n' % (name, self.seen, self.seen, name, self.seen, name, self.seen, name)) + extra)
 
     def deploy(self, rules: list, drivers=("qemu",), log: dict | None = None, tree: dict | None = None,
-               kill_grace: float = 1, raw_config: str | None = None) -> None:
+               kill_grace: float = 1) -> None:
         log = dict({"file": str(self.log)}, **(log or {}))
-        config = raw_config if raw_config is not None else install.config_text(rules, log, tree, kill_grace)
-        files = install.desired_files(str(self.hooks), self.python, config, drivers)
-        install.apply_changes(install.pending_changes(files, -1, -1), str(self.hooks), -1, -1)
+        installer = install.RuntimeInstaller(str(self.hooks), self.python, -1, -1)
+        installer.apply(installer.plan(drivers, rules, log=log, tree=tree, kill_grace=kill_grace))
 
     def fire(self, driver: str, obj: str = "-", op: str = "start", sub: str = "begin", extra: str = "-",
              stdin: bytes = b"", timeout: float = 60, env: dict | None = None) -> Fired:

@@ -1,0 +1,264 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: hook_runtime
+short_description: Install the virthooks dispatcher, its rules and the libvirt hook entry points
+version_added: 0.1.0
+description:
+  - Installs or upgrades the virthooks hook runtime in the libvirt hooks directory of a host
+    (C(<sysconfdir>/libvirt/hooks/virthooks/)), writes its C(config.json) from O(rules), and
+    writes an entry point C(hooks/<driver>) for each driver in O(drivers).
+  - Entry points are a few lines of POSIX sh with a prefilter built from the rules, so that
+    events no rule can match end without starting Python; the others are handed to the
+    dispatcher, which runs the matching scripts with timeouts, ordering and a failure policy.
+  - Every file is replaced atomically (temporary file, fsync, rename in the same directory);
+    the runtime library lives in a directory named after its content and is switched with a
+    symlink. The library is written first, then C(config.json), then the entry points, so a run
+    interrupted at any point leaves working hooks behind.
+  - Entry points of drivers that are no longer listed are removed. libvirt only notices an
+    entry point that was added or removed when it rescans its hooks (daemon start or SIGHUP);
+    the module reports exactly which ones changed in RV(added) and RV(removed) so that the caller
+    can reload the right daemons.
+  - A hook file already at C(hooks/<driver>) that virthooks did not write is never overwritten
+    silently. With O(foreign_hooks=adopt) it is kept as C(hooks/virthooks/adopted/<driver>) and
+    run first by the dispatcher for every event of its driver; with O(foreign_hooks=fail) the
+    module fails and names it. With O(state=absent) adopted hooks are put back.
+  - Where SELinux is enabled, written files get their default context (as C(restorecon) would).
+author:
+  - virthooks contributors
+extends_documentation_fragment:
+  - virthooks.libvirt.paths
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: The diff shows C(config.json), the entry points and the CLI launcher in full, and
+      summarises the runtime library files.
+  platform:
+    platforms: posix
+options:
+  hooks_dir:
+    description:
+      - The libvirt hooks directory to manage, as the host sees it (O(root) is not added).
+      - The default V("") finds it like M(virthooks.libvirt.hooks_info) does, from O(root) and
+        O(sysconfdir).
+    type: path
+    default: ""
+  state:
+    description:
+      - V(present) installs the runtime, config and entry points; V(absent) removes the entry
+        points, puts adopted hooks back, and removes C(hooks/virthooks/) with the scripts in it.
+    type: str
+    choices: [present, absent]
+    default: present
+  drivers:
+    description:
+      - The hook drivers that get an entry point. Our entry points for other drivers are removed.
+    type: list
+    elements: str
+    choices: [daemon, qemu, lxc, libxl, bhyve, network]
+    default: []
+  rules:
+    description:
+      - The rules of C(config.json), each naming a script under C(hooks/virthooks/) (usually
+        C(scripts/<name>), installed by M(virthooks.libvirt.hook)).
+      - Keys and defaults are those of the config format, see the README section
+        "Runtime configuration": O(rules[].name), O(rules[].script), C(driver), C(objects),
+        C(operations), C(suboperations), C(extras), C(daemons), C(xpath), C(namespaces),
+        C(timeout), C(on_failure), C(order), C(enabled).
+      - Rules are validated before anything is written; an unknown driver or operation, a
+        duplicate name or a bad value fails the task and names the rule.
+    type: list
+    elements: dict
+    default: []
+  log:
+    description:
+      - The dispatcher's log settings (keys C(file), C(max_bytes), C(backups), C(syslog),
+        C(output_bytes)); unset keys keep their defaults (C(/var/log/libvirt/virthooks.jsonl),
+        1 MiB, 3 backups, syslog for failures, 2048 bytes of script output).
+    type: dict
+    default: {}
+  tree:
+    description:
+      - Settings of the per-guest tree C(hooks/<driver>.d/<object>/<operation>/<sub-operation>/)
+        (keys C(enabled), C(timeout), C(on_failure), C(order)).
+    type: dict
+    default: {}
+  kill_grace:
+    description:
+      - Seconds between SIGTERM and SIGKILL when a script's timeout expires.
+    type: float
+    default: 2
+  foreign_hooks:
+    description:
+      - What to do with a hook file at C(hooks/<driver>) that virthooks did not write.
+      - V(fail) stops before changing anything and names the file; V(adopt) keeps it and runs it
+        through the dispatcher (first, for every event of its driver, timeout 300 s).
+    type: str
+    choices: [fail, adopt]
+    default: fail
+  python:
+    description:
+      - The Python interpreter the entry points use to run the dispatcher (3.9 or later).
+      - The default V("") uses the interpreter this module runs with.
+    type: path
+    default: ""
+  cli_link:
+    description:
+      - Where to link the operator CLI C(virthooks), for example V(/usr/local/bin/virthooks).
+        V("") links nothing.
+    type: path
+    default: ""
+notes:
+  - Changing rules or scripts needs no daemon restart; the dispatcher reads C(config.json) on
+    every call. Adding or removing an entry point does (see RV(added), RV(removed)).
+seealso:
+  - module: virthooks.libvirt.hooks_info
+  - module: virthooks.libvirt.hook
+"""
+
+EXAMPLES = r"""
+- name: Install the runtime with one rule and a qemu entry point
+  virthooks.libvirt.hook_runtime:
+    drivers: [qemu]
+    rules:
+      - name: pin-cpus
+        script: scripts/pin-cpus
+        objects: ["win10", "db-*"]
+        operations: [prepare]
+        suboperations: [begin]
+        timeout: 20
+  register: runtime
+
+- name: Reload libvirtd when an entry point appeared or disappeared
+  ansible.builtin.command: pkill -HUP -x libvirtd
+  when: runtime.added or runtime.removed
+  changed_when: true
+
+- name: Take over an existing hand-written qemu hook instead of failing
+  virthooks.libvirt.hook_runtime:
+    drivers: [qemu]
+    foreign_hooks: adopt
+
+- name: Remove everything virthooks installed (foreign hooks are put back)
+  virthooks.libvirt.hook_runtime:
+    state: absent
+"""
+
+RETURN = r"""
+hooks_dir:
+  description: The hooks directory that was managed.
+  returned: always
+  type: str
+  sample: /etc/libvirt/hooks
+entry_points:
+  description: Drivers that have a virthooks entry point after the run.
+  returned: always
+  type: list
+  elements: str
+  sample: [qemu, network]
+added:
+  description: Drivers whose entry point was added (libvirt needs a rescan to notice).
+  returned: always
+  type: list
+  elements: str
+  sample: [network]
+removed:
+  description: Drivers whose entry point was removed (or whose adopted hook was put back).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+adopted:
+  description: Drivers whose foreign hook was adopted in this run.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+runtime_version:
+  description: Content digest of the runtime library in use after the run.
+  returned: always
+  type: str
+  sample: 3f2a9c0d11e4b7a5
+changes:
+  description: One line per file operation that was (or, in check mode, would be) carried out.
+  returned: always
+  type: list
+  elements: str
+  sample: ["write /etc/libvirt/hooks/virthooks/config.json (content)"]
+"""
+
+import os
+import sys
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, detect
+from ansible_collections.virthooks.libvirt.plugins.module_utils.events import DRIVERS
+from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller, diff_of
+from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
+
+
+def resolve_hooks_dir(module: AnsibleModule) -> str:
+    if module.params["hooks_dir"]:
+        return module.params["hooks_dir"].rstrip("/")
+    try:
+        return detect(module.params["root"], module.params["sysconfdir"])["hooks_dir"]
+    except DetectionError as exc:
+        module.fail_json(msg=str(exc))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type="str", default=""),
+            sysconfdir=dict(type="str", default=""),
+            hooks_dir=dict(type="path", default=""),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            drivers=dict(type="list", elements="str", choices=list(DRIVERS), default=[]),
+            rules=dict(type="list", elements="dict", default=[]),
+            log=dict(type="dict", default={}),
+            tree=dict(type="dict", default={}),
+            kill_grace=dict(type="float", default=2),
+            foreign_hooks=dict(type="str", choices=["fail", "adopt"], default="fail"),
+            python=dict(type="path", default=""),
+            cli_link=dict(type="path", default=""),
+        ),
+        supports_check_mode=True,
+    )
+    hooks_dir = resolve_hooks_dir(module)
+    python = module.params["python"] or sys.executable
+    try:
+        installer = RuntimeInstaller(hooks_dir, python)
+        if module.params["state"] == "absent":
+            plan = installer.plan_removal(module.params["cli_link"])
+        else:
+            plan = installer.plan(module.params["drivers"], module.params["rules"], module.params["foreign_hooks"],
+                                  module.params["log"] or None, module.params["tree"] or None,
+                                  module.params["kill_grace"], module.params["cli_link"])
+        if plan["changes"] and not module.check_mode:
+            installer.apply(plan)
+            restore_contexts(module, [c.path for c in plan["changes"]], module.params["root"])
+    except (InstallError, OSError) as exc:
+        module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
+    if module.params["state"] == "absent":
+        entry_points = [] if not module.check_mode else [d for d in installer.installed_entry_points()
+                                                          if d not in plan["removed"]]
+    else:
+        entry_points = sorted(set(module.params["drivers"]), key=DRIVERS.index)
+    result = dict(changed=bool(plan["changes"]), hooks_dir=hooks_dir, entry_points=entry_points,
+                  added=plan["added"], removed=plan["removed"], adopted=plan["adopted"],
+                  runtime_version=installer.digest if module.params["state"] == "present" else "",
+                  changes=[c.describe() for c in plan["changes"]])
+    if module._diff and plan["changes"]:
+        result["diff"] = diff_of(plan, hooks_dir)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

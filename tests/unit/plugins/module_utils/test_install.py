@@ -1,0 +1,219 @@
+"""Installing the runtime: idempotence, upgrades, foreign hooks, removal, interruption."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller
+
+from .conftest import SYSTEM_PYTHON, Sandbox
+
+COLLECTIONS = str(Path(__file__).resolve().parents[4] / "tests" / "output" / "collections")
+RULE = {"name": "rec", "script": "scripts/rec", "operations": ["prepare"]}
+
+
+def snapshot(root):
+    """Every path under root with its content (or link target) and mode."""
+    state = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                state[path] = ("link", os.readlink(path))
+            elif os.path.isfile(path):
+                with open(path, "rb") as f:
+                    state[path] = (f.read(), st.st_mode & 0o7777)
+            else:
+                state[path] = ("dir", st.st_mode & 0o7777)
+    return state
+
+
+def installer(box):
+    return RuntimeInstaller(str(box.hooks), box.python, -1, -1)
+
+
+def test_second_run_changes_nothing(sandbox):
+    sandbox.recorder("rec")
+    inst = installer(sandbox)
+    inst.apply(inst.plan(["qemu", "network"], [RULE]))
+    again = installer(sandbox).plan(["qemu", "network"], [RULE])
+    assert again["changes"] == [] and again["added"] == [] and again["removed"] == []
+
+
+def test_plan_reports_added_and_removed_entry_points(sandbox):
+    inst = installer(sandbox)
+    first = inst.plan(["qemu"], [RULE])
+    assert first["added"] == ["qemu"]
+    inst.apply(first)
+    second = inst.plan(["network"], [])
+    assert (second["added"], second["removed"]) == (["network"], ["qemu"])
+    inst.apply(second)
+    assert not (sandbox.hooks / "qemu").exists() and (sandbox.hooks / "network").exists()
+
+
+def test_planning_touches_nothing(sandbox):
+    sandbox.recorder("rec")
+    before = snapshot(sandbox.root)
+    plan = installer(sandbox).plan(["qemu"], [RULE])
+    assert plan["changes"] and snapshot(sandbox.root) == before
+
+
+def test_files_get_their_modes(sandbox):
+    inst = installer(sandbox)
+    inst.apply(inst.plan(["qemu"], [RULE]))
+    assert (sandbox.hooks / "qemu").stat().st_mode & 0o7777 == 0o755
+    assert (sandbox.own / "config.json").stat().st_mode & 0o7777 == 0o644
+    lib = sandbox.own / "lib" / "current" / "virthooks_runtime"
+    assert all((lib / n).stat().st_mode & 0o7777 == 0o644 for n in os.listdir(lib) if n.endswith(".py"))
+    assert (sandbox.own / "virthooks").stat().st_mode & 0o7777 == 0o755
+
+
+def test_upgrade_switches_library_and_removes_the_old_version(sandbox):
+    inst = installer(sandbox)
+    inst.apply(inst.plan(["qemu"], [RULE]))
+    lib = sandbox.own / "lib"
+    old = lib / "0123456789abcdef"
+    (lib / inst.digest).rename(old)                     # pretend the installed runtime is an older one
+    (lib / "current").unlink()
+    (lib / "current").symlink_to("0123456789abcdef")
+    plan = installer(sandbox).plan(["qemu"], [RULE])
+    kinds = [c.kind for c in plan["changes"]]
+    assert "symlink" in kinds and "rmtree" in kinds
+    installer(sandbox).apply(plan)
+    assert os.readlink(lib / "current") == inst.digest and not old.exists()
+
+
+def test_invalid_rules_fail_before_anything_is_written(sandbox):
+    before = snapshot(sandbox.root)
+    with pytest.raises(InstallError, match="nothing was changed.*unknown operation 'boot'"):
+        installer(sandbox).plan(["qemu"], [dict(RULE, operations=["boot"])])
+    with pytest.raises(InstallError, match="unknown driver 'xen'"):
+        installer(sandbox).plan(["xen"], [])
+    assert snapshot(sandbox.root) == before
+
+
+def foreign_hook(box, driver="qemu"):
+    path = box.hooks / driver
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('#!/bin/sh\necho "legacy $*" >> %s/order\n' % box.seen)
+    path.chmod(0o750)
+    return path
+
+
+def test_foreign_hook_fails_the_install_by_default_and_is_left_alone(sandbox):
+    path = foreign_hook(sandbox)
+    original = path.read_bytes()
+    with pytest.raises(InstallError, match="did not install; set foreign_hooks=adopt"):
+        installer(sandbox).plan(["qemu"], [RULE])
+    assert path.read_bytes() == original and path.stat().st_mode & 0o777 == 0o750
+
+
+def test_adopted_foreign_hook_runs_first_and_comes_back_on_removal(sandbox):
+    path = foreign_hook(sandbox)
+    original = path.read_bytes()
+    sandbox.recorder("rec")
+    inst = installer(sandbox)
+    plan = inst.plan(["qemu"], [RULE], foreign="adopt")
+    assert plan["adopted"] == ["qemu"]
+    inst.apply(plan)
+    assert (sandbox.own / "adopted" / "qemu").read_bytes() == original
+    assert sandbox.fire("qemu", "g", "prepare", "begin").rc == 0
+    assert sandbox.order() == ["legacy g prepare begin -", "rec g prepare begin -"]
+    sandbox.fire("qemu", "g", "stopped", "end")       # the adopted hook still sees every event
+    assert sandbox.order()[-1] == "legacy g stopped end -"
+    assert installer(sandbox).plan(["qemu"], [RULE], foreign="adopt")["changes"] == []   # idempotent
+    removal = installer(sandbox).plan_removal()
+    installer(sandbox).apply(removal)
+    assert path.read_bytes() == original
+    assert not sandbox.own.exists()
+
+
+def test_removal_removes_only_what_we_installed(sandbox):
+    other = sandbox.hooks / "network"
+    sandbox.hooks.mkdir(parents=True, exist_ok=True)
+    other.write_text("#!/bin/sh\nexit 0\n")
+    native = sandbox.hooks / "qemu.d"
+    native.mkdir()
+    (native / "10-native").write_text("#!/bin/sh\nexit 0\n")
+    inst = installer(sandbox)
+    inst.apply(inst.plan(["qemu"], [RULE]))
+    installer(sandbox).apply(installer(sandbox).plan_removal())
+    assert not (sandbox.hooks / "qemu").exists() and not sandbox.own.exists()
+    assert other.read_text() == "#!/bin/sh\nexit 0\n" and (native / "10-native").exists()
+
+
+def test_entry_point_that_is_a_symlink_is_refused(sandbox):
+    sandbox.hooks.mkdir(parents=True, exist_ok=True)
+    (sandbox.hooks / "qemu").symlink_to("/bin/true")
+    with pytest.raises(InstallError, match="symlink or not a regular file"):
+        installer(sandbox).plan(["qemu"], [])
+
+
+def test_no_write_permission_is_a_clear_error(tmp_path):
+    """Run the installer as an unprivileged user against a root-owned hooks dir."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    os.chmod(tmp_path, 0o755)
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from ansible_collections.virthooks.libvirt.plugins.module_utils.install import RuntimeInstaller\n"
+            "i = RuntimeInstaller(%r, '/usr/bin/python3', -1, -1)\n"
+            "try:\n    i.apply(i.plan(['qemu'], []))\nexcept OSError as e:\n    print('ERR', e); sys.exit(3)\n"
+            % (COLLECTIONS, str(hooks)))
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    assert proc.returncode == 3, proc.stderr
+    assert "Permission denied" in proc.stdout and str(hooks) in proc.stdout
+    assert os.listdir(hooks) == []
+
+
+INSTALL_LOOP = """
+import sys
+sys.path.insert(0, {path!r})
+from ansible_collections.virthooks.libvirt.plugins.module_utils.install import RuntimeInstaller
+rules = [dict(name='rec', script='scripts/rec', operations=[sys.argv[1]])]
+i = RuntimeInstaller({hooks!r}, {python!r}, -1, -1)
+print('ready', flush=True)
+sys.stdin.readline()
+i.apply(i.plan(['qemu'], rules, log=dict(file={log!r})))
+"""
+
+
+def test_install_killed_at_any_moment_leaves_working_hooks(tmp_path):
+    """SIGKILL the installer at random points of an upgrade; hooks keep working, a rerun converges."""
+    box = Sandbox(tmp_path, SYSTEM_PYTHON)
+    box.recorder("rec")
+    box.deploy([dict(RULE)])
+    code = INSTALL_LOOP.format(path=COLLECTIONS, hooks=str(box.hooks), python=SYSTEM_PYTHON, log=str(box.log))
+    rng = random.Random(42)
+    lib = box.own / "lib"
+    for attempt in range(25):
+        # Make every attempt a real upgrade: a fake old runtime version is current.
+        digest = os.readlink(lib / "current")
+        old = "old%013d" % attempt
+        os.rename(lib / digest, lib / old)
+        os.unlink(lib / "current")
+        os.symlink(old, lib / "current")
+        op = "started" if attempt % 2 else "prepare"
+        proc = subprocess.Popen([sys.executable, "-c", code, op], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert proc.stdout.readline().strip() == b"ready"
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        time.sleep(rng.uniform(0, 0.03))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        # Whatever state the kill left, both the old and the new rule's event must dispatch cleanly.
+        for event in ("prepare", "started"):
+            fired = box.fire("qemu", "g", event, "begin")
+            assert fired.rc == 0 and fired.stderr == "", (attempt, event, fired)
+        box.deploy([dict(RULE, operations=[op])])      # rerun converges
+        assert installer(box).plan(["qemu"], [dict(RULE, operations=[op])], log={"file": str(box.log)}, kill_grace=1)["changes"] == []
+        temp = [p for d, _dirs, files in os.walk(box.hooks) for p in files if "virthooks-tmp" in p]
+        assert temp == [] and sorted(os.listdir(lib)) == sorted(["current", installer(box).digest])

@@ -1,0 +1,79 @@
+"""virthooks.libvirt.hook_runtime, run for real through Ansible."""
+from __future__ import annotations
+
+import subprocess
+
+MODULE = "virthooks.libvirt.hook_runtime"
+RULES = [{"name": "rec", "script": "scripts/rec", "operations": ["prepare"], "objects": ["win*"]}]
+
+
+def args(tmp_path, **kw):
+    base = {"hooks_dir": str(tmp_path / "hooks"), "drivers": ["qemu"], "rules": RULES,
+            "log": {"file": str(tmp_path / "log.jsonl")}, "python": "/usr/bin/python3"}
+    base.update(kw)
+    return base
+
+
+def test_check_mode_with_diff_shows_changes_and_writes_nothing(ansible_module, tmp_path):
+    result = ansible_module(MODULE, args(tmp_path), check=True, diff=True)
+    assert result["changed"] is True and result["added"] == ["qemu"]
+    headers = [d.get("before_header") for d in result["diff"]]
+    assert str(tmp_path / "hooks" / "qemu") in headers
+    assert str(tmp_path / "hooks" / "virthooks" / "config.json") in headers
+    config_diff = next(d for d in result["diff"] if d.get("before_header", "").endswith("config.json"))
+    assert config_diff["before"] == "" and '"name": "rec"' in config_diff["after"]
+    assert not (tmp_path / "hooks").exists()
+
+
+def test_install_then_rerun_is_idempotent_and_dispatches(ansible_module, tmp_path):
+    first = ansible_module(MODULE, args(tmp_path))
+    assert first["changed"] is True and first["entry_points"] == ["qemu"] and first["added"] == ["qemu"]
+    second = ansible_module(MODULE, args(tmp_path))
+    assert second["changed"] is False and second["added"] == [] and second["changes"] == []
+    script = tmp_path / "hooks" / "virthooks" / "scripts" / "rec"
+    script.write_text("#!/bin/sh\necho ran > %s/ran\n" % tmp_path)
+    script.chmod(0o755)
+    proc = subprocess.run([str(tmp_path / "hooks" / "qemu"), "win10", "prepare", "begin", "-"], input=b"<domain/>",
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0 and (tmp_path / "ran").read_text() == "ran\n"
+
+
+def test_changing_rules_rewrites_config_without_adding_entry_points(ansible_module, tmp_path):
+    ansible_module(MODULE, args(tmp_path))
+    result = ansible_module(MODULE, args(tmp_path, rules=[dict(RULES[0], timeout=5)]))
+    assert result["changed"] is True and result["added"] == [] and result["removed"] == []
+
+
+def test_dropping_a_driver_reports_its_entry_point_removed(ansible_module, tmp_path):
+    ansible_module(MODULE, args(tmp_path, drivers=["qemu", "network"]))
+    result = ansible_module(MODULE, args(tmp_path, drivers=["qemu"]))
+    assert result["removed"] == ["network"] and not (tmp_path / "hooks" / "network").exists()
+
+
+def test_bad_rule_fails_naming_it(ansible_module, tmp_path):
+    result = ansible_module(MODULE, args(tmp_path, rules=[dict(RULES[0], operations=["boot"])]))
+    assert result["failed"] is True
+    assert "rule 'rec'" in result["msg"] and "unknown operation 'boot'" in result["msg"]
+    assert not (tmp_path / "hooks").exists()
+
+
+def test_foreign_hook_fails_or_is_adopted_and_restored(ansible_module, tmp_path):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "qemu").write_text("#!/bin/sh\nexit 0\n")
+    (hooks / "qemu").chmod(0o755)
+    failed = ansible_module(MODULE, args(tmp_path))
+    assert failed["failed"] is True and str(hooks / "qemu") in failed["msg"] and "foreign_hooks=adopt" in failed["msg"]
+    adopted = ansible_module(MODULE, args(tmp_path, foreign_hooks="adopt"))
+    assert adopted["adopted"] == ["qemu"] and (hooks / "virthooks" / "adopted" / "qemu").exists()
+    removed = ansible_module(MODULE, {"hooks_dir": str(hooks), "state": "absent"})
+    assert removed["changed"] is True and removed["entry_points"] == []
+    assert (hooks / "qemu").read_text() == "#!/bin/sh\nexit 0\n" and not (hooks / "virthooks").exists()
+
+
+def test_cli_link(ansible_module, tmp_path):
+    link = tmp_path / "bin" / "virthooks"
+    link.parent.mkdir()
+    ansible_module(MODULE, args(tmp_path, cli_link=str(link)))
+    proc = subprocess.run([str(link), "list"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "rec" in proc.stdout
