@@ -105,9 +105,15 @@ class Change(object):
 class RuntimeInstaller(object):
     """Plans and applies the runtime, config and entry points for one hooks directory."""
 
-    def __init__(self, hooks_dir: str, python: str, uid: int = 0, gid: int = 0):
+    def __init__(self, hooks_dir: str, python: str, uid: int = 0, gid: int = 0, root: str = ""):
+        """hooks_dir is where files are written; with a root (an image being built), the files'
+        content names paths as the host will see them, without the root prefix."""
         self.hooks_dir = hooks_dir.rstrip("/")
         self.own = "%s/%s" % (self.hooks_dir, OWN_DIR)
+        root = root.rstrip("/")
+        if root and not (self.hooks_dir + "/").startswith(root + "/"):
+            raise InstallError("hooks dir %s is not under root %s" % (self.hooks_dir, root))
+        self.runtime_hooks_dir = self.hooks_dir[len(root):] if root else self.hooks_dir
         self.python = python
         self.uid = uid
         self.gid = gid
@@ -182,13 +188,13 @@ class RuntimeInstaller(object):
         for stale in self._stale_lib_versions():
             changes.append(Change("rmtree", stale, note="previous runtime version"))
         self._want_file(changes, "%s/%s" % (self.own, CONFIG_FILE), text, 0o644)
-        self._want_file(changes, "%s/%s" % (self.own, CLI_FILE), render_cli(self.hooks_dir, self.python).encode(),
-                        0o755)
+        self._want_file(changes, "%s/%s" % (self.own, CLI_FILE),
+                        render_cli(self.runtime_hooks_dir, self.python).encode(), 0o755)
         added, removed = [], []
         tree_enabled = normalized["tree"]["enabled"]
         for driver in drivers:
-            entry = render_entry_point(driver, self.hooks_dir, self.python, normalized["rules"], tree_enabled,
-                                       "(virthooks.libvirt %s)" % VERSION).encode()
+            entry = render_entry_point(driver, self.runtime_hooks_dir, self.python, normalized["rules"],
+                                       tree_enabled, "(virthooks.libvirt %s)" % VERSION).encode()
             path = "%s/%s" % (self.hooks_dir, driver)
             if self.entry_point_state(driver) != "ours":
                 added.append(driver)
@@ -198,7 +204,7 @@ class RuntimeInstaller(object):
                 removed.append(driver)
                 changes.extend(self._removal(driver))
         if cli_link:
-            self._want_link(changes, cli_link, "%s/%s" % (self.own, CLI_FILE))
+            self._want_link(changes, cli_link, "%s/%s" % (self.runtime_hooks_dir + "/" + OWN_DIR, CLI_FILE))
         return {"changes": changes, "added": added, "removed": removed, "adopted": adopted}
 
     def plan_removal(self, cli_link: str = "") -> dict:
@@ -212,7 +218,8 @@ class RuntimeInstaller(object):
                     and self.entry_point_state(driver) == "absent":
                 changes.append(Change("restore", "%s/%s" % (self.hooks_dir, driver), target=self.adopted_path(driver),
                                       note="foreign hook put back"))
-        if cli_link and os.path.islink(cli_link) and os.readlink(cli_link) == "%s/%s" % (self.own, CLI_FILE):
+        if cli_link and os.path.islink(cli_link) and \
+                os.readlink(cli_link) == "%s/%s/%s" % (self.runtime_hooks_dir, OWN_DIR, CLI_FILE):
             changes.append(Change("remove", cli_link, note="CLI link"))
         if os.path.lexists(self.own):
             changes.append(Change("rmtree", self.own, note="virthooks runtime, config and scripts"))
@@ -289,6 +296,8 @@ class RuntimeInstaller(object):
 
     def _do_symlink(self, change):
         tmp = change.path + TEMP_SUFFIX
+        if not os.path.isdir(os.path.dirname(change.path)):
+            ensure_dir(os.path.dirname(change.path), 0o755, self.uid, self.gid)
         if os.path.lexists(tmp):
             os.unlink(tmp)
         os.symlink(change.target, tmp)

@@ -45,9 +45,12 @@ attributes:
 options:
   hooks_dir:
     description:
-      - The libvirt hooks directory to manage, as the host sees it (O(root) is not added).
+      - The libvirt hooks directory to write to, O(root) included (as RV(virthooks.libvirt.hooks_info#module:libvirt.hooks_dir)
+        reports it).
       - The default V("") finds it like M(virthooks.libvirt.hooks_info) does, from O(root) and
         O(sysconfdir).
+      - With O(root) set, the files are written under it but name paths as the host will see
+        them (without O(root)): an image built this way works once booted.
     type: path
     default: ""
   state:
@@ -106,13 +109,14 @@ options:
   python:
     description:
       - The Python interpreter the entry points use to run the dispatcher (3.9 or later).
-      - The default V("") uses the interpreter this module runs with.
+      - The default V("") uses the interpreter this module runs with, or V(/usr/bin/python3) when
+        O(root) is set.
     type: path
     default: ""
   cli_link:
     description:
-      - Where to link the operator CLI C(virthooks), for example V(/usr/local/bin/virthooks).
-        V("") links nothing.
+      - Where to link the operator CLI C(virthooks), for example V(/usr/local/bin/virthooks), as
+        the host sees it; it is created under O(root). V("") links nothing.
     type: path
     default: ""
 notes:
@@ -232,15 +236,17 @@ def main():
         supports_check_mode=True,
     )
     hooks_dir = resolve_hooks_dir(module)
-    python = module.params["python"] or sys.executable
+    root = module.params["root"].rstrip("/")
+    python = module.params["python"] or ("/usr/bin/python3" if root else sys.executable)
+    cli_link = (root + module.params["cli_link"]) if module.params["cli_link"] else ""
     try:
-        installer = RuntimeInstaller(hooks_dir, python)
+        installer = RuntimeInstaller(hooks_dir, python, root=root)
         if module.params["state"] == "absent":
-            plan = installer.plan_removal(module.params["cli_link"])
+            plan = installer.plan_removal(cli_link)
         else:
             plan = installer.plan(module.params["drivers"], module.params["rules"], module.params["foreign_hooks"],
                                   module.params["log"] or None, module.params["tree"] or None,
-                                  module.params["kill_grace"], module.params["cli_link"])
+                                  module.params["kill_grace"], cli_link)
         if plan["changes"] and not module.check_mode:
             installer.apply(plan)
             restore_contexts(module, [c.path for c in plan["changes"]], module.params["root"])

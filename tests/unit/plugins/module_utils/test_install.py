@@ -217,3 +217,17 @@ def test_install_killed_at_any_moment_leaves_working_hooks(tmp_path):
         assert installer(box).plan(["qemu"], [dict(RULE, operations=[op])], log={"file": str(box.log)}, kill_grace=1)["changes"] == []
         temp = [p for d, _dirs, files in os.walk(box.hooks) for p in files if "virthooks-tmp" in p]
         assert temp == [] and sorted(os.listdir(lib)) == sorted(["current", installer(box).digest])
+
+
+def test_image_root_writes_under_root_but_names_host_paths(tmp_path):
+    """Building an image: files land under root, their content names the booted host's paths."""
+    root = tmp_path / "image"
+    hooks = root / "etc" / "libvirt" / "hooks"
+    inst = RuntimeInstaller(str(hooks), "/usr/bin/python3", -1, -1, root=str(root))
+    inst.apply(inst.plan(["qemu"], [RULE], cli_link=str(root / "usr/local/bin/virthooks")))
+    entry = (hooks / "qemu").read_text()
+    assert "'/etc/libvirt/hooks'" in entry and str(tmp_path) not in entry
+    assert str(tmp_path) not in (hooks / "virthooks" / "virthooks").read_text()
+    assert os.readlink(root / "usr/local/bin/virthooks") == "/etc/libvirt/hooks/virthooks/virthooks"
+    with pytest.raises(InstallError, match="not under root"):
+        RuntimeInstaller("/etc/libvirt/hooks", "/usr/bin/python3", -1, -1, root=str(root))
