@@ -7,7 +7,11 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: venv demo test units bench clean
+LINK := tests/output/collections/ansible_collections/virthooks/libvirt
+ANSIBLE_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/tests/output/collections:$(CURDIR)/.cache/collections \
+	ANSIBLE_CONFIG=$(CURDIR)/tests/ansible.cfg
+
+.PHONY: venv demo test units bench clean link
 
 venv: $(STAMP)
 
@@ -20,8 +24,12 @@ $(STAMP): pyproject.toml
 	$(VENV_PY) -m pip install -q --disable-pip-version-check --group test
 	@rm -f $(VENV)/.installed-*; touch $@
 
-demo: venv
-	$(VENV_PY) demo/run.py
+# The repository is the collection: expose it as ansible_collections/virthooks/libvirt.
+link:
+	@mkdir -p $(dir $(LINK)) && test -L $(LINK) || ln -sfn ../../../../.. $(LINK)
+
+demo: venv link
+	$(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook -i examples/inventory/sandbox.yml examples/sandbox/demo.yml
 
 units: venv
 	$(VENV_PY) -m pytest tests/unit

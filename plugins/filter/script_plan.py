@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: script_plan
+short_description: Turn declared libvirt hook scripts into what the virthooks modules install
+version_added: 0.1.0
+author:
+  - virthooks contributors
+description:
+  - Takes the script declarations of the role M(virthooks.libvirt.hooks) (C(libvirt_hooks_scripts)
+    and every C(libvirt_hooks_scripts__*) variable), validates every entry with the same rules the
+    dispatcher uses, and returns the scripts for M(virthooks.libvirt.hook), the rules for
+    M(virthooks.libvirt.hook_runtime) and the drivers that need an entry point.
+  - Fails on the controller, before any host is touched, naming the variable and the entry at
+    fault (duplicate name, unknown driver or operation, missing or doubled source, bad value).
+positional: _input, contents
+options:
+  _input:
+    description: Variable name -> list of script declarations.
+    type: dict
+    required: true
+  contents:
+    description: Script name -> text read from its O(_input[].src) or O(_input[].template) (by the role).
+    type: dict
+    default: {}
+"""
+
+EXAMPLES = r"""
+- name: Plan the scripts of this host
+  ansible.builtin.set_fact:
+    plan: "{{ {'libvirt_hooks_scripts': libvirt_hooks_scripts} | virthooks.libvirt.script_plan }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The plan.
+  type: dict
+  contains:
+    scripts:
+      description: Entries for the O(virthooks.libvirt.hook#module:scripts) option.
+      type: list
+      elements: dict
+    rules:
+      description: Entries for the O(virthooks.libvirt.hook_runtime#module:rules) option.
+      type: list
+      elements: dict
+    drivers:
+      description: Drivers that have at least one present, enabled script.
+      type: list
+      elements: str
+"""
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.virthooks.libvirt.plugins.module_utils.events import DRIVERS
+from ansible_collections.virthooks.libvirt.plugins.module_utils.rules import RULE_DEFAULTS, normalize_rule, validate_name
+
+SOURCES = ("content", "src", "template")
+RULE_FIELDS = tuple(k for k in RULE_DEFAULTS)
+ALLOWED = ("name", "state") + SOURCES + RULE_FIELDS
+
+
+def _entries(declared):
+    """(variable, index, entry) for every declaration, variables in name order."""
+    if not isinstance(declared, dict):
+        raise AnsibleFilterError("script_plan expects a mapping of variable name to list, got %s"
+                                 % type(declared).__name__)
+    for var in sorted(declared):
+        value = declared[var]
+        if value is None:
+            continue
+        if not isinstance(value, list):
+            raise AnsibleFilterError("%s must be a list of scripts, got %s" % (var, type(value).__name__))
+        for index, entry in enumerate(value):
+            yield var, index, entry
+
+
+def script_plan(declared, contents=None):
+    contents = contents or {}
+    errors, scripts, rules, drivers, seen = [], [], [], [], {}
+    for var, index, entry in _entries(declared):
+        where = "%s[%d]" % (var, index)
+        if not isinstance(entry, dict):
+            errors.append("%s: must be a mapping with at least 'name', got %r" % (where, entry))
+            continue
+        name = entry.get("name")
+        where = "%s[%d] (%s)" % (var, index, name)
+        problem = validate_name(name)
+        if problem:
+            errors.append("%s: 'name' %s" % (where, problem))
+            continue
+        if name in seen:
+            errors.append("%s: the name %r is already used by %s" % (where, name, seen[name]))
+            continue
+        seen[name] = where
+        unknown = sorted(set(entry) - set(ALLOWED))
+        if unknown:
+            errors.append("%s: unknown key(s) %s (valid: %s)" % (where, ", ".join(unknown), ", ".join(ALLOWED)))
+        state = entry.get("state", "present")
+        if state not in ("present", "absent"):
+            errors.append("%s: 'state' must be present or absent (got %r)" % (where, state))
+            continue
+        if state == "absent":
+            scripts.append({"name": name, "state": "absent"})
+            continue
+        given = [k for k in SOURCES if entry.get(k) not in (None, "")]
+        if len(given) != 1:
+            errors.append("%s: needs exactly one of content, src, template (got %s)" % (where, ", ".join(given) or "none"))
+            continue
+        if given[0] == "content":
+            text = entry["content"]
+        else:
+            text = contents.get(name)
+            if text in (None, "", []):
+                errors.append("%s: %s %r could not be read on the controller (looked up like "
+                              "ansible.builtin.%s: relative to the role's and the playbook's files/templates)"
+                              % (where, given[0], entry[given[0]], "file" if given[0] == "src" else "template"))
+                continue
+        rule = {k: entry[k] for k in RULE_FIELDS if k in entry}
+        rule.update(name=name, script="scripts/" + name)
+        rule_errors = []
+        normalized = normalize_rule(rule, index, rule_errors, strict=True)
+        errors.extend("%s: %s" % (where, e.split(": ", 1)[1] if ": " in e else e) for e in rule_errors)
+        if rule_errors:
+            continue
+        scripts.append({"name": name, "state": "present", "content": text})
+        rules.append(rule)
+        if normalized["enabled"] and normalized["driver"] not in drivers:
+            drivers.append(normalized["driver"])
+    if errors:
+        raise AnsibleFilterError("invalid libvirt hook scripts (no host was changed):\n  " + "\n  ".join(errors))
+    return {"scripts": scripts, "rules": rules, "drivers": sorted(drivers, key=DRIVERS.index)}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"script_plan": script_plan}
