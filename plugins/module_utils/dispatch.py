@@ -242,9 +242,8 @@ class Call(object):
         message = "virthooks: %s: cannot load %s/%s: %s" % (self.event, self.own_dir, CONFIG_FILE, exc)
         if self.abortable:
             self.say(message)
+        # The log file is named by the config we could not read: syslog is the only sure place.
         to_syslog(message)
-        self.record.update(result="error", error=str(exc), exit=1 if self.abortable else 0)
-        self.write_log()
         return 1 if self.abortable else 0
 
     def run_steps(self, steps) -> int:

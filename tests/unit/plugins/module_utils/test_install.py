@@ -121,7 +121,7 @@ def test_adopted_foreign_hook_runs_first_and_comes_back_on_removal(sandbox):
     original = path.read_bytes()
     sandbox.recorder("rec")
     inst = installer(sandbox)
-    plan = inst.plan(["qemu"], [RULE], foreign="adopt")
+    plan = inst.plan(["qemu"], [RULE], foreign="adopt", log={"file": str(sandbox.log)})
     assert plan["adopted"] == ["qemu"]
     inst.apply(plan)
     assert (sandbox.own / "adopted" / "qemu").read_bytes() == original
@@ -129,7 +129,8 @@ def test_adopted_foreign_hook_runs_first_and_comes_back_on_removal(sandbox):
     assert sandbox.order() == ["legacy g prepare begin -", "rec g prepare begin -"]
     sandbox.fire("qemu", "g", "stopped", "end")       # the adopted hook still sees every event
     assert sandbox.order()[-1] == "legacy g stopped end -"
-    assert installer(sandbox).plan(["qemu"], [RULE], foreign="adopt")["changes"] == []   # idempotent
+    assert installer(sandbox).plan(["qemu"], [RULE], foreign="adopt",
+                                   log={"file": str(sandbox.log)})["changes"] == []   # idempotent
     removal = installer(sandbox).plan_removal()
     installer(sandbox).apply(removal)
     assert path.read_bytes() == original
