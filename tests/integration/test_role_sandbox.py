@@ -1,0 +1,191 @@
+"""The role and playbooks/deploy-hooks.yml against sandbox hosts (own SYSCONFDIR in tmp_path).
+
+No daemon owns a sandbox, so these runs use libvirt_hooks_restart: never; reloads and restarts of
+a real libvirtd are covered by the molecule scenarios.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, ansible_env
+
+SH = "#!/bin/sh\necho \"$0 $*\" >> %s/ran\n"
+
+
+def tree_state(root: Path) -> dict:
+    state = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath, name)
+            state[str(path)] = (path.read_bytes() if not path.is_symlink() else os.readlink(path),
+                                path.lstat().st_mode & 0o7777)
+    return state
+
+
+class Fleet:
+    """Sandbox hosts host-a (group gpu) and host-b (group storage) with their own SYSCONFDIR."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.inventory = tmp / "inventory"
+        (self.inventory / "group_vars").mkdir(parents=True)
+        for host in ("host-a", "host-b"):
+            (self.etc(host) / "libvirt").mkdir(parents=True)
+
+    def etc(self, host: str) -> Path:
+        return self.tmp / host / "etc"
+
+    def hooks(self, host: str) -> Path:
+        return self.etc(host) / "libvirt" / "hooks"
+
+    def write(self, common: dict | None = None, gpu: dict | None = None, storage: dict | None = None,
+              host_a: dict | None = None) -> None:
+        base = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                "ansible_become": False, "libvirt_hooks_restart": "never", "libvirt_hooks_cli_link": "",
+                "libvirt_hooks_sysconfdir": str(self.tmp) + "/{{ inventory_hostname }}/etc",
+                "libvirt_hooks_log": {"file": str(self.tmp) + "/{{ inventory_hostname }}/log.jsonl"}}
+        base.update(common or {})
+        inventory = {"hypervisors": {"vars": base, "children": {
+            "gpu": {"hosts": {"host-a": host_a or {}}}, "storage": {"hosts": {"host-b": {}}}}}}
+        (self.inventory / "hosts.yml").write_text(json.dumps(inventory))
+        (self.inventory / "group_vars" / "gpu.yml").write_text(json.dumps(gpu or {}))
+        (self.inventory / "group_vars" / "storage.yml").write_text(json.dumps(storage or {}))
+
+    def deploy(self, *extra: str) -> subprocess.CompletedProcess:
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(self.inventory / "hosts.yml"),
+               str(REPO / "playbooks" / "deploy-hooks.yml"), *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=600)
+
+    def fire(self, host: str, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.hooks(host) / "qemu"), *argv], input=b"<domain/>", capture_output=True,
+                              timeout=60, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+
+
+def recap(proc) -> dict:
+    """{host: {'ok': n, 'changed': n, 'failed': n, ...}} from the PLAY RECAP."""
+    out = {}
+    for line in proc.stdout.splitlines():
+        if " : ok=" in line:
+            host, _, counts = line.partition(" : ")
+            out[host.strip()] = {k: int(v) for k, v in (part.split("=") for part in counts.split())}
+    return out
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    return Fleet(tmp_path)
+
+
+def gpu_scripts(tmp):
+    return {"libvirt_hooks_scripts__gpu": [
+        {"name": "isolate", "operations": ["prepare"], "content": SH % tmp},
+        {"name": "release", "operations": ["release"], "content": SH % tmp}]}
+
+
+def test_each_group_gets_its_scripts_and_a_rerun_changes_nothing(fleet):
+    fleet.write(common={"libvirt_hooks_scripts": [{"name": "audit", "operations": ["started"], "content": SH % fleet.tmp}]},
+                gpu=gpu_scripts(fleet.tmp),
+                storage={"libvirt_hooks_scripts__storage": [{"name": "mounts", "operations": ["prepare"],
+                                                             "content": SH % fleet.tmp}]})
+    first = fleet.deploy()
+    assert first.returncode == 0, first.stdout + first.stderr
+    a = sorted(os.listdir(fleet.hooks("host-a") / "virthooks" / "scripts"))
+    b = sorted(os.listdir(fleet.hooks("host-b") / "virthooks" / "scripts"))
+    assert a == ["audit", "isolate", "release"] and b == ["audit", "mounts"]
+    for host in ("host-a", "host-b"):
+        for path in (fleet.hooks(host) / "virthooks" / "scripts").iterdir():
+            assert path.stat().st_mode & 0o7777 == 0o755 and path.stat().st_uid == 0
+    second = fleet.deploy()
+    assert second.returncode == 0
+    assert {h: c["changed"] for h, c in recap(second).items()} == {"host-a": 0, "host-b": 0}
+    assert fleet.fire("host-a", "vm", "prepare", "begin", "-").returncode == 0
+    assert (fleet.tmp / "ran").read_text().split()[1:] == ["vm", "prepare", "begin", "-"]
+
+
+def test_check_diff_shows_the_change_and_changes_nothing(fleet):
+    fleet.write(gpu=gpu_scripts(fleet.tmp))
+    assert fleet.deploy().returncode == 0
+    before = tree_state(fleet.tmp / "host-a")
+    changed = gpu_scripts(fleet.tmp)
+    changed["libvirt_hooks_scripts__gpu"][0]["content"] = "#!/bin/sh\necho new version\n"
+    changed["libvirt_hooks_scripts__gpu"][0]["timeout"] = 9
+    fleet.write(gpu=changed)
+    proc = fleet.deploy("--check", "--diff")
+    assert proc.returncode == 0, proc.stdout
+    assert "+echo new version" in proc.stdout and '+      "timeout": 9' in proc.stdout
+    assert recap(proc)["host-a"]["changed"] >= 1
+    assert tree_state(fleet.tmp / "host-a") == before
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ({"name": "x", "driver": "xen", "content": SH}, "unknown driver 'xen'"),
+    ({"name": "x", "operations": ["boot"], "content": SH}, "unknown operation 'boot'"),
+    ({"name": "isolate", "content": SH}, "the name 'isolate' is already used"),
+    ({"name": "x", "src": "/nonexistent/script.sh"}, "src '/nonexistent/script.sh' could not be read"),
+    ({"name": "../x", "content": SH}, "'name' may only contain"),
+    ({"name": "x", "content": "echo no shebang\n"}, "'x' does not start with '#!'"),
+])
+def test_bad_input_fails_clearly_and_hosts_keep_their_working_hooks(fleet, bad, needle):
+    fleet.write(gpu=gpu_scripts(fleet.tmp))
+    assert fleet.deploy().returncode == 0
+    before = {h: tree_state(fleet.tmp / h) for h in ("host-a", "host-b")}
+    broken = gpu_scripts(fleet.tmp)
+    broken["libvirt_hooks_scripts__gpu"].append(bad)
+    fleet.write(gpu=broken)
+    proc = fleet.deploy()
+    assert proc.returncode != 0
+    assert needle in proc.stdout, proc.stdout[-3000:]
+    assert {h: tree_state(fleet.tmp / h) for h in ("host-a", "host-b")} == before
+    assert fleet.fire("host-a", "vm", "prepare", "begin", "-").returncode == 0
+
+
+def test_missing_sysconfdir_is_named(fleet):
+    fleet.write(host_a={"libvirt_hooks_sysconfdir": "/nonexistent/etc"})
+    proc = fleet.deploy()
+    assert proc.returncode != 0 and "/nonexistent/etc" in proc.stdout
+    assert recap(proc)["host-b"]["failed"] == 0
+
+
+def test_foreign_hook_is_refused_by_default_and_adopted_on_request(fleet):
+    hooks = fleet.hooks("host-a")
+    hooks.mkdir(parents=True)
+    (hooks / "qemu").write_text("#!/bin/sh\necho legacy >> %s/legacy\n" % fleet.tmp)
+    (hooks / "qemu").chmod(0o755)
+    fleet.write(gpu=gpu_scripts(fleet.tmp))
+    proc = fleet.deploy()
+    assert proc.returncode != 0 and str(hooks / "qemu") in proc.stdout and "libvirt_hooks_foreign: adopt" in proc.stdout
+    assert (hooks / "qemu").read_text().startswith("#!/bin/sh\necho legacy")
+    fleet.write(gpu=gpu_scripts(fleet.tmp), common={"libvirt_hooks_foreign": "adopt"})
+    assert fleet.deploy().returncode == 0
+    assert fleet.fire("host-a", "vm", "start", "begin", "-").returncode == 0
+    assert (fleet.tmp / "legacy").read_text() == "legacy\n"
+
+
+def test_purge_removes_undeclared_scripts_then_everything(fleet):
+    fleet.write(gpu=gpu_scripts(fleet.tmp))
+    assert fleet.deploy().returncode == 0
+    fewer = gpu_scripts(fleet.tmp)
+    fewer["libvirt_hooks_scripts__gpu"].pop()
+    fleet.write(gpu=fewer, common={"libvirt_hooks_purge": True})
+    assert fleet.deploy().returncode == 0
+    assert sorted(os.listdir(fleet.hooks("host-a") / "virthooks" / "scripts")) == ["isolate"]
+    fleet.write(common={"libvirt_hooks_purge": True})
+    assert fleet.deploy().returncode == 0
+    assert os.listdir(fleet.hooks("host-a")) == []
+
+
+def test_image_root_deploys_under_the_root_with_host_paths(fleet, tmp_path):
+    image = tmp_path / "image"
+    (image / "etc" / "libvirt").mkdir(parents=True)
+    fleet.write(gpu=gpu_scripts(fleet.tmp), host_a={"libvirt_hooks_root": str(image), "libvirt_hooks_sysconfdir": "/etc"})
+    proc = fleet.deploy()
+    assert proc.returncode == 0, proc.stdout
+    entry = (image / "etc" / "libvirt" / "hooks" / "qemu").read_text()
+    assert "'/etc/libvirt/hooks'" in entry and str(tmp_path) not in entry
+    assert (image / "etc" / "libvirt" / "hooks" / "virthooks" / "scripts" / "isolate").exists()

@@ -1,0 +1,57 @@
+"""The role's script_plan filter: merging, validation on the controller, rules for the runtime."""
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.virthooks.libvirt.plugins.filter.script_plan import script_plan
+
+SH = "#!/bin/sh\nexit 0\n"
+
+
+def test_merges_every_variable_and_builds_rules():
+    plan = script_plan({
+        "libvirt_hooks_scripts": [{"name": "a", "content": SH}],
+        "libvirt_hooks_scripts__gpu": [{"name": "b", "driver": "network", "operations": ["plugged"], "src": "f"}],
+        "libvirt_hooks_scripts__old": [{"name": "c", "state": "absent"}],
+    }, {"b": SH})
+    assert [s["name"] for s in plan["scripts"]] == ["a", "b", "c"]
+    assert plan["scripts"][2] == {"name": "c", "state": "absent"}
+    assert plan["rules"] == [{"name": "a", "script": "scripts/a"},
+                             {"name": "b", "script": "scripts/b", "driver": "network", "operations": ["plugged"]}]
+    assert plan["drivers"] == ["qemu", "network"]
+
+
+def test_disabled_script_gives_no_entry_point():
+    plan = script_plan({"libvirt_hooks_scripts": [{"name": "a", "content": SH, "enabled": False}]})
+    assert plan["drivers"] == [] and plan["rules"][0]["enabled"] is False
+
+
+@pytest.mark.parametrize("entry,needle", [
+    ({"name": "a", "content": SH, "driver": "xen"}, "unknown driver 'xen'"),
+    ({"name": "a", "content": SH, "operations": ["boot"]}, "unknown operation 'boot'"),
+    ({"name": "a/b", "content": SH}, "'name' may only contain"),
+    ({"name": "a"}, "needs exactly one of content, src, template (got none)"),
+    ({"name": "a", "content": SH, "src": "x"}, "(got content, src)"),
+    ({"name": "a", "src": "missing.sh"}, "src 'missing.sh' could not be read on the controller"),
+    ({"name": "a", "content": SH, "colour": "red"}, "unknown key(s) colour"),
+    ({"name": "a", "content": SH, "timeout": -1}, "'timeout' must be a number"),
+    ("just-a-string", "must be a mapping"),
+])
+def test_bad_entries_name_the_variable_and_entry(entry, needle):
+    with pytest.raises(AnsibleFilterError) as err:
+        script_plan({"libvirt_hooks_scripts__lab": [entry]})
+    text = str(err.value)
+    assert needle in text and "libvirt_hooks_scripts__lab[0]" in text and "no host was changed" in text
+
+
+def test_duplicate_names_across_variables_are_refused():
+    with pytest.raises(AnsibleFilterError, match=r"libvirt_hooks_scripts__b\[0\] \(x\): the name 'x' is already used by "
+                                                 r"libvirt_hooks_scripts__a\[0\]"):
+        script_plan({"libvirt_hooks_scripts__a": [{"name": "x", "content": SH}],
+                     "libvirt_hooks_scripts__b": [{"name": "x", "content": SH}]})
+
+
+def test_a_variable_that_is_not_a_list_is_refused():
+    with pytest.raises(AnsibleFilterError, match="libvirt_hooks_scripts__x must be a list"):
+        script_plan({"libvirt_hooks_scripts__x": {"name": "a"}})
