@@ -630,3 +630,10 @@ def detect(root: str = "", sysconfdir: str = "", search_path: tuple = DEFAULT_SE
         "files": files,
         "warnings": warnings + hook_warnings(files, native),
     }
+
+
+def resolve_hooks_dir(explicit: str, root: str = "", sysconfdir: str = "") -> str:
+    """The hooks directory to manage: the explicit one, else the detected one (DetectionError)."""
+    if explicit:
+        return explicit.rstrip("/") or "/"
+    return detect(root, sysconfdir)["hooks_dir"]

@@ -140,7 +140,7 @@ import base64
 import binascii
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, detect
+from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, resolve_hooks_dir
 from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import ScriptError, ScriptsInstaller, diff_of
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
 
@@ -178,12 +178,10 @@ def main():
         ),
         supports_check_mode=True,
     )
-    hooks_dir = module.params["hooks_dir"].rstrip("/")
-    if not hooks_dir:
-        try:
-            hooks_dir = detect(module.params["root"], module.params["sysconfdir"])["hooks_dir"]
-        except DetectionError as exc:
-            module.fail_json(msg=str(exc))
+    try:
+        hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"])
+    except DetectionError as exc:
+        module.fail_json(msg=str(exc))
     scripts = [{"name": s["name"], "state": s["state"], "data": script_bytes(module, s)}
                for s in module.params["scripts"]]
     installer = ScriptsInstaller(hooks_dir)

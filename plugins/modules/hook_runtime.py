@@ -202,19 +202,10 @@ import os
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, detect
+from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, resolve_hooks_dir
 from ansible_collections.virthooks.libvirt.plugins.module_utils.events import DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller, diff_of
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
-
-
-def resolve_hooks_dir(module: AnsibleModule) -> str:
-    if module.params["hooks_dir"]:
-        return module.params["hooks_dir"].rstrip("/")
-    try:
-        return detect(module.params["root"], module.params["sysconfdir"])["hooks_dir"]
-    except DetectionError as exc:
-        module.fail_json(msg=str(exc))
 
 
 def main():
@@ -235,7 +226,10 @@ def main():
         ),
         supports_check_mode=True,
     )
-    hooks_dir = resolve_hooks_dir(module)
+    try:
+        hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"])
+    except DetectionError as exc:
+        module.fail_json(msg=str(exc))
     root = module.params["root"].rstrip("/")
     python = module.params["python"] or ("/usr/bin/python3" if root else sys.executable)
     cli_link = (root + module.params["cli_link"]) if module.params["cli_link"] else ""

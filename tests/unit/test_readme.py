@@ -1,0 +1,47 @@
+"""The README's variables tables say what roles/hooks/meta/argument_specs.yml says."""
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from tests.conftest import REPO
+
+
+def readme_table(first_header: str) -> dict:
+    """{first cell: second cell} of the README table whose header starts with first_header."""
+    rows, inside = {}, False
+    for line in (REPO / "README.md").read_text().splitlines():
+        if line.startswith("| " + first_header + " |"):
+            inside = True
+            continue
+        if inside:
+            if not line.startswith("|"):
+                break
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set(cells[0]) <= set("-"):
+                continue
+            rows[cells[0].strip("`")] = cells[1]
+    return rows
+
+
+def specs() -> dict:
+    return yaml.safe_load((REPO / "roles/hooks/meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+
+
+def shown(value) -> str:
+    return "`%s`" % (json.dumps(value) if not isinstance(value, str) else ('""' if value == "" else value))
+
+
+def test_role_variables_table_matches_argument_specs():
+    table = readme_table("variable")
+    options = specs()
+    assert set(table) == set(options)
+    for name, spec in options.items():
+        assert table[name] == shown(spec.get("default")), name
+
+
+def test_script_keys_table_covers_every_suboption():
+    table = readme_table("key")
+    keys = {k for cell in table for k in cell.replace("`", "").split(" / ")}
+    assert keys == set(specs()["libvirt_hooks_scripts"]["options"])
