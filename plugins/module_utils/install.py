@@ -176,6 +176,7 @@ class RuntimeInstaller(object):
         except ConfigError as exc:
             raise InstallError("invalid rules (nothing was changed): %s" % exc)
         normalized = normalize_config(config, strict=False)
+        self._check_conditions(normalized["rules"])
         text = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
         lib_version = "%s/%s/%s" % (self.own, LIB_DIR, self.digest)
         for name in sorted(self.sources):
@@ -206,6 +207,19 @@ class RuntimeInstaller(object):
         if cli_link:
             self._want_link(changes, cli_link, "%s/%s" % (self.runtime_hooks_dir + "/" + OWN_DIR, CLI_FILE))
         return {"changes": changes, "added": added, "removed": removed, "adopted": adopted}
+
+    @staticmethod
+    def _check_conditions(rules) -> None:
+        """XPath conditions this host can evaluate (lxml, else ElementTree's subset), or a named error."""
+        problems = []
+        for rule in rules:
+            if rule["xpath"]:
+                try:
+                    xmlcond.check(rule["xpath"], rule["namespaces"])
+                except xmlcond.ConditionError as exc:
+                    problems.append("rule %r: %s" % (rule["name"], exc))
+        if problems:
+            raise InstallError("invalid rules (nothing was changed): " + "; ".join(problems))
 
     def plan_removal(self, cli_link: str = "") -> dict:
         """Everything we installed goes; adopted hooks go back where they were."""

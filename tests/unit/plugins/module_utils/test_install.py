@@ -232,3 +232,13 @@ def test_image_root_writes_under_root_but_names_host_paths(tmp_path):
     assert os.readlink(root / "usr/local/bin/virthooks") == "/etc/libvirt/hooks/virthooks/virthooks"
     with pytest.raises(InstallError, match="not under root"):
         RuntimeInstaller("/etc/libvirt/hooks", "/usr/bin/python3", -1, -1, root=str(root))
+
+
+def test_xpath_the_host_cannot_evaluate_is_refused_at_install(sandbox, monkeypatch):
+    from ansible_collections.virthooks.libvirt.plugins.module_utils import xmlcond
+    with pytest.raises(InstallError, match="rule 'rec'.*not valid XPath"):
+        installer(sandbox).plan(["qemu"], [dict(RULE, xpath="/domain/[[")])
+    monkeypatch.setattr(xmlcond, "_lxml", lambda: None)          # a host without lxml
+    with pytest.raises(InstallError, match="needs lxml"):
+        installer(sandbox).plan(["qemu"], [dict(RULE, xpath="count(/domain/devices/disk) > 1")])
+    assert installer(sandbox).plan(["qemu"], [dict(RULE, xpath="/domain/devices/disk[@device='cdrom']")])["changes"]
