@@ -40,6 +40,7 @@ test: venv
 
 bench: venv
 	$(VENV_PY) benchmarks/dispatch.py
+	$(VENV_PY) benchmarks/fleet.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/output

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Per-call cost of the virthooks dispatcher, against the alternatives, measured side by side.
 
 Every variant is a real hook file that libvirt could run, called the way libvirt calls it
@@ -107,7 +106,7 @@ def call(hook: Path, guest: str, stdin_path: str):
         began = time.perf_counter()
         pid = os.posix_spawn(str(hook), [str(hook), guest, "prepare", "begin", "-"], ENV,
                              file_actions=[(os.POSIX_SPAWN_DUP2, fd, 0), (os.POSIX_SPAWN_DUP2, null, 1)])
-        _, status = os.waitpid(pid, 0)
+        _pid, status = os.waitpid(pid, 0)
         elapsed = time.perf_counter() - began
     finally:
         os.close(fd)
@@ -128,10 +127,10 @@ def main() -> int:
         variants = build_variants(base, args.python)
         times = {k: [] for k in variants}
         for key, (label, hook, guest) in variants.items():       # warm-up, and a correctness check
-            _, code = call(hook, guest, stdin_path)
+            _elapsed, code = call(hook, guest, stdin_path)
             if code != 0:
                 raise SystemExit("variant (%s) %s exited %d" % (key, label, code))
-        for _ in range(args.rounds):
+        for _round in range(args.rounds):
             for key, (_label, hook, guest) in variants.items():
                 elapsed, _code = call(hook, guest, stdin_path)
                 times[key].append(elapsed)
@@ -163,7 +162,7 @@ def main() -> int:
 def lxml_imported(hook: Path, python: str) -> bool:
     """Whether the dispatcher would load lxml for an XPath rule under this Python."""
     import subprocess
-    probe = subprocess.run([python, "-IS", "-c", "import site; site.main(); import lxml"], capture_output=True)
+    probe = subprocess.run([python, "-IS", "-c", "import site; site.main(); import lxml"], capture_output=True, check=False)
     return probe.returncode == 0
 
 

@@ -31,7 +31,11 @@ if str(COLLECTIONS) not in sys.path:
 # finder for exactly these paths in its pytest_configure, which runs after this import.
 # .cache/collections holds third-party collections installed offline by the test setup.
 EXTRA_COLLECTIONS = REPO / ".cache" / "collections"
-os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([str(COLLECTIONS), str(EXTRA_COLLECTIONS)])
+# Under ansible-test units the collection already sits in its own ansible_collections tree, and
+# ansible-test's pytest plugin owns the collection path.
+UNDER_ANSIBLE_TEST = "ANSIBLE_CONTROLLER_MIN_PYTHON_VERSION" in os.environ or REPO.parent.parent.name == "ansible_collections"
+if not UNDER_ANSIBLE_TEST:
+    os.environ["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join([str(COLLECTIONS), str(EXTRA_COLLECTIONS)])
 
 
 def _install_collection_finder() -> None:
@@ -44,7 +48,15 @@ def _install_collection_finder() -> None:
     _AnsibleCollectionFinder(paths=[str(COLLECTIONS), str(EXTRA_COLLECTIONS)])._install()
 
 
-_install_collection_finder()
+if not UNDER_ANSIBLE_TEST:
+    _install_collection_finder()
+
+
+def pytest_configure(config):
+    """Markers, registered here too: ansible-test units runs pytest with its own ini file."""
+    for marker in ("libvirt: needs a real libvirtd on this machine (started by the test setup)",
+                   "fleet: needs the container fleet (podman)", "quality: collection quality gates"):
+        config.addinivalue_line("markers", marker)
 
 
 def ansible_env(**extra: str) -> dict:
@@ -60,6 +72,7 @@ def ansible_env(**extra: str) -> dict:
         ANSIBLE_RETRY_FILES_ENABLED="False",
         ANSIBLE_LOCAL_TEMP=str(REPO / "tests" / "output" / "ansible-tmp"),
     )
+    env.pop("PYTHONPATH", None)      # ansible-test's, which would shadow the venv's ansible
     env.update(extra)
     return env
 
@@ -86,7 +99,7 @@ def run_module(module: str, args: dict, check: bool = False, diff: bool = False,
             cmd.append("--check")
         if diff:
             cmd.append("--diff")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=300)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=300, check=False)
         if not out.exists():
             raise AssertionError("ansible-playbook saved no result (rc=%d):\n%s\n%s"
                                  % (proc.returncode, proc.stdout, proc.stderr))

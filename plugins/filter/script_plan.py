@@ -11,7 +11,7 @@ version_added: 0.1.0
 author:
   - virthooks contributors
 description:
-  - Takes the script declarations of the role M(virthooks.libvirt.hooks) (C(libvirt_hooks_scripts)
+  - Takes the script declarations of the role C(virthooks.libvirt.hooks) (C(libvirt_hooks_scripts)
     and every C(libvirt_hooks_scripts__*) variable), validates every entry with the same rules the
     dispatcher uses, and returns the scripts for M(virthooks.libvirt.hook), the rules for
     M(virthooks.libvirt.hook_runtime) and the drivers that need an entry point.
@@ -24,7 +24,7 @@ options:
     type: dict
     required: true
   contents:
-    description: Script name -> text read from its O(_input[].src) or O(_input[].template) (by the role).
+    description: Script name -> text read from its C(src) or C(template) file (by the role).
     type: dict
     default: {}
 """

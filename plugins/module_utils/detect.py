@@ -122,7 +122,7 @@ def run_binary(path: str, args: list[str], timeout: float = COMMAND_TIMEOUT) -> 
     except OSError:
         return None
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out, _err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
@@ -216,7 +216,7 @@ def read_os_release(root: str) -> dict:
 
 
 def parse_os_release_line(line: str) -> tuple:
-    key, _, value = line.partition("=")
+    key, _sep, value = line.partition("=")
     return key.strip(), value.strip().strip("\"'")
 
 

@@ -86,8 +86,8 @@ def prefilter_patterns(driver: str, rules) -> list:
 def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:
     code = ("import sys;sys.path[:0]=[sys.argv[1]+%r];from %s.dispatch import main;main()"
             % ("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT), RUNTIME_PACKAGE))
-    return 'exec %s %s -c %s %s %s "$@"' % (sh_quote(python), PYTHON_FLAGS, sh_quote(code),
-                                             sh_quote(hooks_dir), driver)
+    parts = (sh_quote(python), PYTHON_FLAGS, sh_quote(code), sh_quote(hooks_dir), driver)
+    return 'exec %s %s -c %s %s %s "$@"' % parts
 
 
 def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bool = True,

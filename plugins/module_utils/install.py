@@ -374,4 +374,3 @@ def diff_of(plan: dict, hooks_dir: str) -> list:
     if lib_changes:
         diffs.append({"prepared": "runtime library: %d file(s) under %s" % (len(lib_changes), lib_prefix)})
     return diffs
-

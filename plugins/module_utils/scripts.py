@@ -111,7 +111,7 @@ class ScriptsInstaller(object):
             else:
                 result["write"].append((name, before, script["data"]))
         if purge:
-            declared_absent = {name for name, _ in result["remove"]}
+            declared_absent = {name for name, _before in result["remove"]}
             for name in self.installed():
                 if name not in wanted and name not in declared_absent:
                     result["remove"].append((name, file_state(self.path(name))[0]))
@@ -139,4 +139,3 @@ def diff_of(plan: dict, directory: str) -> list:
         diffs.append({"before_header": "%s/%s" % (directory, name), "after_header": "%s/%s (absent)" % (directory, name),
                       "before": diff_text(before), "after": ""})
     return diffs
-

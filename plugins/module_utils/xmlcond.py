@@ -9,6 +9,8 @@ the subset it can do: absolute location paths with simple predicates, such as
 ``/domain/devices/hostdev[@type='pci']`` or ``//interface[@type='bridge']``.
 """
 
+import math
+
 ENGINE_LXML = "lxml"
 ENGINE_ETREE = "etree"
 _FUNCTION_HINTS = ("(", " and ", " or ", "|", "::", "!=", "<", ">", "..")
@@ -70,7 +72,7 @@ def _truth(value) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, float):
-        return value == value and value != 0.0
+        return not math.isnan(value) and value != 0.0
     if isinstance(value, (list, str, bytes)):
         return len(value) > 0
     return bool(value)

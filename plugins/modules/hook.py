@@ -17,7 +17,7 @@ description:
     one module call, however many scripts there are.
   - Every script is validated before anything is written; one bad script fails the task, names
     the script and changes nothing. A script must start with C(#!) and an absolute interpreter
-    path that exists on the host, or be an ELF executable: libvirt and the dispatcher run hooks
+    path that exists on the host, or be an ELF executable; libvirt and the dispatcher run hooks
     directly and would fail with "Exec format error" otherwise.
   - Scripts never go into the native C(hooks/<driver>.d/) directory, where libvirt would run them
     a second time, for every event.

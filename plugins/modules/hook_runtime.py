@@ -50,7 +50,7 @@ options:
       - The default V("") finds it like M(virthooks.libvirt.hooks_info) does, from O(root) and
         O(sysconfdir).
       - With O(root) set, the files are written under it but name paths as the host will see
-        them (without O(root)): an image built this way works once booted.
+        them (without O(root)), so an image built this way works once booted.
     type: path
     default: ""
   state:
@@ -198,7 +198,6 @@ changes:
   sample: ["write /etc/libvirt/hooks/virthooks/config.json (content)"]
 """
 
-import os
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
@@ -247,8 +246,8 @@ def main():
     except (InstallError, OSError) as exc:
         module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
     if module.params["state"] == "absent":
-        entry_points = [] if not module.check_mode else [d for d in installer.installed_entry_points()
-                                                          if d not in plan["removed"]]
+        remaining = [d for d in installer.installed_entry_points() if d not in plan["removed"]]
+        entry_points = remaining if module.check_mode else []
     else:
         entry_points = sorted(set(module.params["drivers"]), key=DRIVERS.index)
     result = dict(changed=bool(plan["changes"]), hooks_dir=hooks_dir, entry_points=entry_points,

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -128,12 +127,12 @@ PLAYBOOK = """\
 
 
 def _podman(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(FLEET / "podman"), *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(FLEET / "podman"), *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _run(cmd: list, timeout: int, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False)
     print("$ %s  (%.1fs, rc=%d)" % (" ".join(map(str, cmd)), time.monotonic() - t0, proc.returncode))
     print(proc.stderr[-4000:])
     return proc

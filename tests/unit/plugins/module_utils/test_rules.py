@@ -25,9 +25,9 @@ def test_glob_match_agrees_with_fnmatchcase(pattern, text):
 def test_glob_match_agrees_with_fnmatchcase_on_random_input():
     rng = random.Random(1234)
     alphabet = "ab*?[]!-"
-    for _ in range(5000):
-        pattern = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 7)))
-        text = "".join(rng.choice("ab-]![") for _ in range(rng.randint(0, 6)))
+    for _case in range(5000):
+        pattern = "".join(rng.choice(alphabet) for _char in range(rng.randint(0, 7)))
+        text = "".join(rng.choice("ab-]![") for _char in range(rng.randint(0, 6)))
         assert glob_match(pattern, text) == fnmatch.fnmatchcase(text, pattern), (pattern, text)
 
 

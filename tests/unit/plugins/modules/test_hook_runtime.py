@@ -34,7 +34,7 @@ def test_install_then_rerun_is_idempotent_and_dispatches(ansible_module, tmp_pat
     script.write_text("#!/bin/sh\necho ran > %s/ran\n" % tmp_path)
     script.chmod(0o755)
     proc = subprocess.run([str(tmp_path / "hooks" / "qemu"), "win10", "prepare", "begin", "-"], input=b"<domain/>",
-                          capture_output=True, timeout=60)
+                          capture_output=True, timeout=60, check=False)
     assert proc.returncode == 0 and (tmp_path / "ran").read_text() == "ran\n"
 
 
@@ -75,5 +75,5 @@ def test_cli_link(ansible_module, tmp_path):
     link = tmp_path / "bin" / "virthooks"
     link.parent.mkdir()
     ansible_module(MODULE, args(tmp_path, cli_link=str(link)))
-    proc = subprocess.run([str(link), "list"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([str(link), "list"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0 and "rec" in proc.stdout
