@@ -9,7 +9,7 @@ name: script_plan
 short_description: Turn declared libvirt hook scripts into what the virthooks modules install
 version_added: 0.1.0
 author:
-  - virthooks contributors
+  - virthooks maintainers (@virthooks)
 description:
   - Takes the script declarations of the role C(virthooks.libvirt.hooks) (C(libvirt_hooks_scripts)
     and every C(libvirt_hooks_scripts__*) variable), validates every entry with the same rules the

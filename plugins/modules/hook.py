@@ -24,8 +24,9 @@ description:
   - Each file is replaced atomically (temporary file, fsync, rename); SELinux contexts are restored
     where SELinux is enabled.
 author:
-  - virthooks contributors
+  - virthooks maintainers (@virthooks)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - virthooks.libvirt.paths
 attributes:
   check_mode:

@@ -30,8 +30,9 @@ description:
     module fails and names it. With O(state=absent) adopted hooks are put back.
   - Where SELinux is enabled, written files get their default context (as C(restorecon) would).
 author:
-  - virthooks contributors
+  - virthooks maintainers (@virthooks)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - virthooks.libvirt.paths
 attributes:
   check_mode:
@@ -71,8 +72,8 @@ options:
     description:
       - The rules of C(config.json), each naming a script under C(hooks/virthooks/) (usually
         C(scripts/<name>), installed by M(virthooks.libvirt.hook)).
-      - Keys and defaults are those of the config format, see the README section
-        "Runtime configuration": O(rules[].name), O(rules[].script), C(driver), C(objects),
+      - Keys and defaults are those of the config format (README section "Runtime configuration"),
+        namely C(name), C(script), C(driver), C(objects),
         C(operations), C(suboperations), C(extras), C(daemons), C(xpath), C(namespaces),
         C(timeout), C(on_failure), C(order), C(enabled).
       - Rules are validated before anything is written; an unknown driver or operation, a
