@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -158,21 +160,33 @@ def test_entry_point_that_is_a_symlink_is_refused(sandbox):
         installer(sandbox).plan(["qemu"], [])
 
 
-def test_no_write_permission_is_a_clear_error(tmp_path):
-    """Run the installer as an unprivileged user against a root-owned hooks dir."""
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    os.chmod(tmp_path, 0o755)
-    code = ("import sys; sys.path.insert(0, %r)\n"
-            "from ansible_collections.virthooks.libvirt.plugins.module_utils.install import RuntimeInstaller\n"
-            "i = RuntimeInstaller(%r, '/usr/bin/python3', -1, -1)\n"
-            "try:\n    i.apply(i.plan(['qemu'], []))\nexcept OSError as e:\n    print('ERR', e); sys.exit(3)\n"
-            % (COLLECTIONS, str(hooks)))
-    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
-                          capture_output=True, text=True, timeout=60, cwd="/", check=False)
-    assert proc.returncode == 3, proc.stderr
-    assert "Permission denied" in proc.stdout and str(hooks) in proc.stdout
-    assert os.listdir(hooks) == []
+def test_no_write_permission_is_a_clear_error():
+    """Run the installer as an unprivileged user against a root-owned 0755 hooks dir.
+
+    Everything else is readable by that user (its own copy of the code in a 0755 directory), so
+    the only thing refused is writing.
+    """
+    work = Path(tempfile.mkdtemp(prefix="vh-noperm-"))
+    try:
+        work.chmod(0o755)
+        code_dir = work / "ansible_collections" / "virthooks" / "libvirt" / "plugins" / "module_utils"
+        shutil.copytree(Path(__file__).resolve().parents[4] / "plugins" / "module_utils", code_dir)
+        for path in [work, *work.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        hooks = work / "hooks"
+        hooks.mkdir(mode=0o755)
+        code = ("import sys; sys.path.insert(0, %r)\n"
+                "from ansible_collections.virthooks.libvirt.plugins.module_utils.install import RuntimeInstaller\n"
+                "i = RuntimeInstaller(%r, '/usr/bin/python3', -1, -1)\n"
+                "try:\n    i.apply(i.plan(['qemu'], []))\nexcept OSError as e:\n    print('ERR', e); sys.exit(3)\n"
+                % (str(work), str(hooks)))
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+                               "-I", "-c", code], capture_output=True, text=True, timeout=60, cwd="/", check=False)
+        assert proc.returncode == 3, proc.stderr
+        assert "Permission denied" in proc.stdout and str(hooks) in proc.stdout
+        assert os.listdir(hooks) == []
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 INSTALL_LOOP = """
