@@ -52,8 +52,20 @@ if not UNDER_ANSIBLE_TEST:
     _install_collection_finder()
 
 
+ANSIBLE_TEST_COLLECTIONS_PATH = os.environ.get("ANSIBLE_COLLECTIONS_PATH")
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config):
-    """Markers, registered here too: ansible-test units runs pytest with its own ini file."""
+    """Markers, registered here too: ansible-test units runs pytest with its own ini file.
+
+    Under ansible-test, pytest-ansible (there for the molecule scenarios) misses our
+    --ansible-unit-inject-only and points ANSIBLE_COLLECTIONS_PATH elsewhere in its own
+    pytest_configure; xdist workers would inherit that and fail ansible-test's own check.
+    Running last, this puts ansible-test's path back.
+    """
+    if UNDER_ANSIBLE_TEST and ANSIBLE_TEST_COLLECTIONS_PATH is not None:
+        os.environ["ANSIBLE_COLLECTIONS_PATH"] = ANSIBLE_TEST_COLLECTIONS_PATH
     for marker in ("libvirt: needs a real libvirtd on this machine (started by the test setup)",
                    "fleet: needs the container fleet (podman)", "quality: collection quality gates"):
         config.addinivalue_line("markers", marker)
