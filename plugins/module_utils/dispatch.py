@@ -337,6 +337,7 @@ class Call(object):
                 hint = " (a hook must start with #! and an absolute interpreter path)" if exc.errno == 8 else ""
                 result.update(status="error", exit=None,
                               message="could not be executed: %s%s" % (exc.strerror or exc, hint))
+                os.close(out_fd)
                 return result, None
             status = wait(pid, step.timeout)
             if status is None:
