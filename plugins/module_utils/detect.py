@@ -637,3 +637,8 @@ def resolve_hooks_dir(explicit: str, root: str = "", sysconfdir: str = "") -> st
     if explicit:
         return explicit.rstrip("/") or "/"
     return detect(root, sysconfdir)["hooks_dir"]
+
+
+def path_argument_spec() -> dict:
+    """The argument spec of the options documented by the virthooks.libvirt.paths doc fragment."""
+    return dict(root=dict(type="str", default=""), sysconfdir=dict(type="str", default=""))

@@ -141,7 +141,7 @@ import base64
 import binascii
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, resolve_hooks_dir
+from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, path_argument_spec, resolve_hooks_dir
 from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import ScriptError, ScriptsInstaller, diff_of
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
 
@@ -165,8 +165,7 @@ def script_bytes(module: AnsibleModule, script: dict):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            root=dict(type="str", default=""),
-            sysconfdir=dict(type="str", default=""),
+            **path_argument_spec(),
             hooks_dir=dict(type="path", default=""),
             scripts=dict(type="list", elements="dict", default=[], options=dict(
                 name=dict(type="str", required=True),

@@ -202,7 +202,7 @@ changes:
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, resolve_hooks_dir
+from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, path_argument_spec, resolve_hooks_dir
 from ansible_collections.virthooks.libvirt.plugins.module_utils.events import DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller, diff_of
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
@@ -211,8 +211,7 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import r
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            root=dict(type="str", default=""),
-            sysconfdir=dict(type="str", default=""),
+            **path_argument_spec(),
             hooks_dir=dict(type="path", default=""),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             drivers=dict(type="list", elements="str", choices=list(DRIVERS), default=[]),

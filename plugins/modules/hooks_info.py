@@ -393,14 +393,13 @@ libvirt:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, detect
+from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, detect, path_argument_spec
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
-            root=dict(type="str", default=""),
-            sysconfdir=dict(type="str", default=""),
+            **path_argument_spec(),
         ),
         supports_check_mode=True,
     )
