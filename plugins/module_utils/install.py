@@ -47,6 +47,11 @@ ADOPTED_TIMEOUT = 300
 REMOVING_SUFFIX = ".virthooks-removing"
 
 
+def looks_like_tree_helper(data) -> bool:
+    """Whether a hook is the widely shared dispatcher of hooks/<driver>.d/<guest>/<op>/<sub-op>/."""
+    return bool(data) and b".d/$" in data and (b"HOOKPATH" in data or b"GUEST_NAME" in data)
+
+
 class InstallError(Exception):
     """Something on the host prevents the install; the message names it. Nothing was changed."""
 
@@ -155,6 +160,11 @@ class RuntimeInstaller(object):
                 raise InstallError("%s is a symlink or not a regular file; move it away or make it a file "
                                    "(nothing was changed)" % path)
             if state == "foreign":
+                if looks_like_tree_helper(read_bytes(path)):
+                    raise InstallError(
+                        "%s looks like the per-guest tree helper (%s.d/<guest>/<operation>/<sub-operation>/*): "
+                        "virthooks runs that tree itself, so adopting it would run every tree script twice; move "
+                        "it away and deploy again (nothing was changed)" % (path, driver))
                 if foreign != "adopt":
                     raise InstallError(
                         "%s is a hook that virthooks did not install; set foreign_hooks=adopt "

@@ -256,3 +256,26 @@ def test_xpath_the_host_cannot_evaluate_is_refused_at_install(sandbox, monkeypat
     with pytest.raises(InstallError, match="needs lxml"):
         installer(sandbox).plan(["qemu"], [dict(RULE, xpath="count(/domain/devices/disk) > 1")])
     assert installer(sandbox).plan(["qemu"], [dict(RULE, xpath="/domain/devices/disk[@device='cdrom']")])["changes"]
+
+
+TREE_HELPER = r"""#!/bin/bash
+GUEST_NAME="$1"
+HOOK_NAME="$2"
+STATE_NAME="$3"
+BASEDIR="$(dirname $0)"
+HOOKPATH="$BASEDIR/qemu.d/$GUEST_NAME/$HOOK_NAME/$STATE_NAME"
+set -e
+if [ -f "$HOOKPATH" ]; then
+  eval \""$HOOKPATH"\" "$@"
+elif [ -d "$HOOKPATH" ]; then
+  while read file; do eval \""$file"\" "$@"; done <<< "$(find -L "$HOOKPATH" -maxdepth 1 -type f -executable -print;)"
+fi
+"""
+
+
+@pytest.mark.parametrize("foreign", ["fail", "adopt"])
+def test_the_tree_helper_is_never_adopted_and_is_named(sandbox, foreign):
+    (sandbox.hooks / "qemu").write_text(TREE_HELPER)
+    with pytest.raises(InstallError, match="looks like the per-guest tree helper.*run every tree script twice"):
+        installer(sandbox).plan(["qemu"], [RULE], foreign=foreign)
+    assert (sandbox.hooks / "qemu").read_text() == TREE_HELPER
