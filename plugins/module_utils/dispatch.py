@@ -257,32 +257,24 @@ class Call(object):
         results = []
         failure = None
         for step in steps:
+            result = None
             if step.xpath:
                 if document is None:
                     from .xmlcond import Document
                     document = Document(read_all(spool))
                 result = self.condition(document, step)
-                if result is not None:
-                    results.append(result)
-                    if result["status"] == "skipped":
-                        continue
-                    failure = failure or self.judge(step, result)
-                    if failure and self.abortable:
-                        break
-                    continue
-            result, output = self.execute(step, current)
+            if result is None:
+                result, output = self.execute(step, current)
+                if output is not None:
+                    if result["status"] == "ok" and has_content(output):
+                        if current != spool:
+                            os.close(current)
+                        current, changed = output, True
+                        result["xml"] = "replaced"
+                    else:
+                        os.close(output)
             results.append(result)
-            if result["status"] == "ok" and self.xml_out and output is not None:
-                if has_content(output):
-                    if current is not None and current != spool:
-                        os.close(current)
-                    current, changed = output, True
-                    result["xml"] = "replaced"
-                else:
-                    os.close(output)
-            elif output is not None:
-                os.close(output)
-            if result["status"] != "ok":
+            if result["status"] not in ("ok", "skipped"):
                 failure = failure or self.judge(step, result)
                 if failure and self.abortable:
                     break
