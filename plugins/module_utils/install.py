@@ -75,20 +75,19 @@ def runtime_digest(sources: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_config(rules: list, log: dict | None = None, tree: dict | None = None, kill_grace: float = 2) -> dict:
-    """The config.json document for these rules, validated (ConfigError names what is wrong)."""
+def build_config(rules: list, log: dict | None = None, tree: dict | None = None, kill_grace: float = 2) -> tuple:
+    """(config.json document, its normalized form) for these rules; ConfigError names what is wrong."""
     raw = {"version": CONFIG_VERSION, "generator": "virthooks.libvirt %s" % VERSION, "rules": list(rules),
            "kill_grace": kill_grace}
     if log is not None:
         raw["log"] = log
     if tree is not None:
         raw["tree"] = tree
-    normalize_config(raw, strict=True)
-    return raw
+    return raw, normalize_config(raw, strict=True)
 
 
 def config_text(rules: list, log: dict | None = None, tree: dict | None = None, kill_grace: float = 2) -> str:
-    return json.dumps(build_config(rules, log, tree, kill_grace), indent=2, sort_keys=True) + "\n"
+    return json.dumps(build_config(rules, log, tree, kill_grace)[0], indent=2, sort_keys=True) + "\n"
 
 
 class Change(object):
@@ -160,7 +159,8 @@ class RuntimeInstaller(object):
                 raise InstallError("%s is a symlink or not a regular file; move it away or make it a file "
                                    "(nothing was changed)" % path)
             if state == "foreign":
-                if looks_like_tree_helper(read_bytes(path)):
+                hook = read_bytes(path)
+                if looks_like_tree_helper(hook):
                     raise InstallError(
                         "%s looks like the per-guest tree helper (%s.d/<guest>/<operation>/<sub-operation>/*): "
                         "virthooks runs that tree itself, so adopting it would run every tree script twice; move "
@@ -171,7 +171,7 @@ class RuntimeInstaller(object):
                         "(libvirt_hooks_foreign: adopt) to keep running it as the script %s%s, or move it "
                         "away (nothing was changed)" % (path, ADOPT_PREFIX, driver))
                 kept = read_bytes(self.adopted_path(driver))
-                if kept is not None and kept != read_bytes(path):
+                if kept is not None and kept != hook:
                     raise InstallError("%s is foreign and %s already holds a different adopted hook; resolve by "
                                        "hand (nothing was changed)" % (path, self.adopted_path(driver)))
                 if kept is None:     # else: an adoption interrupted after the copy; finish it
@@ -182,10 +182,9 @@ class RuntimeInstaller(object):
                 rules.insert(0, {"name": ADOPT_PREFIX + driver, "driver": driver, "order": -1000,
                                  "script": "%s/%s" % (ADOPTED_DIR, driver), "timeout": ADOPTED_TIMEOUT})
         try:
-            config = build_config(rules, log, tree, kill_grace)
+            config, normalized = build_config(rules, log, tree, kill_grace)
         except ConfigError as exc:
             raise InstallError("invalid rules (nothing was changed): %s" % exc)
-        normalized = normalize_config(config, strict=False)
         self._check_conditions(normalized["rules"])
         text = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
         lib_version = "%s/%s/%s" % (self.own, LIB_DIR, self.digest)
