@@ -152,7 +152,7 @@ def cmd_simulate(args, out):
 
 def cmd_validate(args, out):
     from .dispatch import refusal
-    from .entrypoint import is_ours
+    from .entrypoint import file_is_ours
     path = "%s/%s/%s" % (args.hooks_dir, OWN_DIR, CONFIG_FILE)
     problems = []
     try:
@@ -175,12 +175,10 @@ def cmd_validate(args, out):
     drivers = sorted({r["driver"] for r in config["rules"] if r["enabled"]})
     for driver in drivers:
         entry = "%s/%s" % (args.hooks_dir, driver)
-        try:
-            with open(entry) as f:
-                if not is_ours(f.read(2048)):
-                    problems.append("hooks/%s is not a virthooks entry point: rules for %s never run" % (driver, driver))
-        except OSError:
+        if not os.path.exists(entry):
             problems.append("hooks/%s is missing: rules for the %s driver never run" % (driver, driver))
+        elif not file_is_ours(entry):
+            problems.append("hooks/%s is not a virthooks entry point: rules for %s never run" % (driver, driver))
     for problem in problems:
         out.write("FAIL %s\n" % problem)
     out.write("%s: %d rule(s), %d problem(s)\n" % (path, len(config["rules"]), len(problems)))

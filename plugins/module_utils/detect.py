@@ -17,13 +17,13 @@ import signal
 import stat
 import subprocess
 
+from ansible_collections.virthooks.libvirt.plugins.module_utils.entrypoint import file_is_ours
 from ansible_collections.virthooks.libvirt.plugins.module_utils.events import (
     DAEMONS,
     DRIVER_DAEMONS,
     DRIVERS,
 )
 from ansible_collections.virthooks.libvirt.plugins.module_utils.layout import (
-    ENTRY_POINT_MARKER,
     OWN_DIR,
     sysconf_hooks_dir,
 )
@@ -42,8 +42,6 @@ HOOK_DAEMONS = (MONOLITHIC_DAEMON,) + MODULAR_DAEMONS
 CLIENTS = ("virsh", "virt-admin")
 NATIVE_HOOKS_D_SINCE = (6, 5, 0)
 COMMAND_TIMEOUT = 15
-ENTRY_POINT_HEAD_BYTES = 4096
-ENTRY_POINT_HEAD_LINES = 5
 
 HELP_CONFIG_HEADING = "Configuration file (unless overridden by -f):"
 HELP_PIDFILE_HEADING = "PID file (unless overridden by -p):"
@@ -447,17 +445,6 @@ def detect_apparmor(root: str) -> dict:
 
 # ---------------------------------------------------------------- the hooks directory
 
-def is_our_entry_point(path: str) -> bool:
-    """Whether the first lines of a hook file carry our entry point marker."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(ENTRY_POINT_HEAD_BYTES).decode("utf-8", "replace")
-    except OSError:
-        return False
-    return any(line.strip() == ENTRY_POINT_MARKER
-               for line in head.splitlines()[:ENTRY_POINT_HEAD_LINES])
-
-
 def file_entry(hooks_dir: str, relpath: str) -> dict:
     """One file of the hooks dir: its path, mode and what it is (see classify)."""
     full = os.path.join(hooks_dir, relpath)
@@ -476,7 +463,7 @@ def classify(relpath: str, full: str) -> dict:
     if parts[0] == OWN_DIR and len(parts) > 1:
         return {"kind": KIND_OURS}
     if len(parts) == 1 and parts[0] in DRIVERS:
-        return {"kind": KIND_OURS if is_our_entry_point(full) else KIND_FOREIGN, "driver": parts[0]}
+        return {"kind": KIND_OURS if file_is_ours(full) else KIND_FOREIGN, "driver": parts[0]}
     driver = parts[0][:-2] if parts[0].endswith(".d") else None
     if driver not in DRIVERS:
         return {}

@@ -128,6 +128,19 @@ def render_cli(hooks_dir: str, python: str) -> str:
     ]) + "\n"
 
 
+HEAD_BYTES = 4096
+HEAD_LINES = 5
+
+
 def is_ours(text: str) -> bool:
-    """Whether a hook file's text is one of our entry points."""
-    return ENTRY_POINT_MARKER in text[:1024]
+    """Whether a hook file's text is one of our entry points (the marker line near its top)."""
+    return any(line.strip() == ENTRY_POINT_MARKER for line in text[:HEAD_BYTES].splitlines()[:HEAD_LINES])
+
+
+def file_is_ours(path: str) -> bool:
+    """Whether the file at path is one of our entry points (False if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return is_ours(f.read(HEAD_BYTES).decode("utf-8", "replace"))
+    except OSError:
+        return False

@@ -32,7 +32,7 @@ import shutil
 # The runtime files are read from this package at install time; importing each of them here
 # is also what makes Ansible's module packer (AnsiballZ) ship them inside the module payload.
 from . import cli, dispatch, minijson, runlog, xmlcond  # noqa: F401  pylint: disable=unused-import
-from .entrypoint import is_ours, render_cli, render_entry_point
+from .entrypoint import file_is_ours, render_cli, render_entry_point
 from .events import DRIVERS
 from .fileops import TEMP_SUFFIX, atomic_write, diff_text, ensure_dir, file_state, fsync_dir, read_bytes
 from .layout import (ADOPTED_DIR, CLI_FILE, CONFIG_FILE, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE,
@@ -132,9 +132,7 @@ class RuntimeInstaller(object):
             return "absent"
         if os.path.islink(path) or not os.path.isfile(path):
             return "not-a-file"
-        with open(path, "rb") as f:
-            head = f.read(2048).decode("utf-8", "replace")
-        return "ours" if is_ours(head) else "foreign"
+        return "ours" if file_is_ours(path) else "foreign"
 
     def adopted_path(self, driver: str) -> str:
         return "%s/%s/%s" % (self.own, ADOPTED_DIR, driver)
