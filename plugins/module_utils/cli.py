@@ -151,19 +151,25 @@ def cmd_simulate(args, out):
 
 
 def cmd_validate(args, out):
-    from .dispatch import refusal
     from .entrypoint import file_is_ours
+    from .events import GUEST_KILLING_OPERATIONS, kills_running_guest
+    from .trust import TrustCheck, Untrusted, format_problem
     path = "%s/%s/%s" % (args.hooks_dir, OWN_DIR, CONFIG_FILE)
     problems = []
+    warnings = []
     try:
         config = load_config(path, strict=True)
     except (OSError, ConfigError) as exc:
         out.write("FAIL %s\n" % exc)
         return 1
     own = "%s/%s" % (args.hooks_dir, OWN_DIR)
+    trust = TrustCheck()
     for rule in config["rules"]:
         script = rule["script"] if rule["script"].startswith("/") else own + "/" + rule["script"]
-        problem = refusal(script) or _shebang_problem(script)
+        try:
+            problem = format_problem(trust.check_file(script))
+        except Untrusted as exc:
+            problem = str(exc)
         if problem:
             problems.append("rule %r: %s %s" % (rule["name"], script, problem))
         if rule["xpath"]:
@@ -172,6 +178,12 @@ def cmd_validate(args, out):
                 check(rule["xpath"], rule["namespaces"])
             except ConditionError as exc:
                 problems.append("rule %r: %s" % (rule["name"], exc))
+        if rule["enabled"] and rule["on_failure"] == "fail" and any(
+                kills_running_guest(rule["driver"], op) for op in
+                (GUEST_KILLING_OPERATIONS if rule["operations"] == ["*"] else rule["operations"])):
+            warnings.append("rule %r: on_failure is 'fail' and it runs on 'reconnect': if it fails when the "
+                            "daemon restarts, libvirt kills the running guest (set operations without "
+                            "reconnect, or on_failure: ignore)" % rule["name"])
     drivers = sorted({r["driver"] for r in config["rules"] if r["enabled"]})
     for driver in drivers:
         entry = "%s/%s" % (args.hooks_dir, driver)
@@ -181,19 +193,11 @@ def cmd_validate(args, out):
             problems.append("hooks/%s is not a virthooks entry point: rules for %s never run" % (driver, driver))
     for problem in problems:
         out.write("FAIL %s\n" % problem)
-    out.write("%s: %d rule(s), %d problem(s)\n" % (path, len(config["rules"]), len(problems)))
+    for warning in warnings:
+        out.write("WARN %s\n" % warning)
+    out.write("%s: %d rule(s), %d problem(s), %d warning(s)\n" % (path, len(config["rules"]), len(problems),
+                                                                   len(warnings)))
     return 1 if problems else 0
-
-
-def _shebang_problem(path):
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError as exc:
-        return "cannot be read: %s" % exc.strerror
-    if head[:2] == b"#!" or head == b"\x7fELF":
-        return ""
-    return "has no #! line (libvirt and virthooks would fail with 'Exec format error')"
 
 
 def _print_record(rec, out):

@@ -10,100 +10,104 @@ argv, stdin and environment libvirt gave plus ``LIBVIRT_HOOK_*`` variables, and 
 failure policy. It sits on every guest start, so it imports only what the call needs: no
 ``json``/``re``/``subprocess``/``signal``; lxml only for an XPath condition.
 
-Contract (see README "Runtime"):
-- scripts run with cwd ``/``, in their own process group; at their timeout the whole group
-  gets SIGTERM, then SIGKILL after ``kill_grace`` seconds;
-- their stdout and stderr go to files, never to libvirt's pipes, so a background child that
-  keeps them open cannot block libvirt;
+Contract (see README "The runtime"):
+- only files root alone controls are run: the whole path is checked (trust.py);
+- scripts run with cwd ``/``, in their own process group, with a ``VIRTHOOKS_RUN_ID`` that
+  their descendants inherit; at their timeout every process of the run gets SIGTERM, then
+  SIGKILL after ``kill_grace`` seconds, even those that left the group (proctree.py);
+- each script gets its own open file for stdin (a background reader cannot drain the next
+  script's input) and writes stdout/stderr to anonymous files, never to libvirt's pipes, so
+  a background child that keeps them open cannot block libvirt; output is kept as a head
+  and a tail, so a script printing without end fills neither memory nor disk;
 - on events where libvirt reads stdout (``migrate``/``restore begin``) scripts are chained:
-  each gets the XML the previous one printed (or the original), and only the final XML is
-  written out, and only if a script changed it; everywhere else our stdout stays empty;
+  each gets the XML the previous one printed (or the original), XPath conditions are
+  evaluated on that same XML, and only the final XML is written out, and only if a script
+  changed it (at most ``XML_OUT_MAX`` bytes); everywhere else our stdout stays empty;
 - a failing ``on_failure: fail`` script makes the call exit 1 with one stderr line naming it;
   on events libvirt can abort, the scripts after it do not run;
-- a script that is not owned by root or is writable by group/others is refused.
+- an error of the dispatcher itself (unreadable config, no memory, a bug) never fails
+  ``reconnect``/``attach``, where libvirt would kill the running guest: it exits 0 there and
+  says so loudly in syslog and the log;
+- SIGTERM, SIGINT or SIGHUP stop the running script's processes, write the log record and exit.
 """
 
 import os
 import sys
 import time
 
-from .events import has_stdin_xml, is_abortable, reads_stdout
+from .events import has_stdin_xml, is_abortable, kills_running_guest, reads_stdout
 from .layout import CONFIG_FILE, OWN_DIR
 from .rules import LOG_DEFAULTS, ConfigError, load_config, needs_daemon_name, plan
 from .runlog import append_line, iso_time, to_syslog
+from .trust import TrustCheck, Untrusted, format_problem
 
 try:
     import _signal
     SIGTERM, SIGKILL = _signal.SIGTERM, _signal.SIGKILL
-    _SIGDEF = tuple(getattr(_signal, n) for n in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(_signal, n))
+    STOP_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
+    _SIGDEF = tuple(getattr(_signal, n) for n in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(_signal, n)) \
+        + STOP_SIGNALS
 except ImportError:  # pragma: no cover
-    SIGTERM, SIGKILL, _SIGDEF = 15, 9, (13,)
+    _signal = None
+    SIGTERM, SIGKILL, STOP_SIGNALS, _SIGDEF = 15, 9, (15, 2, 1), (13, 15, 2, 1)
 
 CHUNK = 1 << 20
 STDERR_TAIL = 300
+XML_OUT_MAX = 64 << 20          # the most XML a script may print where libvirt reads it
+TRIM_AT = 1 << 20               # an output file past this (or 4 x output_bytes) is trimmed
 TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+RUN_ID_VAR = "VIRTHOOKS_RUN_ID"  # proctree.RUN_ID_VAR (not imported: that module is for the slow path)
 
 
-# --- files ---------------------------------------------------------------------------------
+class Interrupted(BaseException):
+    """The dispatcher got SIGTERM, SIGINT or SIGHUP."""
 
-def _tmp_candidates():
+    def __init__(self, signum):
+        BaseException.__init__(self, signum)
+        self.signum = signum
+
+
+class OutputOverflow(Exception):
+    """A script printed more XML than libvirt may be handed."""
+
+
+# --- anonymous files -----------------------------------------------------------------------
+
+def _file_candidates():
+    if hasattr(os, "memfd_create"):
+        yield lambda: os.memfd_create("virthooks", os.MFD_CLOEXEC)
     env = os.environ.get("TMPDIR")
-    return ((env,) if env else ()) + TMP_DIRS
+    for directory in ((env,) if env else ()) + TMP_DIRS:
+        yield lambda d=directory: os.open(d, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
 
 
-def tmpfile() -> int:
-    """An anonymous read/write file (no name left behind, even if we are killed)."""
+def anon_file(data: bytes = b"") -> int:
+    """An anonymous read/write file holding data, offset 0: in memory (memfd), else in a
+    temporary directory, trying the next place when one is full or unusable."""
     last = None
-    for directory in _tmp_candidates():
+    for create in _file_candidates():
         try:
-            return os.open(directory, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+            fd = create()
         except (AttributeError, OSError) as exc:
             last = exc
+            continue
         try:
-            path = "%s/.virthooks-%d-%d" % (directory, os.getpid(), time.monotonic_ns())
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-            os.unlink(path)
+            _write_all(fd, data)
+            os.lseek(fd, 0, os.SEEK_SET)
             return fd
         except OSError as exc:
+            os.close(fd)
             last = exc
-    raise OSError("no usable temporary directory (%s)" % last)
+    raise OSError("no memory or temporary directory could hold %d bytes (%s)" % (len(data), last))
 
 
-def copy_fd(src: int, dst: int) -> int:
-    """Copy src (from its current offset) to dst until EOF; return the byte count."""
-    total = 0
-    while True:
-        data = os.read(src, CHUNK)
-        if not data:
-            return total
-        view = memoryview(data)
-        while view:
-            written = os.write(dst, view)
-            view = view[written:]
-        total += len(data)
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
-def tail(fd: int, limit: int) -> str:
-    if limit <= 0:
-        return ""
-    size = os.fstat(fd).st_size
-    start = max(0, size - limit)
-    return os.pread(fd, size - start, start).decode("utf-8", "replace")
-
-
-def has_content(fd: int) -> bool:
-    """Whether a file holds anything but whitespace (empty output = XML unchanged)."""
-    size = os.fstat(fd).st_size
-    offset = 0
-    while offset < size:
-        if os.pread(fd, CHUNK, offset).strip():
-            return True
-        offset += CHUNK
-    return False
-
-
-def read_all(fd: int) -> bytes:
-    os.lseek(fd, 0, os.SEEK_SET)
+def read_fd(fd: int) -> bytes:
     chunks = []
     while True:
         data = os.read(fd, CHUNK)
@@ -112,82 +116,136 @@ def read_all(fd: int) -> bytes:
         chunks.append(data)
 
 
-def refusal(path: str) -> str:
-    """Why a script must not run ('' if it may): missing, not a file, not root's, writable by others."""
+def pread_all(fd: int, start: int, end: int) -> bytes:
+    chunks = []
+    while start < end:
+        data = os.pread(fd, min(CHUNK, end - start), start)
+        if not data:
+            break
+        chunks.append(data)
+        start += len(data)
+    return b"".join(chunks)
+
+
+def reopen(fd: int, data: bytes) -> int:
+    """A new open file description of an anonymous file (its own offset), else a copy."""
     try:
-        st = os.stat(path)
-    except OSError as exc:
-        return "cannot be used: %s" % (exc.strerror or exc)
-    if (st.st_mode & 0o170000) != 0o100000:
-        return "is not a regular file"
-    allowed = (0, os.geteuid())
-    if st.st_uid not in allowed:
-        return "is owned by uid %d, not root" % st.st_uid
-    if st.st_mode & 0o022:
-        return "is writable by group or others (mode %04o)" % (st.st_mode & 0o7777)
-    if not st.st_mode & 0o111:
-        return "is not executable (mode %04o)" % (st.st_mode & 0o7777)
-    parent = os.path.dirname(path) or "/"
-    try:
-        pst = os.stat(parent)
-    except OSError as exc:
-        return "cannot be used: %s" % (exc.strerror or exc)
-    if pst.st_mode & 0o022 and not pst.st_mode & 0o1000:
-        return "is in %s, which is writable by group or others (mode %04o)" % (parent, pst.st_mode & 0o7777)
-    if pst.st_uid not in allowed:
-        return "is in %s, which is owned by uid %d, not root" % (parent, pst.st_uid)
-    return ""
+        return os.open("/proc/self/fd/%d" % fd, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return anon_file(data)
+
+
+class Output(object):
+    """What a script writes to stdout or stderr: an anonymous file, kept bounded.
+
+    The script writes at its own offset. When the file grows past the trim size, its first
+    and last ``keep`` bytes are saved and the file is truncated to nothing: later writes land
+    past a hole that takes no space, so the file only ever holds the newest output. ``limit``
+    (stdout that libvirt reads as XML) instead fails the script when it is passed.
+    """
+
+    def __init__(self, keep: int, limit: int = 0):
+        self.fd = anon_file()
+        self.keep = keep
+        self.limit = limit
+        self.trim_at = max(TRIM_AT, 4 * keep)
+        self.head = None            # the first keep bytes, once the file was trimmed
+        self.tail = b""             # the last keep bytes before the latest trim
+        self.base = 0               # where the output still in the file starts, after a trim
+
+    def _kept(self, size: int) -> bytes:
+        """The output still in the file (an O_APPEND writer may have started again at 0)."""
+        start = self.base if size >= self.base else 0
+        return pread_all(self.fd, max(start, size - self.keep), size).lstrip(b"\0") if self.keep else b""
+
+    def watch(self) -> bool:
+        """Trim the file when it is too large; whether it was. Raises OutputOverflow past the limit."""
+        size = os.fstat(self.fd).st_size
+        if self.limit:
+            if size > self.limit:
+                raise OutputOverflow()
+            return False
+        if size - (self.base if size >= self.base else 0) <= self.trim_at:
+            return False
+        if self.head is None:
+            self.head = os.pread(self.fd, self.keep, 0) if self.keep else b""
+        self.tail = self._kept(size)
+        os.ftruncate(self.fd, 0)
+        self.base = size
+        return True
+
+    def data(self) -> bytes:
+        """The whole output (stdout that libvirt reads as XML)."""
+        return pread_all(self.fd, 0, os.fstat(self.fd).st_size)
+
+    def text(self) -> str:
+        """Head and tail of the output for the log, the middle left out."""
+        if self.keep <= 0:
+            return ""
+        size = os.fstat(self.fd).st_size
+        if self.head is None:
+            if size <= 2 * self.keep:
+                return pread_all(self.fd, 0, size).decode("utf-8", "replace")
+            head, tail, written = os.pread(self.fd, self.keep, 0), self._kept(size), size
+        else:
+            head, tail = self.head, (self.tail + self._kept(size))[-self.keep:]
+            written = max(size, self.base)
+        left_out = max(0, written - len(head) - len(tail))
+        return (head.decode("utf-8", "replace") + "\n[... %d bytes left out ...]\n" % left_out
+                + tail.decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 # --- processes -----------------------------------------------------------------------------
 
-def wait(pid: int, timeout: float):
-    """The wait status of pid, or None if it is still running after timeout seconds."""
+def _poll_fd(fd: int, timeout: float) -> bool:
+    import select
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout) * 1000.0))
+
+
+def wait_script(pid: int, timeout: float, outputs) -> bool:
+    """Wait until pid exits (True, not yet reaped) or timeout seconds pass (False).
+
+    Scripts that run longer than a few milliseconds have their output files watched on the way.
+    """
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):
         pidfd = -1
-    if pidfd >= 0:
-        import select
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        try:
-            ready = poller.poll(max(0.0, timeout) * 1000.0)
-        finally:
-            os.close(pidfd)
-        return os.waitpid(pid, 0)[1] if ready else None
     deadline = time.monotonic() + timeout
-    delay = 0.0005
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        time.sleep(min(delay, left))
-        delay = min(delay * 2, 0.05)
-
-
-def killpg(pgid: int, sig: int) -> None:
+    interval = 0.01
     try:
-        os.killpg(pgid, sig)
-    except OSError:
-        pass
-
-
-def stop_group(pid: int, grace: float) -> int:
-    """SIGTERM the process group, SIGKILL what is left after grace seconds; reap the leader."""
-    killpg(pid, SIGTERM)
-    status = wait(pid, grace)
-    killpg(pid, SIGKILL)     # grandchildren that ignored SIGTERM or outlived the leader
-    if status is None:
-        status = os.waitpid(pid, 0)[1]
-    return status
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if pidfd >= 0:
+                if _poll_fd(pidfd, min(left, interval)):
+                    return True
+            else:
+                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                    return True
+                time.sleep(min(left, interval, 0.002))
+            grew = False
+            for output in outputs:
+                grew = output.watch() or grew
+            interval = 0.001 if grew else min(interval * 2, 0.05)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 def exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else (status >> 8)
+
+
+def _stop_run(pid: int, run_id: str, grace: float):
+    from .proctree import stop
+    return stop(pid, run_id, grace)
 
 
 # --- one call ------------------------------------------------------------------------------
@@ -204,6 +262,7 @@ class Call(object):
         self.stdin_fd, self.stdout_fd, self.stderr_fd = stdin_fd, stdout_fd, stderr_fd
         self.daemon = daemon
         self.abortable = is_abortable(driver, self.operation)
+        self.spare_guest = kills_running_guest(driver, self.operation)
         self.xml_out = reads_stdout(driver, self.operation)
         self.started = time.time()
         self.clock = time.monotonic()
@@ -214,12 +273,24 @@ class Call(object):
             "operation": self.operation, "suboperation": self.suboperation, "extra": self.extra,
         }
         self.env = None
+        self.results = []
+        self.running = None         # (pid, run id, step, result) of the script being waited for
+        self.trust = TrustCheck()
 
     @property
     def event(self) -> str:
         return "%s %s %s %s" % (self.driver, self.obj, self.operation, self.suboperation)
 
     def run(self) -> int:
+        """Dispatch the call; the exit status for libvirt. Never raises."""
+        try:
+            return self._run()
+        except Interrupted as exc:
+            return self.interrupted(exc.signum)
+        except Exception as exc:  # a fault of ours must never become a traceback or a killed guest
+            return self.internal_error(exc)
+
+    def _run(self) -> int:
         try:
             config = load_config(self.own_dir + "/" + CONFIG_FILE)
         except (OSError, ConfigError) as exc:
@@ -235,53 +306,100 @@ class Call(object):
         if notes:
             self.record["notes"] = notes
         if not steps:
-            return self.finish([], None, "no-match")
+            return self.finish(None, "no-match")
         return self.run_steps(steps)
 
-    def config_failure(self, exc) -> int:
-        message = "virthooks: %s: cannot load %s/%s: %s" % (self.event, self.own_dir, CONFIG_FILE, exc)
-        if self.abortable:
-            self.say(message)
-        # The log file is named by the config we could not read: syslog is the only sure place.
-        to_syslog(message)
-        return 1 if self.abortable else 0
+    # -- failures of our own ------------------------------------------------------------------
+    def own_failure_code(self) -> int:
+        """Exit status after an error of the dispatcher itself: 0 where libvirt would kill a
+        running guest (or cannot abort anyway), 1 where it aborts what it was doing."""
+        return 1 if self.abortable and not self.spare_guest else 0
 
+    def own_failure(self, message: str, outcome: str) -> int:
+        code = self.own_failure_code()
+        if code:
+            self.say(message)
+        elif self.spare_guest:
+            message += " (exit 0 anyway: a failed %s makes libvirt kill the running guest)" % self.operation
+        to_syslog(message)
+        self.record.update(result=outcome, exit=code, error=message, scripts=self.results,
+                           duration_ms=self.elapsed_ms())
+        self.write_log()
+        return code
+
+    def config_failure(self, exc) -> int:
+        return self.own_failure("virthooks: %s: cannot load %s/%s: %s"
+                                % (self.event, self.own_dir, CONFIG_FILE, exc), "error")
+
+    def internal_error(self, exc) -> int:
+        where = ""
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None:
+            where = " at %s:%d" % (os.path.basename(tb.tb_frame.f_code.co_filename), tb.tb_lineno)
+        self.stop_running()
+        return self.own_failure("virthooks: %s: internal error%s: %s: %s"
+                                % (self.event, where, type(exc).__name__, exc), "error")
+
+    def interrupted(self, signum: int) -> int:
+        killed = self.stop_running()
+        message = "virthooks: %s: interrupted by signal %d" % (self.event, signum)
+        if killed:
+            message += "; script '%s' was stopped" % killed
+        return self.own_failure(message, "interrupted")
+
+    def stop_running(self) -> str:
+        """Stop the script being waited for, if any, and record it; its name, or ''."""
+        if self.running is None:
+            return ""
+        pid, run_id, step, result = self.running
+        self.running = None
+        status = _stop_run(pid, run_id, self.kill_grace)
+        result.update(status="killed", exit=exit_code(status) if status is not None else None,
+                      message="was stopped with the dispatcher")
+        self.results.append(result)
+        return step.name
+
+    # -- the scripts ------------------------------------------------------------------------
     def run_steps(self, steps) -> int:
-        spool = None
+        xml = None                  # the XML the next script reads, when stdin is spooled
+        spool = -1
         if has_stdin_xml(self.driver) and (len(steps) > 1 or self.xml_out or any(s.xpath for s in steps)):
-            spool = tmpfile()
-            copy_fd(self.stdin_fd, spool)
-        current = spool          # what the next script reads (chained on XML-out events)
+            xml = read_fd(self.stdin_fd)
+            spool = anon_file(xml)
         changed = False
         document = None
-        results = []
         failure = None
-        for step in steps:
-            result = None
-            if step.xpath:
-                if document is None:
-                    from .xmlcond import Document
-                    document = Document(read_all(spool))
-                result = self.condition(document, step)
-            if result is None:
-                result, output = self.execute(step, current)
-                if output is not None:
-                    if result["status"] == "ok" and has_content(output):
-                        if current != spool:
-                            os.close(current)
-                        current, changed = output, True
+        try:
+            for step in steps:
+                result = None
+                if step.xpath:
+                    if document is None:
+                        from .xmlcond import Document
+                        document = Document(xml)
+                    result = self.condition(document, step)
+                if result is None:
+                    result, new_xml = self.execute(step, spool, xml)
+                    if new_xml is not None:
+                        os.close(spool)
+                        xml, changed, document = new_xml, True, None
+                        spool = anon_file(xml)
                         result["xml"] = "replaced"
-                    else:
-                        os.close(output)
-            results.append(result)
-            if result["status"] not in ("ok", "skipped"):
-                failure = failure or self.judge(step, result)
-                if failure and self.abortable:
-                    break
+                self.results.append(result)
+                if result["status"] not in ("ok", "skipped"):
+                    failure = failure or self.judge(step, result)
+                    if failure and self.abortable:
+                        break
+        finally:
+            if spool >= 0:
+                os.close(spool)
         if failure is None and changed:
-            os.lseek(current, 0, os.SEEK_SET)
-            copy_fd(current, self.stdout_fd)
-        return self.finish(results, failure, "failed" if failure else "ok")
+            try:
+                _write_all(self.stdout_fd, xml)
+            except OSError as exc:
+                failure = "virthooks: %s: could not hand the XML to libvirt: %s" % (self.event, exc.strerror or exc)
+        return self.finish(failure, "failed" if failure else "ok")
 
     def condition(self, document, step):
         """None if the script should run; else a result (skipped, or an error)."""
@@ -303,62 +421,100 @@ class Call(object):
             self.env = env
         return self.env
 
-    def execute(self, step, stdin_spool):
-        """Run one script; (result, fd of its stdout when the XML chain needs it, else None)."""
+    def spawn(self, step, env, stdin_fd, out, err, run_id, result) -> int:
+        """posix_spawn the script and note it as running, with the stop signals blocked in
+        between: a SIGTERM always finds self.running set, never an unnamed child."""
+        actions = [(os.POSIX_SPAWN_DUP2, stdin_fd, 0), (os.POSIX_SPAWN_DUP2, out.fd, 1),
+                   (os.POSIX_SPAWN_DUP2, err.fd, 2)]
+        argv = [step.path, self.obj, self.operation, self.suboperation, self.extra]
+        old = _signal.pthread_sigmask(_signal.SIG_BLOCK, STOP_SIGNALS) if _signal is not None else None
+        try:
+            pid = os.posix_spawn(step.path, argv, env, file_actions=actions, setpgroup=0, setsigdef=_SIGDEF,
+                                 setsigmask=())
+            self.running = (pid, run_id, step, result)
+        finally:
+            if old is not None:
+                _signal.pthread_sigmask(_signal.SIG_SETMASK, old)
+        return pid
+
+    def execute(self, step, spool: int, xml):
+        """Run one script; (result, the XML it printed when the XML chain takes it, else None)."""
         result = {"name": step.name, "source": step.source, "policy": step.on_failure}
-        problem = refusal(step.path)
-        if problem:
-            result.update(status="refused", exit=None, message="refused: %s %s" % (step.path, problem))
+        try:
+            head = self.trust.check_file(step.path)
+        except Untrusted as exc:
+            result.update(status="refused", exit=None, message="refused: %s %s" % (step.path, exc))
             return result, None
-        if stdin_spool is not None:
-            os.lseek(stdin_spool, 0, os.SEEK_SET)
-            stdin_fd = stdin_spool
-        else:
-            stdin_fd = self.stdin_fd
-        out_fd = tmpfile()
-        err_fd = tmpfile()
+        problem = format_problem(head)
+        if problem:
+            result.update(status="error", exit=None, message="could not be executed: %s" % problem)
+            return result, None
+        stdin_fd = reopen(spool, xml) if spool >= 0 else self.stdin_fd
+        keep = self.log["output_bytes"]
+        out = err = None
         began = time.monotonic()
         try:
+            out = Output(keep, XML_OUT_MAX if self.xml_out else 0)
+            err = Output(keep)
+            run_id = "%d.%d.%d" % (os.getpid(), time.time_ns(), len(self.results))
             env = dict(self.script_env(), VIRTHOOKS_SCRIPT=step.name)
-            actions = [(os.POSIX_SPAWN_DUP2, stdin_fd, 0), (os.POSIX_SPAWN_DUP2, out_fd, 1),
-                       (os.POSIX_SPAWN_DUP2, err_fd, 2)]
+            env[RUN_ID_VAR] = run_id
             try:
-                pid = os.posix_spawn(step.path, [step.path, self.obj, self.operation, self.suboperation, self.extra],
-                                     env, file_actions=actions, setpgroup=0, setsigdef=_SIGDEF)
+                pid = self.spawn(step, env, stdin_fd, out, err, run_id, result)
             except OSError as exc:
                 hint = " (a hook must start with #! and an absolute interpreter path)" if exc.errno == 8 else ""
                 result.update(status="error", exit=None,
                               message="could not be executed: %s%s" % (exc.strerror or exc, hint))
-                os.close(out_fd)
                 return result, None
-            status = wait(pid, step.timeout)
-            if status is None:
-                status = stop_group(pid, self.kill_grace)
-                result.update(status="timeout", message="timed out after %s s; its process group was killed"
-                              % _seconds(step.timeout))
-            code = exit_code(status)
+            finally:
+                if stdin_fd != self.stdin_fd:
+                    os.close(stdin_fd)
+                    stdin_fd = self.stdin_fd
+            try:
+                exited = wait_script(pid, step.timeout, (out, err))
+                if exited:
+                    out.watch()
+            except OutputOverflow:
+                exited = None
+            if exited:
+                status = os.waitpid(pid, 0)[1]
+            else:
+                status = _stop_run(pid, run_id, self.kill_grace)
+                if exited is False:
+                    result.update(status="timeout", message="timed out after %s s; it and every process it "
+                                  "started were killed" % _seconds(step.timeout))
+            if exited is None:
+                result.update(status="failed", message="printed more than %d MiB on stdout, which libvirt "
+                              "reads as XML" % (XML_OUT_MAX >> 20))
+            self.running = None
+            code = exit_code(status) if status is not None else None
             result["exit"] = code
             if "status" not in result:
                 if code == 0:
                     result["status"] = "ok"
                 else:
                     result["status"] = "failed"
-                    result["message"] = ("was killed by signal %d" % -code) if code < 0 \
-                        else "failed with exit status %d" % code
-            stderr_text = tail(err_fd, self.log["output_bytes"])
+                    result["message"] = ("was killed by signal %d" % -code) if code is not None and code < 0 \
+                        else "failed with exit status %s" % code
+            stderr_text = err.text()
             if stderr_text:
                 result["stderr"] = stderr_text
             if not self.xml_out:
-                stdout_text = tail(out_fd, self.log["output_bytes"])
+                stdout_text = out.text()
                 if stdout_text:
                     result["stdout"] = stdout_text
+                return result, None
+            if result["status"] != "ok":
+                return result, None
+            printed = out.data()    # a snapshot: what a background child writes later is not XML
+            return result, (printed if printed.strip() else None)
         finally:
             result["duration_ms"] = round((time.monotonic() - began) * 1000.0, 1)
-            os.close(err_fd)
-        if self.xml_out:
-            return result, out_fd
-        os.close(out_fd)
-        return result, None
+            if stdin_fd != self.stdin_fd:
+                os.close(stdin_fd)
+            for output in (out, err):
+                if output is not None:
+                    output.close()
 
     def judge(self, step, result):
         """The failure that decides the call's exit status, or None if the script's failure is ignored."""
@@ -367,31 +523,49 @@ class Call(object):
         if stderr_text:
             line += ": " + stderr_text[-STDERR_TAIL:]
         if step.on_failure == "ignore":
-            to_syslog(line + " (on_failure: ignore, continuing)", error=False)
+            to_syslog(one_line(line) + " (on_failure: ignore, continuing)", error=False)
             return None
-        to_syslog(line)
+        to_syslog(one_line(line))
         return line
 
-    def finish(self, results, failure, outcome) -> int:
+    def elapsed_ms(self) -> float:
+        return round((time.monotonic() - self.clock) * 1000.0, 1)
+
+    def finish(self, failure, outcome) -> int:
         code = 1 if failure else 0
         if failure:
             self.say(failure)
-        self.record.update(result=outcome, exit=code, scripts=results,
-                           duration_ms=round((time.monotonic() - self.clock) * 1000.0, 1))
+        self.record.update(result=outcome, exit=code, scripts=self.results, duration_ms=self.elapsed_ms())
         if self.log["syslog"] == "all" and not failure:
-            to_syslog("%s: %s, %d script(s)" % (self.event, outcome, len(results)), error=False)
+            to_syslog("%s: %s, %d script(s)" % (one_line(self.event), outcome, len(self.results)), error=False)
         self.write_log()
         return code
 
     def say(self, line: str) -> None:
         try:
-            os.write(self.stderr_fd, (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+            _write_all(self.stderr_fd, (one_line(line) + "\n").encode("utf-8", "surrogateescape"))
         except OSError:
             pass
 
     def write_log(self) -> None:
-        if self.log.get("file"):
-            append_line(self.log["file"], self.record, self.log["max_bytes"], self.log["backups"])
+        path = self.log.get("file")
+        if path and not append_line(path, self.record, self.log["max_bytes"], self.log["backups"]):
+            to_syslog("virthooks: %s: %s, exit %s; could not write the log record to %s"
+                      % (one_line(self.event), self.record.get("result"), self.record.get("exit"), path))
+
+
+def one_line(text: str) -> str:
+    """text with every control character escaped, so it prints as one harmless line."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code < 0x20 or 0x7f <= code < 0xa0:
+            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, "\\x%02x" % code))
+        elif 0xdc80 <= code <= 0xdcff:          # an undecodable byte (surrogateescape)
+            out.append("\\x%02x" % (code - 0xdc00))
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _seconds(value) -> str:
@@ -419,12 +593,21 @@ def _ensure_std_fds() -> None:
                 os.close(null)
 
 
+def _on_stop_signal(signum, frame):
+    for sig in STOP_SIGNALS:       # a second signal must not interrupt the cleanup
+        _signal.signal(sig, _signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
 def main(argv=None) -> None:
     """Entry: argv = [hooks_dir, driver, object, operation, sub-operation, extra]."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2:
         sys.stderr.write("usage: dispatch HOOKS_DIR DRIVER OBJECT OPERATION SUBOPERATION EXTRA\n")
         sys.exit(2)  # pylint: disable=ansible-bad-function  # the hook program itself, not a module
+    if _signal is not None:
+        for sig in STOP_SIGNALS:
+            _signal.signal(sig, _on_stop_signal)
     _ensure_std_fds()
     try:
         os.chdir("/")

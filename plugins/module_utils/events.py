@@ -141,6 +141,17 @@ def is_known_event(driver: str, operation: str) -> bool:
     return canonical_operation(driver, operation) in EVENTS.get(driver, {})
 
 
+# A failure of these hooks makes libvirt kill a guest that is already running: "reconnect"
+# when the daemon restarts (qemuProcessReconnect, virLXCProcessReconnectDomain, ...), and
+# the old "attach". The dispatcher never fails them for an error of its own.
+GUEST_KILLING_OPERATIONS = ("reconnect", "attach")
+
+
+def kills_running_guest(driver: str, operation: str) -> bool:
+    """Whether a failure of this hook makes libvirt kill a running guest."""
+    return driver in GUEST_DRIVERS and operation in GUEST_KILLING_OPERATIONS
+
+
 def is_abortable(driver: str, operation: str) -> bool:
     """Whether a hook failure makes libvirt fail the operation.
 

@@ -60,7 +60,7 @@ def test_validate_reports_each_problem(sandbox):
     assert "rule 'loose'" in out and "writable by group or others" in out
     assert "rule 'missing'" in out
     assert "hooks/network is missing" in out
-    assert "rule 'ok'" not in out
+    assert "FAIL rule 'ok'" not in out
 
 
 def test_validate_passes_a_good_install(sandbox):

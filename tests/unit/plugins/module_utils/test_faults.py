@@ -1,0 +1,482 @@
+"""Fault injection: what the runtime does when scripts, the host or the operator misbehave.
+
+Every test drives the real entry point with real processes, real files and real mounts, and
+names the point of issue 9 it proves. Root is needed (chown, mount); the suite runs as root.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.virthooks.libvirt.plugins.module_utils import dispatch
+
+from .conftest import LIBVIRT_ENV, pid_alive
+
+DOMAIN = b"<domain type='kvm'><name>g</name><devices><disk type='file'/></devices></domain>"
+NOBODY = 65534
+PY = "/usr/bin/python3"
+
+
+def rule(name, **kw):
+    return dict({"name": name, "script": "scripts/" + name}, **kw)
+
+
+def wait_for(path: Path, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.02)
+    raise AssertionError("%s was never written" % path)
+
+
+def pids_in(path: Path) -> list:
+    return [int(p) for p in path.read_text().split()]
+
+
+def kill_all(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# --- 1. an error of ours never kills a running guest ----------------------------------------
+
+@pytest.mark.parametrize("operation", ["reconnect", "attach"])
+def test_missing_config_never_fails_reconnect_or_attach(sandbox, operation):
+    sandbox.script("ok", "exit 0\n")
+    sandbox.deploy([rule("ok")])
+    (sandbox.own / "config.json").unlink()
+    fired = sandbox.fire("qemu", "g", operation, "begin", stdin=DOMAIN)
+    assert fired.rc == 0, fired
+
+
+@pytest.mark.parametrize("text", ['{"version": 1,', "{ this is not json", "\x00\xff" * 10])
+def test_corrupt_config_never_fails_reconnect(sandbox, text):
+    sandbox.script("ok", "exit 0\n")
+    sandbox.deploy([rule("ok")])
+    (sandbox.own / "config.json").write_text(text, errors="surrogateescape")
+    fired = sandbox.fire("qemu", "g", "reconnect", "begin", stdin=DOMAIN)
+    assert fired.rc == 0, fired
+    assert "Traceback" not in fired.stderr
+
+
+def fire_with_unreadable_stdin(sandbox, operation):
+    """An internal fault for real: stdin that cannot be read (open write-only) when it must be spooled."""
+    fd = os.open(str(sandbox.root / "write-only"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        proc = subprocess.run([str(sandbox.hooks / "qemu"), "g", operation, "begin", "-"], stdin=fd,
+                              capture_output=True, env=LIBVIRT_ENV, timeout=60, check=False)
+    finally:
+        os.close(fd)
+    return proc.returncode, proc.stderr.decode("utf-8", "replace")
+
+
+def test_internal_error_exits_0_on_reconnect_and_is_logged(sandbox):
+    sandbox.script("a", "exit 0\n")
+    sandbox.script("b", "exit 0\n")
+    sandbox.deploy([rule("a"), rule("b")])
+    rc, stderr = fire_with_unreadable_stdin(sandbox, "reconnect")
+    assert rc == 0, stderr
+    assert "Traceback" not in stderr
+    record = sandbox.records()[-1]
+    assert record["result"] == "error" and record["exit"] == 0
+    assert "internal error" in record["error"] and "kill the running guest" in record["error"]
+
+
+def test_internal_error_fails_prepare_with_one_clear_line(sandbox):
+    sandbox.script("a", "exit 0\n")
+    sandbox.script("b", "exit 0\n")
+    sandbox.deploy([rule("a"), rule("b")])
+    rc, stderr = fire_with_unreadable_stdin(sandbox, "prepare")
+    assert rc == 1
+    assert len(stderr.splitlines()) == 1 and "internal error" in stderr, stderr
+    assert "Traceback" not in stderr
+
+
+def test_user_script_failing_reconnect_still_fails_it(sandbox):
+    sandbox.script("strict", "exit 4\n")
+    sandbox.deploy([rule("strict", operations=["reconnect"])])
+    fired = sandbox.fire("qemu", "g", "reconnect", "begin", stdin=DOMAIN)
+    assert fired.rc == 1 and "script 'strict' failed with exit status 4" in fired.stderr
+
+
+def test_validate_warns_about_rules_that_can_fail_reconnect(sandbox):
+    from .test_cli import cli
+    for name in ("strict", "relaxed", "starts-only"):
+        sandbox.script(name, "exit 0\n")
+    sandbox.deploy([rule("strict"), rule("relaxed", on_failure="ignore"),
+                    rule("starts-only", operations=["prepare", "start"])])
+    code, out = cli(sandbox, "validate")
+    assert code == 0, out
+    warnings = [line for line in out.splitlines() if line.startswith("WARN")]
+    assert len(warnings) == 1 and "'strict'" in warnings[0] and "kills the running guest" in warnings[0]
+
+
+# --- 2. every wait is bounded, every process of a timed-out script dies --------------------
+
+def test_timeout_kills_a_script_that_joined_another_process_group(sandbox):
+    sandbox.script("escape", "import os, time\nopen(%r, 'w').write(str(os.getpid()))\n"
+                   "os.setpgid(0, os.getpgid(os.getppid()))\ntime.sleep(600)\n" % str(sandbox.seen / "pid"),
+                   shebang="#!" + PY)
+    sandbox.deploy([rule("escape", timeout=0.5)], kill_grace=0.5)
+    began = time.monotonic()
+    try:
+        fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN, timeout=30)
+    finally:
+        pid = int(wait_for(sandbox.seen / "pid"))
+        alive = pid_alive(pid)
+        kill_all([pid])
+    assert time.monotonic() - began < 15
+    assert fired.rc == 1 and "timed out" in fired.stderr
+    assert not alive
+
+
+@pytest.mark.parametrize("how", [
+    "setsid sleep 600 &\necho $! >> {pids}\n",
+    "set -m\nsleep 600 &\necho $! >> {pids}\n",
+    "(setsid sh -c 'sleep 600 & echo $! >> {pids}; wait' &)\n",
+    "setsid sh -c 'trap \"\" TERM; sleep 600 & echo $! >> {pids}; wait' &\necho $! >> {pids}\n",
+], ids=["setsid", "set-m", "double-fork", "setsid-ignores-term"])
+def test_timeout_kills_every_descendant_even_outside_the_group(sandbox, how):
+    pids = sandbox.seen / "pids"
+    # bash: dash turns job control off without a terminal, bash puts each job in its own group.
+    sandbox.script("spawner", "echo $$ >> %s\n%ssleep 600\n" % (pids, how.format(pids=pids)), shebang="#!/bin/bash")
+    sandbox.deploy([rule("spawner", timeout=1)], kill_grace=0.5)
+    try:
+        fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN, timeout=30)
+        found = pids_in(pids)
+        time.sleep(0.2)
+        alive = [p for p in found if pid_alive(p)]
+    finally:
+        kill_all(pids_in(pids) if pids.exists() else [])
+    assert fired.rc == 1 and "timed out" in fired.stderr
+    assert len(found) >= 2 and alive == [], (found, alive)
+
+
+def test_detached_helper_of_a_script_that_exits_keeps_running(sandbox):
+    pids = sandbox.seen / "pids"
+    sandbox.script("starter", "setsid sleep 30 </dev/null >/dev/null 2>&1 &\necho $! > %s\nexit 0\n" % pids)
+    sandbox.deploy([rule("starter")])
+    try:
+        fired = sandbox.fire("qemu", "g", "started", "begin", stdin=DOMAIN)
+        helper = pids_in(pids)[0]
+        assert fired.rc == 0, fired
+        time.sleep(0.3)
+        assert pid_alive(helper)
+    finally:
+        kill_all(pids_in(pids) if pids.exists() else [])
+
+
+# --- 3. root runs only what root alone controls --------------------------------------------
+
+def make_foreign_bin(tmp_path: Path, sandbox) -> Path:
+    """A root-owned directory of root-owned executables (a stand-in for /usr/sbin)."""
+    bin_dir = tmp_path / "rootbin"
+    bin_dir.mkdir()
+    target = bin_dir / "poweroff"
+    target.write_text("#!/bin/sh\necho ran > %s/poweroff-ran\n" % sandbox.seen)
+    target.chmod(0o755)
+    return bin_dir
+
+
+def test_user_owned_directory_in_the_guest_tree_cannot_point_root_at_other_programs(sandbox, tmp_path):
+    sandbox.deploy([], tree={"enabled": True})
+    bin_dir = make_foreign_bin(tmp_path, sandbox)
+    guest = sandbox.hooks / "qemu.d" / "g"
+    (guest / "prepare").mkdir(parents=True)
+    os.chown(guest, NOBODY, NOBODY)
+    os.chown(guest / "prepare", NOBODY, NOBODY)
+    # What the owner of qemu.d/g can do without root: point begin/ at any root-owned directory.
+    (guest / "prepare" / "begin").symlink_to(bin_dir)
+    os.lchown(guest / "prepare" / "begin", NOBODY, NOBODY)
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert not (sandbox.seen / "poweroff-ran").exists()
+    assert fired.rc == 1 and "refused" in fired.stderr and "uid %d" % NOBODY in fired.stderr, fired
+
+
+def test_directory_owned_by_a_user_higher_up_the_path_is_refused(sandbox, tmp_path):
+    sandbox.deploy([], tree={"enabled": True})
+    begin = sandbox.hooks / "qemu.d" / "g" / "prepare" / "begin"
+    begin.mkdir(parents=True)
+    script = begin / "10-run"
+    script.write_text("#!/bin/sh\necho ran > %s/ran\n" % sandbox.seen)
+    script.chmod(0o755)
+    os.chown(sandbox.hooks / "qemu.d" / "g", NOBODY, NOBODY)   # the user can rename prepare/ away
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert not (sandbox.seen / "ran").exists()
+    assert fired.rc == 1 and "qemu.d/g is owned by uid %d" % NOBODY in fired.stderr, fired
+
+
+def test_script_reached_through_a_symlink_is_checked_where_it_really_is(sandbox, tmp_path):
+    elsewhere = tmp_path / "user-dir"
+    elsewhere.mkdir()
+    real = elsewhere / "payload"
+    real.write_text("#!/bin/sh\necho ran > %s/ran\n" % sandbox.seen)
+    real.chmod(0o755)
+    os.chown(elsewhere, NOBODY, NOBODY)
+    (sandbox.scripts / "linked").symlink_to(real)
+    sandbox.deploy([rule("linked")])
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert not (sandbox.seen / "ran").exists()
+    assert fired.rc == 1 and "user-dir is owned by uid %d" % NOBODY in fired.stderr, fired
+
+
+def test_symlink_owned_by_a_user_is_refused(sandbox, tmp_path):
+    real = sandbox.scripts / "real"
+    real.write_text("#!/bin/sh\necho ran > %s/ran\n" % sandbox.seen)
+    real.chmod(0o755)
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    link = sticky / "hook"
+    link.symlink_to(real)
+    os.lchown(link, NOBODY, NOBODY)
+    sandbox.deploy([rule("via-link", script=str(link))])
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert not (sandbox.seen / "ran").exists()
+    assert fired.rc == 1 and "symlink" in fired.stderr and "uid %d" % NOBODY in fired.stderr, fired
+
+
+def test_interpreter_a_user_can_replace_is_refused(sandbox, tmp_path):
+    user_bin = tmp_path / "user-bin"
+    user_bin.mkdir()
+    shell = user_bin / "sh"
+    shell.write_bytes(Path("/bin/sh").resolve().read_bytes())
+    shell.chmod(0o755)
+    os.chown(user_bin, NOBODY, NOBODY)
+    sandbox.script("s", "echo ran > %s/ran\n" % sandbox.seen, shebang="#!%s" % shell)
+    sandbox.deploy([rule("s")])
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert not (sandbox.seen / "ran").exists()
+    assert fired.rc == 1 and "interpreter" in fired.stderr and "uid %d" % NOBODY in fired.stderr, fired
+
+
+def test_trusted_symlinked_script_still_runs_with_its_path_as_argv0(sandbox):
+    real = sandbox.scripts / "real-impl"
+    real.write_text('#!/bin/sh\necho "$0" > %s/argv0\n' % sandbox.seen)
+    real.chmod(0o755)
+    (sandbox.scripts / "alias").symlink_to("real-impl")
+    sandbox.deploy([rule("alias")])
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert fired.rc == 0, fired
+    assert (sandbox.seen / "argv0").read_text().strip() == str(sandbox.scripts / "alias")
+
+
+# --- 5. a full temporary directory ---------------------------------------------------------
+
+FILL_TMP = """
+set -e
+mount --bind "$VH_ROOT" "$VH_KEEP"
+for d in /tmp /var/tmp /dev/shm; do
+  mount -t tmpfs -o size=64k tmpfs "$d"
+  [ "$d" != /tmp ] || { mkdir -p "$VH_ROOT"; mount --bind "$VH_KEEP" "$VH_ROOT"; }
+  head -c 1048576 /dev/zero > "$d/fill" 2>/dev/null || true
+done
+TMPDIR=/tmp exec "$0" "$@"
+"""
+
+
+def fire_in_full_tmp(sandbox, obj, op, sub, stdin: bytes):
+    """Fire an event in a private mount namespace whose /tmp, /var/tmp and /dev/shm are full
+    tmpfs mounts (the sandbox, which lives under /tmp, is bound back in first)."""
+    keep = Path(tempfile.mkdtemp(prefix="vh-faults-", dir="/run"))
+    try:
+        proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", FILL_TMP,
+                               str(sandbox.hooks / "qemu"), obj, op, sub, "-"],
+                              input=stdin, capture_output=True, timeout=60, check=False,
+                              env=dict(LIBVIRT_ENV, VH_ROOT=str(sandbox.root), VH_KEEP=str(keep)))
+    finally:
+        keep.rmdir()
+    return proc
+
+
+def test_full_temp_dirs_do_not_stop_scripts_or_xml(sandbox):
+    sandbox.recorder("one")
+    sandbox.script("two", "cat > %s/two.stdin\n" % sandbox.seen)
+    sandbox.script("edit", "sed 's/disk/cdrom/'\n")
+    sandbox.deploy([rule("one", operations=["prepare"]), rule("two", operations=["prepare"]),
+                    rule("edit", operations=["restore"])])
+    proc = fire_in_full_tmp(sandbox, "g", "prepare", "begin", DOMAIN)
+    assert proc.returncode == 0, proc.stderr
+    assert (sandbox.seen / "one.stdin").read_bytes() == DOMAIN
+    assert (sandbox.seen / "two.stdin").read_bytes() == DOMAIN
+    proc = fire_in_full_tmp(sandbox, "g", "restore", "begin", DOMAIN)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == DOMAIN.replace(b"disk", b"cdrom")
+    assert [r["result"] for r in sandbox.records()] == ["ok", "ok"]
+
+
+def test_spool_falls_back_to_the_next_directory_when_one_is_full(tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(full)], check=True)
+    try:
+        subprocess.run("head -c 65536 /dev/zero > %s/fill" % full, shell=True, check=False)
+        spare = tmp_path / "spare"
+        spare.mkdir()
+        monkeypatch.delattr(os, "memfd_create")
+        monkeypatch.setenv("TMPDIR", str(full))
+        monkeypatch.setattr(dispatch, "TMP_DIRS", (str(spare),))
+        fd = dispatch.anon_file(b"x" * 100000)
+        try:
+            assert dispatch.read_fd(fd) == b"x" * 100000
+            assert os.readlink("/proc/self/fd/%d" % fd).startswith(str(spare))
+        finally:
+            os.close(fd)
+        monkeypatch.setattr(dispatch, "TMP_DIRS", ())
+        with pytest.raises(OSError, match="no memory or temporary directory"):
+            dispatch.anon_file(b"x" * 100000)
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+
+
+# --- 6. children do not share file offsets with the dispatcher -----------------------------
+
+def test_background_child_printing_later_does_not_corrupt_the_xml(sandbox):
+    sandbox.script("rewrite", "cat >/dev/null\n(sleep 0.3; echo CORRUPT) &\necho '<domain>new</domain>'\n")
+    sandbox.script("slow", "cat >/dev/null\nsleep 0.8\n")
+    sandbox.deploy([rule("rewrite", order=1), rule("slow", order=2)])
+    fired = sandbox.fire("qemu", "g", "migrate", "begin", stdin=DOMAIN)
+    assert fired.rc == 0, fired
+    assert fired.stdout == b"<domain>new</domain>\n"
+
+
+def test_background_reader_of_one_script_does_not_drain_the_next_scripts_stdin(sandbox):
+    # sh gives an asynchronous list /dev/null as stdin unless it is redirected explicitly.
+    sandbox.script("drainer", "exec 3<&0\n(sleep 0.2; cat <&3 >/dev/null) &\nexit 0\n")
+    sandbox.script("reader", "sleep 0.6\ncat > %s/reader.stdin\n" % sandbox.seen)
+    sandbox.deploy([rule("drainer", order=1), rule("reader", order=2)])
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert fired.rc == 0, fired
+    assert (sandbox.seen / "reader.stdin").read_bytes() == DOMAIN
+
+
+# --- 7. XPath on chained events sees the XML the script will get ---------------------------
+
+def test_xpath_on_a_chained_event_sees_the_previous_scripts_xml(sandbox):
+    sandbox.script("add", "sed 's|</devices>|<watchdog/></devices>|'\n")
+    sandbox.script("drop", "sed 's|<disk[^>]*/>||'\n")
+    sandbox.recorder("if-watchdog")
+    sandbox.recorder("if-disk")
+    sandbox.deploy([rule("add", order=1), rule("drop", order=2),
+                    rule("if-watchdog", order=3, xpath="/domain/devices/watchdog"),
+                    rule("if-disk", order=4, xpath="/domain/devices/disk")])
+    fired = sandbox.fire("qemu", "g", "restore", "begin", stdin=DOMAIN)
+    assert fired.rc == 0, fired
+    assert [line.split()[0] for line in sandbox.order()] == ["if-watchdog"]
+    statuses = {s["name"]: s["status"] for s in sandbox.records()[-1]["scripts"]}
+    assert statuses["if-disk"] == "skipped"
+
+
+# --- 8. signals to the dispatcher ----------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signal_to_the_dispatcher_stops_the_script_and_its_descendants_and_logs(sandbox, sig):
+    pids = sandbox.seen / "pids"
+    sandbox.script("long", "echo $$ >> %s\nsetsid sleep 600 &\necho $! >> %s\nsleep 600\n" % (pids, pids))
+    sandbox.deploy([rule("long", timeout=300)], kill_grace=0.5)
+    proc = subprocess.Popen([str(sandbox.hooks / "qemu"), "g", "prepare", "begin", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=LIBVIRT_ENV)
+    try:
+        proc.stdin.write(DOMAIN)
+        proc.stdin.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (pids.exists() and len(pids.read_text().split()) == 2):
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        proc.wait(timeout=20)
+        stderr = proc.stderr.read().decode()
+        found = pids_in(pids)
+        time.sleep(0.2)
+        alive = [p for p in found if pid_alive(p)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kill_all(pids_in(pids) if pids.exists() else [])
+    assert alive == [], found
+    assert proc.returncode == 1 and "interrupted by signal %d" % sig in stderr, stderr
+    record = sandbox.records()[-1]
+    assert record["result"] == "interrupted"
+    assert record["scripts"][0]["name"] == "long" and record["scripts"][0]["status"] == "killed"
+
+
+def test_signal_during_reconnect_exits_0(sandbox):
+    marker = sandbox.seen / "started"
+    sandbox.script("long", "echo $$ > %s\nsleep 600\n" % marker)
+    sandbox.deploy([rule("long", operations=["reconnect"], timeout=300, on_failure="ignore")], kill_grace=0.5)
+    proc = subprocess.Popen([str(sandbox.hooks / "qemu"), "g", "reconnect", "begin", "-"],
+                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=LIBVIRT_ENV)
+    try:
+        script = int(wait_for(marker))
+        proc.terminate()
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert not pid_alive(script)
+
+
+# --- 9. output is bounded ------------------------------------------------------------------
+
+def test_300_mb_of_stdout_takes_neither_300_mb_nor_the_log(sandbox):
+    pidfile = sandbox.seen / "pid"
+    sandbox.script("chatty", "echo $$ > %s\necho START\nhead -c 300000000 /dev/zero | tr '\\0' x\necho\necho END\n"
+                   % pidfile)
+    sandbox.deploy([rule("chatty", timeout=120)], log={"output_bytes": 1000})
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            try:
+                pid = int(pidfile.read_text())
+                st = os.stat("/proc/%d/fd/1" % pid)
+                peak[0] = max(peak[0], st.st_blocks * 512)
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    try:
+        fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN, timeout=120)
+    finally:
+        done.set()
+        watcher.join()
+    assert fired.rc == 0, fired
+    assert peak[0] < 100 * 1024 * 1024, "stdout took %d bytes of memory or disk" % peak[0]
+    stdout = sandbox.records()[-1]["scripts"][0]["stdout"]
+    assert stdout.startswith("START\nxxx") and stdout.rstrip().endswith("xxx\nEND")
+    assert "bytes left out" in stdout and len(stdout) < 3000
+
+
+def test_xml_output_past_the_limit_fails_the_script_clearly(sandbox):
+    sandbox.script("huge", "cat >/dev/null\nhead -c %d /dev/zero | tr '\\0' x\n" % (dispatch.XML_OUT_MAX + 4096))
+    sandbox.deploy([rule("huge", timeout=120)])
+    fired = sandbox.fire("qemu", "g", "restore", "begin", stdin=DOMAIN, timeout=120)
+    assert fired.rc == 1 and fired.stdout == b""
+    assert "more than 64 MiB on stdout" in fired.stderr
+
+
+# --- 12. the line libvirt shows carries no raw control characters --------------------------
+
+def test_error_line_escapes_control_characters_from_names_and_output(sandbox):
+    sandbox.script("bad", "printf 'boom\\033[2J\\rgone\\n' >&2\nexit 1\n")
+    sandbox.deploy([rule("bad")])
+    fired = sandbox.fire("qemu", "vm\x1b]0;owned\x07", "prepare", "begin", stdin=DOMAIN)
+    assert fired.rc == 1
+    raw = fired.stderr.encode()
+    assert raw.count(b"\n") == 1 and raw.endswith(b"\n")
+    assert not any(b < 0x20 and b != 0x0a or b == 0x7f for b in raw), raw
+    assert "\\x1b" in fired.stderr and "boom" in fired.stderr
