@@ -154,9 +154,45 @@ def main() -> int:
                 verdict = "target <= %.1f  %s" % (target, "ok" if ok else "MISSED")
             print("(%s)/(%s) = %.2f   %s" % (num, den, ratio, verdict))
         print("lxml imported by (f): %s" % ("yes" if lxml_imported(variants["f"][1], args.python) else "no"))
+        print()
+        for label, micros in safety_costs(variants["c"][1]):
+            print("%-58s %8.1f us  (%.2f %% of (c))" % (label, micros, micros / (med["c"] * 10.0)))
         return 1 if failed and os.environ.get("VIRTHOOKS_BENCH_STRICT") else 0
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def safety_costs(hook: Path) -> list:
+    """In-process cost of the safety checks, each on its own (the hook calls above include them).
+
+    - the trust check of one script: every directory and symlink from / down, the file, its
+      interpreter (runs once per script per call);
+    - the descendant tracking on the normal path: a run id in the script's environment and
+      the stop signals blocked around posix_spawn (runs once per script per call);
+    - the /proc scan that finds a script's processes: the timeout and signal paths only.
+    """
+    from ansible_collections.virthooks.libvirt.plugins.module_utils import proctree, trust
+    import _signal
+    script = str(hook.parent / "virthooks" / "scripts" / "pin")
+    env = dict(ENV, LIBVIRT_HOOK_DRIVER="qemu")
+
+    def per_call(fn, n):
+        began = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - began) / n * 1e6
+
+    def tracking():
+        run_env = dict(env, VIRTHOOKS_SCRIPT="pin")
+        run_env["VIRTHOOKS_RUN_ID"] = "%d.%d.%d" % (os.getpid(), time.time_ns(), 0)
+        old = _signal.pthread_sigmask(_signal.SIG_BLOCK, (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP))
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, old)
+
+    processes = sum(1 for name in os.listdir("/proc") if name.isdigit())
+    return [("(t) trust check of one script (fresh, per call)", per_call(lambda: trust.TrustCheck().refusal(script), 2000)),
+            ("(r) descendant tracking, normal path (per script)", per_call(tracking, 20000)),
+            ("(k) process scan, timeout path only (%d processes)" % processes,
+             per_call(lambda: proctree.members(os.getpid(), "none"), 20))]
 
 
 def lxml_imported(hook: Path, python: str) -> bool:
