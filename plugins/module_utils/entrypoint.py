@@ -4,10 +4,12 @@
 """The files libvirt executes: ``hooks/<driver>`` entry points, and the CLI launcher.
 
 An entry point is a few lines of POSIX sh. Most libvirt events match no rule, and those must
-not pay for a Python start: the entry point carries a ``case`` prefilter built from the
-rules at deploy time (operation/sub-operation/object patterns). It lets through a superset of
-the events the rules match (the dispatcher decides exactly), plus any event for which a
-per-guest tree directory exists. Everything else exits 0 at once.
+not pay for a Python start: the entry point carries a prefilter built from the rules at
+deploy time, nested ``case`` statements on the operation, the sub-operation and the object.
+It lets through a superset of the events the rules match, for any UTF-8 object name (the
+dispatcher decides exactly, with rules.glob_match), plus any event for which a per-guest tree
+directory exists. Everything else exits 0 at once. No name makes it slow: an object pattern
+has at most one star that can backtrack (see sh_glob).
 """
 
 from .events import GUEST_DRIVERS
@@ -23,64 +25,279 @@ def sh_quote(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
-def _simple_class(body: str) -> bool:
-    """Whether a bracket expression body (without [ ]) means the same in sh and in our globs."""
-    if body.startswith("!"):
-        body = body[1:]
-    if not body or not all(c.isalnum() and c.isascii() or c in "-_." for c in body):
-        return False
-    i = 0
-    while i < len(body):
-        if i + 2 < len(body) and body[i + 1] == "-" and body[i] > body[i + 2]:
-            return False            # a reversed range: widen rather than guess
-        i += 3 if i + 2 < len(body) and body[i + 1] == "-" else 1
-    return True
+def sh_literal(text: str) -> str:
+    """A sh ``case`` pattern that matches exactly this text."""
+    return "".join(_sh_char(ch) for ch in text)
 
 
-def sh_glob(glob: str) -> str:
-    """A sh ``case`` pattern that matches at least what the rule glob matches.
+def _sh_char(ch: str) -> str:
+    """One character of a sh pattern, matching itself."""
+    if ch in SAFE_PATTERN_CHARS or not ch.isascii():
+        return ch                   # bytes >= 0x80 are never special to sh
+    if ch == "\n":
+        return "'\n'"               # a backslash-newline would be a line continuation
+    return "\\" + ch
 
-    ``*``, ``?`` and simple bracket expressions (``[0-9]``, ``[!a-c]``) keep their meaning,
-    other characters are escaped; any other bracket expression widens the whole glob to ``*``
-    (a superset is all a prefilter needs).
+
+# --- object globs --------------------------------------------------------------------------
+#
+# The dispatcher's globs (rules.glob_match) work on characters, a sh ``case`` pattern in
+# the C locale (libvirt runs hooks with LC_ALL=C; dash is byte-oriented in any locale) on
+# bytes, and a non-ASCII character is 2 to 4 bytes in UTF-8. So a pattern element that
+# matches exactly one ASCII byte (a literal, a bracket expression of ASCII characters) keeps
+# its meaning, while one that may match a non-ASCII character (``?``, ``[!...]``, a bracket
+# expression with a non-ASCII member) becomes "its first byte, then anything": ``?*``,
+# ``[!abc]*``. The first byte of a multi-byte character is >= 0xC2, never in an ASCII set,
+# and in a UTF-8 locale the same element matches the whole character and ``*`` nothing.
+#
+# Matching time: sh backtracks, and with k stars a case pattern costs up to n**k steps for
+# a name of n bytes (with operations ``*``, objects ``*-*-*-*-prod`` took 17 s in dash for a
+# name of 600 dashes). So the pattern keeps at most one star, plus one at its very end (once
+# reached, a trailing star matches, so it adds no backtracking): ``A*B*C*D`` is widened to
+# ``A*D``, ``A*B*C*`` to ``A*B*`` (B the longest of the middle parts). Both still match every
+# name the glob does, and cost O(n * pattern length) for any name. Exact names and patterns
+# with one star (the usual ``db-*``, ``*-prod``) stay as they are, unless one of their
+# elements is widened.
+
+STAR = None
+
+
+def _bracket(glob: str, start: int):
+    """Parse the bracket expression at glob[start] exactly as rules._match_class reads it.
+
+    Returns (index after it, negated, [(low, high), ...]), or None if it is unclosed
+    (then the ``[`` is a literal).
     """
+    i = start + 1
+    negate = i < len(glob) and glob[i] == "!"
+    if negate:
+        i += 1
+    first = i
+    items = []
+    while i < len(glob):
+        c = glob[i]
+        if c == "]" and i > first:
+            return i + 1, negate, items
+        if i + 2 < len(glob) and glob[i + 1] == "-" and glob[i + 2] != "]":
+            items.append((c, glob[i + 2]))
+            i += 3
+            continue
+        items.append((c, c))
+        i += 1
+    return None
+
+
+CLASS_RUNS = ("0123456789", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _sh_bracket(chars, negate: bool) -> str:
+    """A sh bracket expression for a set of ASCII characters, or '?' when some are awkward.
+
+    Only letters, digits and ``_ . -`` are written out (ranges within one of 0-9, A-Z, a-z,
+    ``-`` last), so that every sh reads it the same way in any locale.
+    """
+    if not chars or not all(c.isalnum() or c in "_.-" for c in chars):
+        return "?"
     out = []
+    for run in CLASS_RUNS:
+        members = [c for c in run if c in chars]
+        j = 0
+        while j < len(members):
+            k = j
+            while k + 1 < len(members) and ord(members[k + 1]) == ord(members[k]) + 1:
+                k += 1
+            out.append(members[j] + "-" + members[k] if k - j >= 2 else "".join(members[j:k + 1]))
+            j = k + 1
+    out.extend(c for c in "_." if c in chars)
+    if "-" in chars:
+        out.append("-")
+    return "[" + ("!" if negate else "") + "".join(out) + "]"
+
+
+def _class_piece(negate: bool, items):
+    """(sh pattern, one byte?) for a bracket expression; None if it can match nothing."""
+    ascii_members = frozenset(chr(b) for b in range(128) if any(lo <= chr(b) <= hi for lo, hi in items))
+    non_ascii = any(lo <= hi and hi > "\x7f" for lo, hi in items)
+    if not negate:
+        if non_ascii:
+            return "?", False       # maybe a multi-byte character
+        if not ascii_members:
+            return None             # only reversed ranges: it matches no character
+        return _sh_bracket(ascii_members, False), True
+    if non_ascii:
+        return "?", False           # a byte of a non-member could be a byte of a member
+    return _sh_bracket(ascii_members, True), False    # no ASCII member, and any byte >= 0x80
+
+
+def _glob_pieces(glob: str):
+    """The glob as a list of sh pattern pieces and STARs, each element widened to bytes.
+
+    None if the glob can match nothing.
+    """
+    pieces = []
     i = 0
     while i < len(glob):
         ch = glob[i]
-        if ch == "[":
-            end = glob.find("]", i + 2)
-            if end < 0 or not _simple_class(glob[i + 1:end]):
-                return "*"
-            out.append(glob[i:end + 1])
-            i = end + 1
-            continue
-        out.append(ch if ch in "*?" or ch in SAFE_PATTERN_CHARS else "\\" + ch)
+        bracket = _bracket(glob, i) if ch == "[" else None
         i += 1
-    return "".join(out)
+        if ch == "*":
+            pieces.append(STAR)
+        elif ch == "?":
+            pieces.extend(["?", STAR])
+        elif bracket is not None:
+            i, negate, items = bracket
+            piece = _class_piece(negate, items)
+            if piece is None:
+                return None
+            pattern, one_byte = piece
+            pieces.extend([pattern] if one_byte else [pattern, STAR])
+        else:
+            pieces.append(_sh_char(ch))
+    return pieces
 
 
-def prefilter_patterns(driver: str, rules) -> list:
-    """The ``case "$2/$3/$1"`` patterns (op/subop/object) that can match a rule of this driver."""
-    patterns = []
+def sh_glob(glob: str):
+    """A sh ``case`` pattern matching (at least) every name the rule glob matches, quickly.
+
+    Literal characters are quoted; ``*`` and ASCII bracket expressions keep their meaning;
+    elements that may match a multi-byte character are widened (``?`` to ``?*``); a pattern
+    with several stars is widened to one star (plus a trailing one). Returns None for a glob
+    that matches nothing (e.g. ``[z-a]``).
+    """
+    pieces = _glob_pieces(glob)
+    if pieces is None:
+        return None
+    parts = [[]]                    # the fixed parts between stars: P0 * P1 * ... * Pk
+    for piece in pieces:
+        if piece is STAR:
+            parts.append([])
+        else:
+            parts[-1].append(piece)
+    if len(parts) == 1:
+        return "".join(parts[0])
+    parts = [parts[0]] + [p for p in parts[1:-1] if p] + [parts[-1]]     # ** is *
+    if len(parts) > 2:
+        if parts[-1]:
+            parts = [parts[0], parts[-1]]                      # A*B*C -> A*C
+        else:
+            parts = [parts[0], max(parts[1:-1], key=len), []]  # A*B*C* -> A*B* (or A*C*)
+    return "*".join("".join(p) for p in parts)
+
+
+# --- the prefilter ---------------------------------------------------------------------------
+
+def prefilter_specs(driver: str, rules) -> list:
+    """What the prefilter lets through: [(operations, sub-operations, object patterns)].
+
+    Operations (every spelling libvirt may pass) and sub-operations are literal strings, as
+    the dispatcher compares them; object patterns are sh patterns (sh_glob). None is 'any'.
+    """
+    specs = []
     for rule in rules:
         if rule.get("driver") != driver or not rule.get("enabled", True):
             continue
         ops = rule.get("operations", ["*"])
-        ops = ["*"] if "*" in ops else operation_spellings(driver, ops)
-        subops = rule.get("suboperations", ["*"])
-        subops = ["*"] if "*" in subops else subops
+        ops = None if "*" in ops else tuple(operation_spellings(driver, ops))
+        subs = rule.get("suboperations", ["*"])
+        subs = None if "*" in subs else tuple(subs)
         objects = rule.get("objects", ["*"])
-        objects = ["*"] if "*" in objects else objects
-        for op in ops:
-            for sub in subops:
-                for obj in objects:
-                    pattern = "%s/%s/%s" % (sh_glob(op), sh_glob(sub), sh_glob(obj))
+        if "*" in objects:
+            objects = None
+        else:
+            objects = tuple(p for p in (sh_glob(o) for o in objects) if p is not None)
+            if not objects:
+                continue            # no object can match
+            if "*" in objects:
+                objects = None
+        spec = (ops, subs, objects)
+        if spec not in specs:
+            specs.append(spec)
+    return specs
+
+
+def prefilter_patterns(driver: str, rules) -> list:
+    """The prefilter as op/sub-op/object patterns (``*/*/*``: everything goes to Python).
+
+    A description: the entry point matches the three fields separately (prefilter_case).
+    """
+    patterns = []
+    for ops, subs, objects in prefilter_specs(driver, rules):
+        for op in ("*",) if ops is None else [sh_literal(o) for o in ops]:
+            for sub in ("*",) if subs is None else [sh_literal(s) for s in subs]:
+                for obj in ("*",) if objects is None else objects:
+                    pattern = "%s/%s/%s" % (op, sub, obj)
                     if pattern not in patterns:
                         patterns.append(pattern)
     if "*/*/*" in patterns:
         return ["*/*/*"]
     return patterns
+
+
+CASE_FIELDS = ('"$2"', '"$3"', '"$1"')      # operation, sub-operation, object
+
+
+def prefilter_case(specs, fallback: str, level: int = 0) -> list:
+    """The sh lines that run ``fallback`` for the events no spec matches ([]: none).
+
+    One ``case`` per field, nested: operation and sub-operation as literal strings (first
+    match wins, so each literal's branch holds every spec that accepts it and ``*)`` those
+    that accept anything), then the object against the union of the remaining object
+    patterns. Matching each field on its own keeps the stars of one field from multiplying
+    the backtracking in another (and a '/' in a name from posing as a separator): the
+    operation and sub-operation cases compare strings, the object case costs
+    O(length of the name) per pattern (sh_glob).
+    """
+    if not specs:
+        return [fallback]
+    if level == len(CASE_FIELDS) - 1:
+        if any(objects is None for _, _, objects in specs):
+            return []
+        patterns = _union(objects for _, _, objects in specs)
+        return _case(CASE_FIELDS[level], [(patterns, [])], [fallback])
+    literals = _union(spec[level] or () for spec in specs)
+    default = prefilter_case([s for s in specs if s[level] is None], fallback, level + 1)
+    branches = []                   # [(patterns, lines)], literals with the same lines merged
+    for value in literals:
+        lines = prefilter_case([s for s in specs if s[level] is None or value in s[level]], fallback, level + 1)
+        if lines == default:
+            continue                # '*)' does the same
+        for patterns, other in branches:
+            if other == lines:
+                patterns.append(sh_literal(value))
+                break
+        else:
+            branches.append(([sh_literal(value)], lines))
+    if not branches:
+        return default
+    return _case(CASE_FIELDS[level], branches, default)
+
+
+def _union(lists) -> list:
+    out = []
+    for values in lists:
+        for value in values:
+            if value not in out:
+                out.append(value)
+    return out
+
+
+def _case(subject: str, branches, default) -> list:
+    """The lines of a case statement; branches: [(patterns, body lines)], default: '*)' body."""
+    lines = ["case %s in" % subject]
+    if default:
+        branches = list(branches) + [(["*"], default)]
+    for patterns, body in branches:
+        head = "(%s)" % "|".join(patterns)      # '(': a pattern 'esac' is not the end
+        if not body:
+            lines.append(head + " ;;")
+        elif len(body) == 1:
+            lines.append("%s %s ;;" % (head, body[0]))
+        else:
+            lines.append(head)
+            lines.extend("  " + line for line in body[:-1])
+            lines.append("  %s ;;" % body[-1])
+    lines.append("esac")
+    return lines
 
 
 def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:
@@ -93,7 +310,6 @@ def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:
 def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bool = True,
                        version: str = "") -> str:
     """The text of hooks/<driver>."""
-    patterns = prefilter_patterns(driver, rules)
     lines = [
         "#!/bin/sh",
         ENTRY_POINT_MARKER,
@@ -102,17 +318,11 @@ def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bo
         "# go to the virthooks dispatcher%s, which reads %s/%s/config.json."
         % (" " + version if version else "", hooks_dir, OWN_DIR),
     ]
-    tree_check = tree and (driver in GUEST_DRIVERS or driver == "network")
-    if patterns != ["*/*/*"]:
-        if tree_check:
-            fallback = "[ -d %s\"$1/$2/$3\" ] || exit 0" % sh_quote("%s/%s.d/" % (hooks_dir, driver))
-        else:
-            fallback = "exit 0"
-        lines.append('case "$2/$3/$1" in')
-        if patterns:
-            lines.append("%s) ;;" % "|".join(patterns))
-        lines.append("*) %s ;;" % fallback)
-        lines.append("esac")
+    if tree and (driver in GUEST_DRIVERS or driver == "network"):
+        fallback = "[ -d %s\"$1/$2/$3\" ] || exit 0" % sh_quote("%s/%s.d/" % (hooks_dir, driver))
+    else:
+        fallback = "exit 0"
+    lines.extend(prefilter_case(prefilter_specs(driver, rules), fallback))
     lines.append(dispatcher_command(hooks_dir, python, driver))
     return "\n".join(lines) + "\n"
 
