@@ -35,7 +35,7 @@ import os
 import sys
 import time
 
-from .events import has_stdin_xml, is_abortable, kills_running_guest, reads_stdout
+from .events import USER_FAILURE_EXIT, has_stdin_xml, is_abortable, kills_running_guest, reads_stdout
 from .layout import CONFIG_FILE, OWN_DIR
 from .rules import LOG_DEFAULTS, ConfigError, load_config, needs_daemon_name, plan
 from .runlog import append_line, iso_time, to_syslog
@@ -533,6 +533,8 @@ class Call(object):
 
     def finish(self, failure, outcome) -> int:
         code = 1 if failure else 0
+        if failure and self.spare_guest:
+            code = USER_FAILURE_EXIT    # the entry point fails reconnect for this status only
         if failure:
             self.say(failure)
         self.record.update(result=outcome, exit=code, scripts=self.results, duration_ms=self.elapsed_ms())

@@ -12,7 +12,7 @@ directory exists. Everything else exits 0 at once. No name makes it slow: an obj
 has at most one star that can backtrack (see sh_glob).
 """
 
-from .events import GUEST_DRIVERS
+from .events import GUEST_DRIVERS, GUEST_KILLING_OPERATIONS, USER_FAILURE_EXIT, kills_running_guest
 from .layout import ENTRY_POINT_MARKER, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE
 from .rules import operation_spellings
 
@@ -301,8 +301,12 @@ def _case(subject: str, branches, default) -> list:
 
 
 def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:
-    code = ("import sys;sys.path[:0]=[sys.argv[1]+%r];from %s.dispatch import main;main()"
-            % ("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT), RUNTIME_PACKAGE))
+    """The exec line; a runtime that cannot be imported is one line on stderr, not a traceback."""
+    code = ("import sys;sys.path[:0]=[sys.argv[1]+%r]\n"
+            "try:from %s.dispatch import main\n"
+            "except Exception as e:sys.exit('virthooks: cannot load the runtime from %%s: %%s: %%s'"
+            "%%(sys.path[0],type(e).__name__,e))\n"
+            "main()" % ("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT), RUNTIME_PACKAGE))
     parts = (sh_quote(python), PYTHON_FLAGS, sh_quote(code), sh_quote(hooks_dir), driver)
     return 'exec %s %s -c %s %s %s "$@"' % parts
 
@@ -323,8 +327,34 @@ def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bo
     else:
         fallback = "exit 0"
     lines.extend(prefilter_case(prefilter_specs(driver, rules), fallback))
-    lines.append(dispatcher_command(hooks_dir, python, driver))
+    lines.extend(launch_lines(hooks_dir, python, driver))
     return "\n".join(lines) + "\n"
+
+
+def launch_lines(hooks_dir: str, python: str, driver: str) -> list:
+    """The lines that hand the event to the dispatcher.
+
+    Where a failed hook makes libvirt kill a running guest (reconnect, attach), the
+    dispatcher is waited for and only its USER_FAILURE_EXIT fails the hook: Python missing or
+    crashing before our code runs is never a reason to kill a guest. Elsewhere it is exec'd.
+    """
+    command = dispatcher_command(hooks_dir, python, driver)
+    lines = []
+    guarded = [op for op in GUEST_KILLING_OPERATIONS if kills_running_guest(driver, op)]
+    if guarded:
+        # In the background with libvirt's stdin given explicitly, so that a stop signal to this
+        # shell reaches the dispatcher, which stops its scripts.
+        lines += _case('"$2"', [(list(guarded), [
+            "trap 'kill -s TERM $! 2>/dev/null' TERM INT HUP",
+            "exec 3<&0",            # sh applies </dev/null to '&' before any explicit redirection
+            command[len("exec "):] + " <&3 3<&- &",
+            "while :; do wait $!; rc=$?; kill -0 $! 2>/dev/null || break; done",
+            "[ $rc -ne %d ] || exit 1" % USER_FAILURE_EXIT,
+            "exit 0"])], [])
+    lines.append("[ -x %s ] || { echo %s >&2; exit 1; }" % (sh_quote(python), sh_quote(
+        "virthooks: %s is missing or not executable: hooks/%s cannot run its scripts" % (python, driver))))
+    lines.append(command)
+    return lines
 
 
 def render_cli(hooks_dir: str, python: str) -> str:

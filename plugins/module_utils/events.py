@@ -145,6 +145,11 @@ def is_known_event(driver: str, operation: str) -> bool:
 # when the daemon restarts (qemuProcessReconnect, virLXCProcessReconnectDomain, ...), and
 # the old "attach". The dispatcher never fails them for an error of its own.
 GUEST_KILLING_OPERATIONS = ("reconnect", "attach")
+# On those events the entry point does not exec the dispatcher: it waits for it and fails the
+# hook only when the dispatcher exits with this status, which means "a user script with
+# on_failure: fail failed". Any other outcome (Python missing or crashing, the runtime not
+# importable) exits 0, so no fault of ours kills a running guest.
+USER_FAILURE_EXIT = 3
 
 
 def kills_running_guest(driver: str, operation: str) -> bool:

@@ -63,11 +63,15 @@ def test_prefilter_lets_through_guests_with_a_tree_directory(tmp_path):
     assert not passes_prefilter(tmp_path, "qemu", "web", "start", "begin")
 
 
-def test_match_all_rule_needs_no_case_statement():
+def test_match_all_rule_needs_no_prefilter():
     rules = normalize_config({"version": 1, "rules": [{"name": "all", "script": "s"}]})["rules"]
     assert prefilter_patterns("qemu", rules) == ["*/*/*"]
     text = render_entry_point("qemu", "/etc/libvirt/hooks", "/usr/bin/python3", rules)
-    assert "case" not in text and text.startswith("#!/bin/sh\n# virthooks-entry-point")
+    assert text.startswith("#!/bin/sh\n# virthooks-entry-point")
+    assert "exit 0 ;;" not in text.split("(reconnect|attach)")[0]    # nothing filtered before the launch
+    network = render_entry_point("network", "/etc/libvirt/hooks", "/usr/bin/python3",
+                                 [dict(rules[0], driver="network")])
+    assert "case" not in network          # no prefilter, no guest to spare: a plain exec
 
 
 def test_sh_glob_escapes_everything_but_wildcards():

@@ -480,3 +480,55 @@ def test_error_line_escapes_control_characters_from_names_and_output(sandbox):
     assert raw.count(b"\n") == 1 and raw.endswith(b"\n")
     assert not any(b < 0x20 and b != 0x0a or b == 0x7f for b in raw), raw
     assert "\\x1b" in fired.stderr and "boom" in fired.stderr
+
+
+# --- 1, continued: Python or the runtime broken before our code runs -----------------------
+
+def break_runtime(sandbox) -> None:
+    current = sandbox.own / "lib" / "current"
+    current.unlink()
+    current.symlink_to("does-not-exist")
+
+
+def test_runtime_that_cannot_be_imported_never_fails_reconnect(sandbox):
+    sandbox.script("ok", "exit 0\n")
+    sandbox.deploy([rule("ok")])
+    break_runtime(sandbox)
+    assert sandbox.fire("qemu", "g", "reconnect", "begin", stdin=DOMAIN).rc == 0
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert fired.rc == 1
+    assert fired.stderr.startswith("virthooks: cannot load the runtime from") and fired.stderr.count("\n") == 1, fired
+
+
+def test_missing_python_never_fails_reconnect_and_names_itself_elsewhere(sandbox, tmp_path):
+    python = tmp_path / "python3"
+    python.symlink_to(dispatch_python(sandbox))
+    sandbox.python = str(python)
+    sandbox.script("ok", "exit 0\n")
+    sandbox.deploy([rule("ok")])
+    python.unlink()
+    assert sandbox.fire("qemu", "g", "reconnect", "begin", stdin=DOMAIN).rc == 0
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert fired.rc == 1 and "%s is missing" % python in fired.stderr, fired
+
+
+def dispatch_python(sandbox) -> str:
+    return os.path.realpath(sandbox.python)
+
+
+def test_reconnect_hook_stopped_by_a_signal_stops_its_scripts(sandbox):
+    marker = sandbox.seen / "started"
+    sandbox.script("long", "echo $$ > %s\nsleep 600\n" % marker)
+    sandbox.deploy([rule("long", operations=["reconnect"], timeout=300)], kill_grace=0.5)
+    proc = subprocess.Popen([str(sandbox.hooks / "qemu"), "g", "reconnect", "begin", "-"],
+                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=LIBVIRT_ENV)
+    try:
+        script = int(wait_for(marker))
+        proc.send_signal(signal.SIGHUP)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert not pid_alive(script)
+    assert sandbox.records()[-1]["result"] == "interrupted"

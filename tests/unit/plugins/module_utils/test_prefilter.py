@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils.entrypoint import render_entry_point, sh_quote
+from ansible_collections.virthooks.libvirt.plugins.module_utils.entrypoint import launch_lines, render_entry_point, sh_quote
 from ansible_collections.virthooks.libvirt.plugins.module_utils.rules import glob_match, normalize_config, rule_matches
 
 from .conftest import LIBVIRT_ENV
@@ -98,13 +98,13 @@ def rule_sets(draw):
 def prefilter_program(rules, events) -> str:
     """One sh program: the entry point as a function, called once per event, printing each status.
 
-    The entry point is render_entry_point's text with its last line (the exec of the dispatcher)
+    The entry point is render_entry_point's text with the lines that launch the dispatcher
     replaced by 'exit 3'; a function whose body is a ( subshell ) turns its 'exit's into statuses.
     """
     text = render_entry_point("qemu", "/nonexistent/hooks", "/nonexistent/python3", rules, tree=False)
-    lines = text.rstrip("\n").split("\n")
-    assert lines[-1].startswith("exec "), lines[-1]
-    body = "\n".join(lines[:-1] + ["exit %d" % PASSED])
+    launch = "\n".join(launch_lines("/nonexistent/hooks", "/nonexistent/python3", "qemu")) + "\n"
+    assert text.endswith(launch), text
+    body = text[:-len(launch)] + "exit %d" % PASSED
     calls = "".join("entry %s %s %s -; echo $?\n" % (sh_quote(o), sh_quote(op), sh_quote(sub)) for o, op, sub in events)
     return "entry() (\n%s\n)\n%s" % (body, calls)
 
