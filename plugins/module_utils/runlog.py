@@ -126,22 +126,51 @@ def to_syslog(message: str, error: bool = True) -> bool:
 
 
 def read_records(path: str, limit: int = 20, backups: int = 3) -> list:
-    """The last `limit` records (oldest first), reading rotated files when needed."""
+    """The last `limit` records (oldest first), reading rotated files when needed.
+
+    Each record is a dict; a line that is not a JSON object comes back as {"unparsable": line}.
+    Bytes that are not UTF-8 come back as surrogateescape surrogates (see printable).
+    """
     from .minijson import JSONError, loads
     records = []
     for candidate in [path] + ["%s.%d" % (path, i) for i in range(1, backups + 1)]:
         try:
-            with open(candidate, "rb") as f:
-                lines = f.read().splitlines()
+            fd = _open_regular(candidate, _READ_FLAGS)
         except OSError:
             continue
+        with open(fd, "rb") as f:
+            lines = [line for line in f.read().split(b"\n") if line]
         chunk = []
         for line in lines:
+            text = line.decode("utf-8", "surrogateescape")
             try:
-                chunk.append(loads(line))
+                record = loads(text)
             except JSONError:
-                chunk.append({"unparsable": line.decode("utf-8", "replace")})
+                record = None
+            chunk.append(record if isinstance(record, dict) else {"unparsable": text})
         records = chunk + records
         if len(records) >= limit:
             break
     return records[-limit:] if limit else records
+
+
+_ESCAPES = {}
+
+
+def printable(text: str) -> str:
+    """text with every C0/C1 control character and DEL shown as a backslash escape.
+
+    For a terminal or a one-line message: ``\\n``, ``\\t``, ``\\r``, ``\\x1b``, ``\\x7f``,
+    ``\\u0085``; a byte that was not UTF-8 (a surrogateescape surrogate) shows as ``\\xNN``,
+    any other lone surrogate as ``\\udNNN``. Everything else, backslashes included, is kept.
+    """
+    if text.isprintable():  # the common case; false for every character escaped below
+        return text
+    if not _ESCAPES:
+        table = {c: "\\x%02x" % c for c in range(0x20)}
+        table.update({0x09: "\\t", 0x0a: "\\n", 0x0d: "\\r", 0x7f: "\\x7f"})
+        table.update((c, "\\u%04x" % c) for c in range(0x80, 0xa0))
+        table.update((c, "\\u%04x" % c) for c in range(0xd800, 0xe000))
+        table.update((c, "\\x%02x" % (c - 0xdc00)) for c in range(0xdc80, 0xdd00))
+        _ESCAPES.update(table)
+    return text.translate(_ESCAPES)
