@@ -107,3 +107,14 @@ def test_hook_call_with_a_fifo_at_the_log_path_does_not_hang(sandbox):
     assert fired.rc == 0 and fired.stderr == "", fired
     assert sandbox.order() == ["rec g start begin -"]
     assert stat.S_ISFIFO(os.lstat(str(sandbox.log)).st_mode)
+
+
+def test_printable_escapes_controls_and_undecodable_bytes_and_keeps_the_rest():
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runlog import printable
+    assert printable("win10 caf\u00e9 \u2603 C:\\x") == "win10 caf\u00e9 \u2603 C:\\x"
+    assert printable("a\nb\tc\rd\x00\x1b[31m\x7f") == "a\\nb\\tc\\rd\\x00\\x1b[31m\\x7f"
+    assert printable("\x85\x9b\x80\x9f\xa0") == "\\u0085\\u009b\\u0080\\u009f\xa0"
+    assert printable(b"g\xff\x9b\xc3".decode("utf-8", "surrogateescape")) == "g\\xff\\x9b\\xc3"
+    assert printable("\ud800") == "\\ud800"
+    every = "".join(map(chr, range(0x110000)))
+    assert not [c for c in printable(every) if ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f or 0xd800 <= ord(c) < 0xe000]
