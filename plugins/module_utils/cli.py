@@ -15,7 +15,7 @@ import sys
 from .events import DRIVERS, EVENTS, is_abortable, reads_stdout
 from .layout import CONFIG_FILE, OWN_DIR
 from .rules import ConfigError, load_config, plan
-from .runlog import read_records
+from .runlog import printable, read_records
 
 
 def _parser(hooks_dir):
@@ -44,12 +44,17 @@ def _parser(hooks_dir):
     return p
 
 
+def _emit(out, line):
+    """Write one line, every control character or undecodable byte in it escaped."""
+    out.write(printable(line) + "\n")
+
+
 def _event_args(words):
     if len(words) < 3 or len(words) > 5:
         raise SystemExit("virthooks: an event is DRIVER OBJECT OPERATION [SUBOP [EXTRA]]")
     driver, obj, op = words[:3]
     if driver not in DRIVERS:
-        raise SystemExit("virthooks: unknown driver %r (valid: %s)" % (driver, ", ".join(DRIVERS)))
+        raise SystemExit(printable("virthooks: unknown driver %r (valid: %s)" % (driver, ", ".join(DRIVERS))))
     default_sub = EVENTS.get(driver, {}).get(op, ("-",))[0]
     sub = words[3] if len(words) > 3 else default_sub
     extra = words[4] if len(words) > 4 else "-"
@@ -61,7 +66,7 @@ def _load(hooks_dir):
     try:
         return load_config(path, strict=False)
     except (OSError, ConfigError) as exc:
-        raise SystemExit("virthooks: cannot load %s: %s" % (path, exc))
+        raise SystemExit(printable("virthooks: cannot load %s: %s" % (path, exc)))
 
 
 def _describe_rule(rule):
@@ -83,9 +88,9 @@ def cmd_list(args, out):
     config = _load(args.hooks_dir)
     if not args.event:
         for rule in sorted(config["rules"], key=lambda r: (r["order"], r["name"])):
-            out.write(_describe_rule(rule) + "\n")
+            _emit(out, _describe_rule(rule))
         if not config["rules"]:
-            out.write("no rules\n")
+            _emit(out, "no rules")
         return 0
     driver, obj, op, sub, extra = _event_args(args.event)
     own = "%s/%s" % (args.hooks_dir, OWN_DIR)
@@ -95,13 +100,13 @@ def cmd_list(args, out):
         from .xmlcond import Document
         with open(args.xml, "rb") as f:
             document = Document(f.read())
-    out.write("event: %s %s %s %s %s (%s%s)\n" % (driver, obj, op, sub, extra,
-              "abortable" if is_abortable(driver, op) else "failures only logged",
-              ", stdout read as XML" if reads_stdout(driver, op) else ""))
+    _emit(out, "event: %s %s %s %s %s (%s%s)" % (driver, obj, op, sub, extra,
+          "abortable" if is_abortable(driver, op) else "failures only logged",
+          ", stdout read as XML" if reads_stdout(driver, op) else ""))
     for note in notes:
-        out.write("note: %s\n" % note)
+        _emit(out, "note: %s" % note)
     if not steps:
-        out.write("nothing would run\n")
+        _emit(out, "nothing would run")
     for step in steps:
         cond = ""
         if step.xpath:
@@ -109,7 +114,7 @@ def cmd_list(args, out):
                 cond = "  if xpath %s (not evaluated: no --xml)" % step.xpath
             else:
                 cond = "  xpath %s -> %s" % (step.xpath, document.evaluate(step.xpath, step.namespaces))
-        out.write("%4d %-30s %s  timeout=%gs on_failure=%s%s\n" % (
+        _emit(out, "%4d %-30s %s  timeout=%gs on_failure=%s%s" % (
             step.order, step.name, step.path, step.timeout, step.on_failure, cond))
     return 0
 
@@ -125,7 +130,7 @@ def cmd_simulate(args, out):
     if os.path.isfile(entry):
         command = [entry] + argv
     else:
-        out.write("note: no entry point %s; running the dispatcher directly\n" % entry)
+        _emit(out, "note: no entry point %s; running the dispatcher directly" % entry)
         lib = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         code = "import sys;sys.path[:0]=[%r];from %s.dispatch import main;main()" % (lib, __package__)
         command = [sys.executable, "-IS", "-c", code, args.hooks_dir, args.driver] + argv
@@ -136,18 +141,29 @@ def cmd_simulate(args, out):
     finally:
         if args.xml:
             stdin.close()
-    out.write("$ %s\nexit status: %d\n" % (" ".join(command[:1] + argv), proc.returncode))
-    if proc.stdout:
-        out.write("stdout (libvirt would read this as XML):\n%s\n" % proc.stdout.decode("utf-8", "replace"))
-    if proc.stderr:
-        out.write("stderr:\n%s" % proc.stderr.decode("utf-8", "replace"))
+    _emit(out, "$ %s" % " ".join(command[:1] + argv))
+    _emit(out, "exit status: %d" % proc.returncode)
+    for title, data in (("stdout (libvirt would read this as XML)", proc.stdout), ("stderr", proc.stderr)):
+        if data:
+            _emit(out, title + ":")
+            for line in data.decode("utf-8", "surrogateescape").rstrip("\n").split("\n"):
+                _emit(out, line)
     config = _load(args.hooks_dir)
     records = read_records(config["log"]["file"], 5, config["log"]["backups"]) if config["log"]["file"] else []
-    mine = [r for r in records if r.get("driver") == args.driver and r.get("object") == args.object
+    # The hook decoded its argv as UTF-8 (LC_ALL=C); ours went by the locale: compare the bytes.
+    mine = [r for r in records if r.get("driver") == args.driver and _as_argv(r.get("object")) == os.fsencode(args.object)
             and r.get("operation") == args.operation]
     if mine:
         _print_record(mine[-1], out)
     return proc.returncode
+
+
+def _as_argv(value):
+    """A logged argv string back as the bytes the hook was given."""
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except (AttributeError, UnicodeEncodeError):
+        return None
 
 
 def cmd_validate(args, out):
@@ -160,7 +176,7 @@ def cmd_validate(args, out):
     try:
         config = load_config(path, strict=True)
     except (OSError, ConfigError) as exc:
-        out.write("FAIL %s\n" % exc)
+        _emit(out, "FAIL %s" % exc)
         return 1
     own = "%s/%s" % (args.hooks_dir, OWN_DIR)
     trust = TrustCheck()
@@ -192,36 +208,47 @@ def cmd_validate(args, out):
         elif not file_is_ours(entry):
             problems.append("hooks/%s is not a virthooks entry point: rules for %s never run" % (driver, driver))
     for problem in problems:
-        out.write("FAIL %s\n" % problem)
+        _emit(out, "FAIL %s" % problem)
     for warning in warnings:
-        out.write("WARN %s\n" % warning)
-    out.write("%s: %d rule(s), %d problem(s), %d warning(s)\n" % (path, len(config["rules"]), len(problems),
-                                                                   len(warnings)))
+        _emit(out, "WARN %s" % warning)
+    _emit(out, "%s: %d rule(s), %d problem(s), %d warning(s)" % (path, len(config["rules"]), len(problems),
+                                                                len(warnings)))
     return 1 if problems else 0
 
 
 def _print_record(rec, out):
-    out.write("%s %-7s %s %s %s %s -> %s (exit %s, %s ms)\n" % (
+    """A log record, readable; any field may hold anything (the log is only ever appended to)."""
+    if set(rec) == {"unparsable"}:
+        _emit(out, "unparsable log line: %s" % rec["unparsable"])
+        return
+    _emit(out, "%s %-7s %s %s %s %s -> %s (exit %s, %s ms)" % (
         rec.get("time", "?"), rec.get("driver"), rec.get("object"), rec.get("operation"), rec.get("suboperation"),
         rec.get("extra"), rec.get("result"), rec.get("exit"), rec.get("duration_ms")))
     if rec.get("error"):
-        out.write("    error: %s\n" % rec["error"])
-    for note in rec.get("notes", []):
-        out.write("    note: %s\n" % note)
-    for s in rec.get("scripts", []):
-        extra = " " + s["message"] if s.get("message") else ""
+        _emit(out, "    error: %s" % rec["error"])
+    for note in _list(rec.get("notes")):
+        _emit(out, "    note: %s" % note)
+    for s in _list(rec.get("scripts")):
+        if not isinstance(s, dict):
+            _emit(out, "    %s" % s)
+            continue
+        extra = " %s" % s["message"] if s.get("message") else ""
         fields = (s.get("status"), s.get("name"), s.get("exit"), s.get("duration_ms", "-"), extra)
-        out.write("    %-8s %-30s exit=%s %s ms%s\n" % fields)
+        _emit(out, "    %-8s %-30s exit=%s %s ms%s" % fields)
         for stream in ("stderr", "stdout"):
             if s.get(stream):
-                text = s[stream].strip().splitlines()
-                out.write("             %s: %s\n" % (stream, " | ".join(text[-3:])))
+                text = str(s[stream]).strip().split("\n")
+                _emit(out, "             %s: %s" % (stream, " | ".join(text[-3:])))
+
+
+def _list(value):
+    return value if isinstance(value, list) else [] if value is None else [value]
 
 
 def cmd_log(args, out):
     config = _load(args.hooks_dir)
     if not config["log"]["file"]:
-        out.write("file logging is off (log.file is null); see syslog (ident virthooks)\n")
+        _emit(out, "file logging is off (log.file is null); see syslog (ident virthooks)")
         return 0
     records = read_records(config["log"]["file"], 0, config["log"]["backups"])
     if args.failed:
@@ -230,17 +257,22 @@ def cmd_log(args, out):
     if args.json:
         from .minijson import dumps
         for rec in records:
-            out.write(dumps(rec) + "\n")
+            out.write(dumps(rec) + "\n")  # ASCII: every control character is a JSON escape
         return 0
     for rec in records:
         _print_record(rec, out)
     if not records:
-        out.write("no calls logged in %s\n" % config["log"]["file"])
+        _emit(out, "no calls logged in %s" % config["log"]["file"])
     return 0
 
 
 def main(hooks_dir="/etc/libvirt/hooks", argv=None, out=None):
-    out = out or sys.stdout
+    if out is None:
+        out = sys.stdout
+        # Whatever the locale (C, POSIX, latin-1...), a character it cannot encode is shown
+        # as a backslash escape rather than ending the command with UnicodeEncodeError.
+        if hasattr(out, "reconfigure"):
+            out.reconfigure(errors="backslashreplace")
     args = _parser(hooks_dir).parse_args(sys.argv[1:] if argv is None else argv)
     args.hooks_dir = args.hooks_dir.rstrip("/")
     handler = {"list": cmd_list, "simulate": cmd_simulate, "validate": cmd_validate, "log": cmd_log}[args.command]

@@ -6,7 +6,8 @@
 ``import json`` pulls in ``re``, ``enum`` and ``functools`` and costs about as much as
 Python's own start-up; the dispatcher runs on every guest start. The C accelerator
 ``_json`` that ``json`` itself uses is cheap to import, so this module drives it directly
-and falls back to ``json`` where the accelerator is missing.
+and falls back to ``json`` where the accelerator is missing. Only a bad document may import
+``json`` (see _scan_error): whatever the input, loads() returns a value or raises JSONError.
 """
 
 try:
@@ -25,11 +26,21 @@ def _reject_constant(name):
     raise JSONError("invalid JSON constant %s" % name)
 
 
+_INF = float("inf")
+
+
+def _finite_float(text):
+    value = float(text)
+    if value in (_INF, -_INF):  # would come back out of dumps() as 'inf', not JSON
+        raise JSONError("number out of range: %s" % (text if len(text) <= 40 else text[:40] + "..."))
+    return value
+
+
 class _Context(object):
     strict = True
     object_hook = None
     object_pairs_hook = None
-    parse_float = float
+    parse_float = staticmethod(_finite_float)
     parse_int = int
     parse_constant = staticmethod(_reject_constant)
     memo = None
@@ -38,28 +49,61 @@ class _Context(object):
 _scan = _accel.make_scanner(_Context()) if _accel is not None else None
 
 
-def loads(text):
-    """Parse one JSON document (str); raise JSONError with the position on bad input."""
-    if isinstance(text, bytes):
+def _where(text, pos):
+    line = text.count("\n", 0, pos) + 1
+    return "line %d column %d (char %d)" % (line, pos - text.rfind("\n", 0, pos), pos)
+
+
+def _scan_error(text, start, exc, retry=True):
+    """A one-line message for an exception out of the accelerator's scanner."""
+    if isinstance(exc, StopIteration):
+        if exc.value == start and text.startswith("\ufeff", start):
+            return "starts with a byte order mark (BOM), not JSON"
+        return "expecting a value: %s" % _where(text, exc.value)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, ValueError):  # json.decoder.JSONDecodeError, int digit limit, JSONError
+        return " ".join(str(exc).split())
+    if retry:
+        # Python 3.10 and 3.11's accelerator can only raise its JSONDecodeError once
+        # json.decoder is imported; before that a bad document gives SystemError. Only now,
+        # on the error path, pay for the import and scan again for the real message.
         try:
-            text = text.decode("utf-8")
+            import json.decoder  # noqa: F401  pylint: disable=unused-import
+            _scan(text, start)
+        except Exception as again:  # pylint: disable=broad-except
+            return _scan_error(text, start, again, retry=False)
+    return "invalid JSON (%s)" % type(exc).__name__
+
+
+def loads(text):
+    """Parse one JSON document (str or UTF-8 bytes).
+
+    Any bad input raises JSONError, with a one-line message that says where.
+    """
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise JSONError("not UTF-8: %s" % exc)
-    doc = text.strip(_WS)
+            raise JSONError("not UTF-8: byte 0x%02x at byte %d" % (exc.object[exc.start], exc.start))
+    if not isinstance(text, str):
+        raise JSONError("not text but %s" % type(text).__name__)
+    start = len(text) - len(text.lstrip(_WS))
+    if start == len(text):
+        raise JSONError("empty document")
     if _scan is None:  # pragma: no cover
         import json
         try:
-            return json.loads(doc)
-        except ValueError as exc:
-            raise JSONError(str(exc))
+            return json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise JSONError(" ".join(str(exc).split()))
     try:
-        value, end = _scan(doc, 0)
-    except StopIteration as exc:
-        raise JSONError("invalid JSON at character %d" % exc.value)
-    except ValueError as exc:  # json.JSONDecodeError is a ValueError
-        raise JSONError(str(exc))
-    if end != len(doc):
-        raise JSONError("extra data after the JSON document at character %d" % end)
+        value, end = _scan(text, start)
+    except Exception as exc:  # pylint: disable=broad-except
+        raise JSONError(_scan_error(text, start, exc)) from None
+    rest = text[end:].lstrip(_WS)
+    if rest:
+        raise JSONError("extra data after the JSON document: %s" % _where(text, len(text) - len(rest)))
     return value
 
 

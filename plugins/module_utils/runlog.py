@@ -8,6 +8,7 @@ on the return value only.
 """
 
 import os
+import stat
 
 from .minijson import dumps
 
@@ -22,44 +23,93 @@ def iso_time(t: float) -> str:
 def _rotate(path: str, backups: int) -> None:
     for i in range(backups - 1, 0, -1):
         older = "%s.%d" % (path, i)
-        if os.path.exists(older):
+        if os.path.lexists(older):
             os.replace(older, "%s.%d" % (path, i + 1))
     os.replace(path, path + ".1")
 
 
-def _open_append(path: str) -> int:
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+class NotRegularFile(OSError):
+    """Something other than a regular file (FIFO, socket, device, symlink) sits at the log path."""
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader, forever.
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK | _NOFOLLOW
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | _NOFOLLOW
+
+
+def _open_regular(path: str, flags: int) -> int:
+    """open(2) that never blocks, never follows a symlink and keeps only a regular file."""
+    fd = os.open(path, flags, 0o640)
     try:
-        return os.open(path, flags, 0o640)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile("%s is not a regular file" % path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_append(path: str) -> int:
+    try:
+        return _open_regular(path, _APPEND_FLAGS)
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), 0o750, exist_ok=True)
-        return os.open(path, flags, 0o640)
+        return _open_regular(path, _APPEND_FLAGS)
+
+
+def _current_size(path: str, fd: int):
+    """fd's size if it is still the file at path, None once a rotation renamed it away."""
+    try:
+        current = os.lstat(path)
+    except FileNotFoundError:  # mid-rotation: renamed, not yet re-created
+        return None
+    mine = os.fstat(fd)
+    return mine.st_size if (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev) else None
+
+
+# Each failed attempt means another writer rotated in between: it made progress, we retry.
+APPEND_ATTEMPTS = 100
 
 
 def append_line(path: str, record: dict, max_bytes: int, backups: int) -> bool:
-    """Append one JSON line; rotate first when it would grow past max_bytes. False on error."""
+    """Append one JSON line; rotate first when it would grow past max_bytes. False on error.
+
+    With rotation on, writers hold a shared flock on the file while they check that it is
+    still the one at path and write to it; the writer that rotates holds it exclusively. So
+    no record lands in a file that is being renamed away, and a writer that finds its file
+    rotated (or the path briefly missing mid-rotation) simply opens the new one and retries.
+    """
     try:
         data = (dumps(record) + "\n").encode("ascii")
-        fd = _open_append(path)
-        try:
-            if max_bytes and os.fstat(fd).st_size + len(data) > max_bytes:
-                import fcntl
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                try:
-                    # Another call may have rotated while we waited for the lock.
-                    current = os.stat(path)
-                    mine = os.fstat(fd)
-                    if (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev) and \
-                            current.st_size + len(data) > max_bytes:
-                        _rotate(path, backups)
-                finally:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+        if not max_bytes:
+            fd = _open_append(path)
+            try:
+                os.write(fd, data)
+            finally:
                 os.close(fd)
-                fd = _open_append(path)
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        return True
+            return True
+        import fcntl
+        for _attempt in range(APPEND_ATTEMPTS):
+            fd = _open_append(path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                size = _current_size(path, fd)
+                if size is None:
+                    continue
+                # An empty file is never rotated: a record bigger than max_bytes gets a file of its own.
+                if size and size + len(data) > max_bytes:
+                    # Not atomic: the shared lock is dropped first, so look again once exclusive.
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    size = _current_size(path, fd)
+                    if size and size + len(data) > max_bytes:
+                        _rotate(path, backups)
+                    continue
+                os.write(fd, data)
+                return True
+            finally:
+                os.close(fd)  # releases the lock
+        return False
     except Exception:
         return False
 
@@ -76,22 +126,51 @@ def to_syslog(message: str, error: bool = True) -> bool:
 
 
 def read_records(path: str, limit: int = 20, backups: int = 3) -> list:
-    """The last `limit` records (oldest first), reading rotated files when needed."""
+    """The last `limit` records (oldest first), reading rotated files when needed.
+
+    Each record is a dict; a line that is not a JSON object comes back as {"unparsable": line}.
+    Bytes that are not UTF-8 come back as surrogateescape surrogates (see printable).
+    """
     from .minijson import JSONError, loads
     records = []
     for candidate in [path] + ["%s.%d" % (path, i) for i in range(1, backups + 1)]:
         try:
-            with open(candidate, "rb") as f:
-                lines = f.read().splitlines()
+            fd = _open_regular(candidate, _READ_FLAGS)
         except OSError:
             continue
+        with open(fd, "rb") as f:
+            lines = [line for line in f.read().split(b"\n") if line]
         chunk = []
         for line in lines:
+            text = line.decode("utf-8", "surrogateescape")
             try:
-                chunk.append(loads(line))
+                record = loads(text)
             except JSONError:
-                chunk.append({"unparsable": line.decode("utf-8", "replace")})
+                record = None
+            chunk.append(record if isinstance(record, dict) else {"unparsable": text})
         records = chunk + records
         if len(records) >= limit:
             break
     return records[-limit:] if limit else records
+
+
+_ESCAPES = {}
+
+
+def printable(text: str) -> str:
+    """text with every C0/C1 control character and DEL shown as a backslash escape.
+
+    For a terminal or a one-line message: ``\\n``, ``\\t``, ``\\r``, ``\\x1b``, ``\\x7f``,
+    ``\\u0085``; a byte that was not UTF-8 (a surrogateescape surrogate) shows as ``\\xNN``,
+    any other lone surrogate as ``\\udNNN``. Everything else, backslashes included, is kept.
+    """
+    if text.isprintable():  # the common case; false for every character escaped below
+        return text
+    if not _ESCAPES:
+        table = {c: "\\x%02x" % c for c in range(0x20)}
+        table.update({0x09: "\\t", 0x0a: "\\n", 0x0d: "\\r", 0x7f: "\\x7f"})
+        table.update((c, "\\u%04x" % c) for c in range(0x80, 0xa0))
+        table.update((c, "\\u%04x" % c) for c in range(0xd800, 0xe000))
+        table.update((c, "\\x%02x" % (c - 0xdc00)) for c in range(0xdc80, 0xdd00))
+        _ESCAPES.update(table)
+    return text.translate(_ESCAPES)
