@@ -38,7 +38,7 @@ import time
 from .events import USER_FAILURE_EXIT, has_stdin_xml, is_abortable, kills_running_guest, reads_stdout
 from .layout import CONFIG_FILE, OWN_DIR
 from .rules import LOG_DEFAULTS, ConfigError, load_config, needs_daemon_name, plan
-from .runlog import append_line, iso_time, to_syslog
+from .runlog import append_line, iso_time, printable, to_syslog
 from .trust import TrustCheck, Untrusted, format_problem
 
 try:
@@ -328,8 +328,11 @@ class Call(object):
         return code
 
     def config_failure(self, exc) -> int:
-        return self.own_failure("virthooks: %s: cannot load %s/%s: %s"
-                                % (self.event, self.own_dir, CONFIG_FILE, exc), "error")
+        if isinstance(exc, ConfigError):            # its message starts with the path
+            problem = str(exc)
+        else:
+            problem = "%s/%s: %s" % (self.own_dir, CONFIG_FILE, exc.strerror or exc)
+        return self.own_failure("virthooks: %s: cannot load the configuration: %s" % (self.event, problem), "error")
 
     def internal_error(self, exc) -> int:
         where = ""
@@ -523,9 +526,9 @@ class Call(object):
         if stderr_text:
             line += ": " + stderr_text[-STDERR_TAIL:]
         if step.on_failure == "ignore":
-            to_syslog(one_line(line) + " (on_failure: ignore, continuing)", error=False)
+            to_syslog(printable(line) + " (on_failure: ignore, continuing)", error=False)
             return None
-        to_syslog(one_line(line))
+        to_syslog(printable(line))
         return line
 
     def elapsed_ms(self) -> float:
@@ -539,13 +542,13 @@ class Call(object):
             self.say(failure)
         self.record.update(result=outcome, exit=code, scripts=self.results, duration_ms=self.elapsed_ms())
         if self.log["syslog"] == "all" and not failure:
-            to_syslog("%s: %s, %d script(s)" % (one_line(self.event), outcome, len(self.results)), error=False)
+            to_syslog("%s: %s, %d script(s)" % (printable(self.event), outcome, len(self.results)), error=False)
         self.write_log()
         return code
 
     def say(self, line: str) -> None:
         try:
-            _write_all(self.stderr_fd, (one_line(line) + "\n").encode("utf-8", "surrogateescape"))
+            _write_all(self.stderr_fd, (printable(line) + "\n").encode("utf-8", "surrogateescape"))
         except OSError:
             pass
 
@@ -553,21 +556,7 @@ class Call(object):
         path = self.log.get("file")
         if path and not append_line(path, self.record, self.log["max_bytes"], self.log["backups"]):
             to_syslog("virthooks: %s: %s, exit %s; could not write the log record to %s"
-                      % (one_line(self.event), self.record.get("result"), self.record.get("exit"), path))
-
-
-def one_line(text: str) -> str:
-    """text with every control character escaped, so it prints as one harmless line."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if code < 0x20 or 0x7f <= code < 0xa0:
-            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, "\\x%02x" % code))
-        elif 0xdc80 <= code <= 0xdcff:          # an undecodable byte (surrogateescape)
-            out.append("\\x%02x" % (code - 0xdc00))
-        else:
-            out.append(ch)
-    return "".join(out)
+                      % (printable(self.event), self.record.get("result"), self.record.get("exit"), path))
 
 
 def _seconds(value) -> str:
