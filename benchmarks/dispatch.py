@@ -171,7 +171,7 @@ def safety_costs(hook: Path) -> list:
       the stop signals blocked around posix_spawn (runs once per script per call);
     - the /proc scan that finds a script's processes: the timeout and signal paths only.
     """
-    from ansible_collections.virthooks.libvirt.plugins.module_utils import proctree, trust
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import proctree, trust
     import _signal
     script = str(hook.parent / "virthooks" / "scripts" / "pin")
     env = dict(ENV, LIBVIRT_HOOK_DRIVER="qemu")

@@ -55,8 +55,8 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.virthooks.libvirt.plugins.module_utils.events import DRIVERS
-from ansible_collections.virthooks.libvirt.plugins.module_utils.rules import RULE_DEFAULTS, normalize_rule, validate_name
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import RULE_DEFAULTS, normalize_rule, validate_name
 
 SOURCES = ("content", "src", "template")
 RULE_FIELDS = tuple(k for k in RULE_DEFAULTS)

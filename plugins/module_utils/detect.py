@@ -17,13 +17,13 @@ import signal
 import stat
 import subprocess
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils.entrypoint import file_is_ours
-from ansible_collections.virthooks.libvirt.plugins.module_utils.events import (
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoint import file_is_ours
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import (
     DAEMONS,
     DRIVER_DAEMONS,
     DRIVERS,
 )
-from ansible_collections.virthooks.libvirt.plugins.module_utils.layout import (
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import (
     OWN_DIR,
     sysconf_hooks_dir,
 )

@@ -29,19 +29,16 @@ import os
 import pkgutil
 import shutil
 
-# The runtime files are read from this package at install time; importing each of them here
-# is also what makes Ansible's module packer (AnsiballZ) ship them inside the module payload.
-from . import cli, dispatch, minijson, proctree, runlog, trust, xmlcond  # noqa: F401  pylint: disable=unused-import
-from .entrypoint import file_is_ours, render_cli, render_entry_point
-from .events import DRIVERS
+from . import runtime
+from .runtime.entrypoint import file_is_ours, render_cli, render_entry_point
+from .runtime.events import DRIVERS
 from .fileops import TEMP_SUFFIX, atomic_write, diff_text, ensure_dir, file_state, fsync_dir, read_bytes
-from .layout import (ADOPTED_DIR, CLI_FILE, CONFIG_FILE, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE,
+from .runtime.layout import (ADOPTED_DIR, CLI_FILE, CONFIG_FILE, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE,
                      SCRIPTS_DIR)
-from .rules import CONFIG_VERSION, ConfigError, normalize_config
+from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config
+from .runtime.xmlcond import rule_problems
 
-VERSION = "0.1.0"
-RUNTIME_MODULES = ("events.py", "layout.py", "minijson.py", "rules.py", "runlog.py", "xmlcond.py", "trust.py", "proctree.py",
-                   "dispatch.py", "entrypoint.py", "cli.py")
+VERSION = runtime.VERSION
 ADOPT_PREFIX = "adopted-"
 ADOPTED_TIMEOUT = 300
 REMOVING_SUFFIX = ".virthooks-removing"
@@ -57,14 +54,16 @@ class InstallError(Exception):
 
 
 def runtime_sources() -> dict:
-    """{file name: source bytes} of the runtime package, read from this collection."""
-    files = {"__init__.py": ('"""virthooks hook runtime, deployed by virthooks.libvirt %s."""\nVERSION = "%s"\n'
-                             % (VERSION, VERSION)).encode()}
-    for name in RUNTIME_MODULES:
-        data = pkgutil.get_data(__package__, name)
+    """{file name: source bytes} of the runtime package, whole: its folder (or, inside a module's
+    payload, what Ansible's packer put there, which is the same files: a test checks it)."""
+    files = {}
+    for info in pkgutil.iter_modules(runtime.__path__):
+        name = info.name + (".py" if not info.ispkg else "/__init__.py")
+        data = pkgutil.get_data(runtime.__name__, name)
         if data is None:
             raise InstallError("runtime file %s is missing from the collection" % name)
         files[name] = data
+    files["__init__.py"] = pkgutil.get_data(runtime.__name__, "__init__.py")
     return files
 
 
@@ -218,13 +217,7 @@ class RuntimeInstaller(object):
     @staticmethod
     def _check_conditions(rules) -> None:
         """XPath conditions this host can evaluate (lxml, else ElementTree's subset), or a named error."""
-        problems = []
-        for rule in rules:
-            if rule["xpath"]:
-                try:
-                    xmlcond.check(rule["xpath"], rule["namespaces"])
-                except xmlcond.ConditionError as exc:
-                    problems.append("rule %r: %s" % (rule["name"], exc))
+        problems = rule_problems(rules)
         if problems:
             raise InstallError("invalid rules (nothing was changed): " + "; ".join(problems))
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 
 from .fileops import atomic_write, diff_text, ensure_dir, file_state
-from .layout import OWN_DIR, SCRIPTS_DIR
-from .rules import validate_name
+from .runtime.layout import OWN_DIR, SCRIPTS_DIR
+from .runtime.rules import validate_name
 
 DEFAULT_MAX_SIZE = 1 << 20
 ELF_MAGIC = b"\x7fELF"

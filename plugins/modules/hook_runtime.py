@@ -203,7 +203,7 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, path_argument_spec, resolve_hooks_dir
-from ansible_collections.virthooks.libvirt.plugins.module_utils.events import DRIVERS
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller, diff_of
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils import detect
-from ansible_collections.virthooks.libvirt.plugins.module_utils.layout import ENTRY_POINT_MARKER
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import ENTRY_POINT_MARKER
 
 HELP_TEMPLATE = """
 Usage:

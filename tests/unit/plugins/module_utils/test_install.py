@@ -249,7 +249,7 @@ def test_image_root_writes_under_root_but_names_host_paths(tmp_path):
 
 
 def test_xpath_the_host_cannot_evaluate_is_refused_at_install(sandbox, monkeypatch):
-    from ansible_collections.virthooks.libvirt.plugins.module_utils import xmlcond
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import xmlcond
     with pytest.raises(InstallError, match="rule 'rec'.*not valid XPath"):
         installer(sandbox).plan(["qemu"], [dict(RULE, xpath="/domain/[[")])
     monkeypatch.setattr(xmlcond, "_lxml", lambda: None)          # a host without lxml

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils.layout import ENTRY_POINT_MARKER
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import ENTRY_POINT_MARKER
 from tests.conftest import ansible_env
 
 MODULE = "virthooks.libvirt.hooks_info"

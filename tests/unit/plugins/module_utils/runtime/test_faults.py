@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils import dispatch
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import dispatch
 
-from .conftest import LIBVIRT_ENV, pid_alive
+from ..conftest import LIBVIRT_ENV, pid_alive
 
 DOMAIN = b"<domain type='kvm'><name>g</name><devices><disk type='file'/></devices></domain>"
 NOBODY = 65534

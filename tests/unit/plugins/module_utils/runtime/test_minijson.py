@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils import minijson
-from ansible_collections.virthooks.libvirt.plugins.module_utils.minijson import JSONError, dumps, loads
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import minijson
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.minijson import JSONError, dumps, loads
 
 SAMPLES = [{}, [], {"a": [1, -2, 3.5, 1e-7, None, True, False]}, "caf\u00e9 \u2603 \"q\" \\ \n\t",
            {"nested": {"deep": [[{"x": ""}]]}}, 0, 12345678901234567890]
@@ -91,7 +91,7 @@ print(minijson.dumps(problems))
 
 def host_pythons():
     from .test_dispatch import _host_pythons
-    from .conftest import SYSTEM_PYTHON
+    from ..conftest import SYSTEM_PYTHON
     by_binary = {os.path.realpath(p): p for p in [SYSTEM_PYTHON] + _host_pythons()}
     return sorted(by_binary.values())
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from .conftest import LIBVIRT_ENV
+from ..conftest import LIBVIRT_ENV
 from .test_dispatch import DOMAIN, rule
 
 

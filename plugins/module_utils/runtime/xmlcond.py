@@ -68,6 +68,21 @@ def check(expr: str, namespaces: dict, engine: str = "") -> str:
     return ENGINE_ETREE
 
 
+def rule_problems(rules) -> list:
+    """'rule NAME: why' for each rule whose XPath condition this host cannot evaluate.
+
+    One check for the installer (before anything is written) and ``virthooks validate``.
+    """
+    problems = []
+    for rule in rules:
+        if rule.get("xpath"):
+            try:
+                check(rule["xpath"], rule.get("namespaces") or {})
+            except ConditionError as exc:
+                problems.append("rule %r: %s" % (rule["name"], exc))
+    return problems
+
+
 def _truth(value) -> bool:
     if isinstance(value, bool):
         return value

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils import events, rules
-from ansible_collections.virthooks.libvirt.plugins.module_utils.rules import ConfigError, glob_match, normalize_config
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import events, rules
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import ConfigError, glob_match, normalize_config
 
 GLOBS = ["*", "win*", "*10", "w?n10", "db-[0-9]*", "[!a-c]*", "[a-]x", "a*b*c", "[]x]", "[!]]*", "*[", "a[b",
          "**", "?", "", "x*y", "[z-a]", "caf\u00e9*", "db-[0-9][0-9]"]

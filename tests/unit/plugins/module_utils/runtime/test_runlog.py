@@ -12,7 +12,7 @@ import time
 
 from .test_dispatch import rule
 
-RUNLOG = "ansible_collections.virthooks.libvirt.plugins.module_utils.runlog"
+RUNLOG = "ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.runlog"
 CHILD_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
 
 
@@ -110,7 +110,7 @@ def test_hook_call_with_a_fifo_at_the_log_path_does_not_hang(sandbox):
 
 
 def test_printable_escapes_controls_and_undecodable_bytes_and_keeps_the_rest():
-    from ansible_collections.virthooks.libvirt.plugins.module_utils.runlog import printable
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.runlog import printable
     assert printable("win10 caf\u00e9 \u2603 C:\\x") == "win10 caf\u00e9 \u2603 C:\\x"
     assert printable("a\nb\tc\rd\x00\x1b[31m\x7f") == "a\\nb\\tc\\rd\\x00\\x1b[31m\\x7f"
     assert printable("\x85\x9b\x80\x9f\xa0") == "\\u0085\\u009b\\u0080\\u009f\xa0"

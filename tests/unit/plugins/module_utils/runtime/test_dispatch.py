@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from .conftest import pid_alive
+from ..conftest import pid_alive
 
 DOMAIN = b"<domain type='kvm'><name>win10</name><devices><hostdev type='pci'/></devices></domain>"
 
@@ -461,7 +461,7 @@ def _host_pythons():
 
 @pytest.mark.parametrize("python", _host_pythons())
 def test_runtime_works_under_every_host_python(tmp_path, python):
-    from .conftest import Sandbox
+    from ..conftest import Sandbox
     box = Sandbox(tmp_path, python)
     box.recorder("rec")
     box.script("xml", "sed 's/old/new/'\n")

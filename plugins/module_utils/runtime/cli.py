@@ -188,18 +188,15 @@ def cmd_validate(args, out):
             problem = str(exc)
         if problem:
             problems.append("rule %r: %s %s" % (rule["name"], script, problem))
-        if rule["xpath"]:
-            from .xmlcond import ConditionError, check
-            try:
-                check(rule["xpath"], rule["namespaces"])
-            except ConditionError as exc:
-                problems.append("rule %r: %s" % (rule["name"], exc))
         if rule["enabled"] and rule["on_failure"] == "fail" and any(
                 kills_running_guest(rule["driver"], op) for op in
                 (GUEST_KILLING_OPERATIONS if rule["operations"] == ["*"] else rule["operations"])):
             warnings.append("rule %r: on_failure is 'fail' and it runs on 'reconnect': if it fails when the "
                             "daemon restarts, libvirt kills the running guest (set operations without "
                             "reconnect, or on_failure: ignore)" % rule["name"])
+    if any(rule["xpath"] for rule in config["rules"]):
+        from .xmlcond import rule_problems
+        problems.extend(rule_problems(config["rules"]))
     drivers = sorted({r["driver"] for r in config["rules"] if r["enabled"]})
     for driver in drivers:
         entry = "%s/%s" % (args.hooks_dir, driver)

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils.entrypoint import launch_lines, render_entry_point, sh_quote
-from ansible_collections.virthooks.libvirt.plugins.module_utils.rules import glob_match, normalize_config, rule_matches
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoint import launch_lines, render_entry_point, sh_quote
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import glob_match, normalize_config, rule_matches
 
-from .conftest import LIBVIRT_ENV
+from ..conftest import LIBVIRT_ENV
 
 SHELLS = {
     "dash": (["/bin/dash"], "C"),

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils.entrypoint import (
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoint import (
     prefilter_patterns, render_entry_point, sh_glob)
-from ansible_collections.virthooks.libvirt.plugins.module_utils.rules import normalize_config, rule_matches
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import normalize_config, rule_matches
 
 RULES = [
     {"name": "gpu", "script": "s", "objects": ["win*", "gpu-[0-9]"], "operations": ["prepare", "release"],

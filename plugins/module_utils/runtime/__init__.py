@@ -1,0 +1,32 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The virthooks hook runtime: what runs on the hypervisor, and only that.
+
+This folder is installed whole on every host, as ``hooks/virthooks/lib/<digest>/virthooks_runtime/``:
+its listing is what the host gets. Nothing here imports Ansible or the installer (a test checks
+both), and each module imports only what its own call needs: the dispatcher sits on every guest
+start.
+
+- ``dispatch``  one libvirt hook call: match the rules, run the scripts, apply the policy
+- ``rules``     config.json: format, validation, matching, the per-guest tree
+- ``events``    libvirt's hook events: what can abort, what reads XML, who calls
+- ``entrypoint`` the sh files libvirt runs (``hooks/<driver>``) and their prefilter
+- ``trust``     whether root may run a file (the whole path to it)
+- ``proctree``  finding and stopping everything a script started (timeouts, signals)
+- ``xmlcond``   XPath conditions on the XML libvirt passes
+- ``runlog``    the JSON-lines log and syslog
+- ``minijson``  JSON without importing ``json`` (start-up cost)
+- ``layout``    names of the files under the hooks directory
+- ``cli``       ``virthooks``, the operator's command line on the host
+"""
+
+VERSION = "0.1.0"  # the collection's version (galaxy.yml); a test ties them
+
+
+def _entry_modules():  # pragma: no cover - never called
+    """The host runs two modules, the dispatcher and the CLI; every other module of this package is
+    reached from them. Ansible's module packer ships what is imported (nested imports too), so
+    naming them here puts the whole package into the payload of the modules that install it."""
+    from . import cli, dispatch
+    return cli, dispatch
