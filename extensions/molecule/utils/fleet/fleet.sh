@@ -6,6 +6,8 @@
 #                                            IMAGE: bookworm-libvirt | trixie-libvirt | srcbuild | bookworm-bare
 #                                            | srcbuild-modular (the srcbuild image run with modular daemons:
 #                                            virtlogd + virtqemud + virtnetworkd, no libvirtd)
+#                                            | trixie-systemd (the trixie-libvirt image booting systemd as
+#                                            PID 1, libvirt started as its units)
 #                                            (or localhost/virthooks-<name>, or any other image reference).
 #                                            Our images are built first if missing or stale (build-images.sh).
 #   fleet.sh down NAME... | --all            remove the containers (--all: every fleet container)
@@ -23,11 +25,15 @@ die() { log "ERROR: $*"; exit 1; }
 OURS="bookworm-libvirt trixie-libvirt srcbuild bookworm-bare"
 
 # Variants: an image of ours run in another way (the container gets VIRTHOOKS_FLEET_MODE=<mode>).
-variant_mode() { case ${1#virthooks-} in srcbuild-modular) echo modular ;; *) echo "" ;; esac; }
+variant_mode() {
+  case ${1#virthooks-} in srcbuild-modular) echo modular ;; trixie-systemd) echo systemd ;; *) echo "" ;; esac
+}
+variant_image() {
+  case ${1#virthooks-} in srcbuild-modular) echo srcbuild ;; trixie-systemd) echo trixie-libvirt ;; *) echo "$1" ;; esac
+}
 
 image_ref() {  # short name -> full reference
-  local i=$1
-  [ -z "$(variant_mode "$i")" ] || i=${i%-modular}
+  local i; i=$(variant_image "$1")
   case " $OURS " in *" ${i#virthooks-} "*) echo "localhost/virthooks-${i#virthooks-}"; return ;; esac
   case $i in virthooks-*) echo "localhost/$i" ;; *) echo "$i" ;; esac
 }
@@ -42,7 +48,18 @@ if [ -c /dev/kvm ]; then
   if getent group kvm >/dev/null; then chgrp kvm /dev/kvm; fi
   chmod 0660 /dev/kvm
 fi
-if [ -x /usr/local/sbin/libvirtd ]; then
+if [ "${VIRTHOOKS_FLEET_MODE:-}" = systemd ]; then
+  # systemd is PID 1 (trixie-systemd): libvirt runs as its units (socket activated, exits when idle).
+  i=0
+  until [ -S /run/systemd/private ]; do
+    i=$((i + 1)); [ $i -lt 300 ] || { echo "systemd (PID 1) has no control socket after 30 s" >&2; exit 1; }
+    sleep 0.1
+  done
+  state=$(systemctl is-system-running --wait 2>&1 || true)
+  case $state in running|degraded) ;; *) echo "systemd did not finish booting: $state" >&2; exit 1 ;; esac
+  systemctl restart virtlogd.socket libvirtd.service
+  virsh=/usr/bin/virsh
+elif [ -x /usr/local/sbin/libvirtd ]; then
   # Built from source (prefix /usr/local): no init script; pid files under /var/local/run.
   # Modular mode: one daemon per driver (virtqemud, virtnetworkd) instead of libvirtd.
   daemons="virtlogd libvirtd"
@@ -84,10 +101,13 @@ services() {
 up_one() {
   local name=$1 image=$2 mode=$3 t0=$SECONDS out
   podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
-  podman run -d --privileged --init --init-path /usr/bin/tini \
+  local boot=(--init --init-path /usr/bin/tini "$image" sleep infinity)
+  # systemd as PID 1: podman's systemd mode (tmpfs /run, /tmp, writable cgroups, SIGRTMIN+3 to stop).
+  [ "$mode" != systemd ] || boot=(--systemd=always "$image" /lib/systemd/systemd)
+  podman run -d --privileged \
     --name "$name" --hostname "$name" --env "VIRTHOOKS_FLEET_MODE=$mode" \
     --label virthooks.fleet=1 --label "virthooks.fleet.image=$image" --label "virthooks.fleet.mode=$mode" \
-    "$image" sleep infinity >/dev/null
+    "${boot[@]}" >/dev/null
   out=$(services "$name" 2>&1) || { printf '%s\n' "$out" >&2; die "$name: starting the libvirt daemons failed"; }
   log "$name ($image${mode:+, $mode}): up in $((SECONDS - t0))s: $out"
 }
