@@ -17,3 +17,17 @@ if ((${#missing[@]})); then
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# libvirt's LXC driver on a hybrid cgroup host (v1 controllers, cgroup2 at /sys/fs/cgroup/unified, no
+# systemd): libvirt counts cgroup v2 as in use when that mount lists any controller (here hugetlb, the only
+# one no v1 hierarchy took), and libvirt_lxc then fails every start with "Unable to create directory
+# /sys/fs/cgroup/unified". Mount such controllers as v1 hierarchies, as systemd does on a v1 host: cgroup2
+# is left without controllers and libvirt uses v1 only. Kernel-wide, and a no-op when already done.
+unified=/sys/fs/cgroup/unified
+if [ "$(stat -fc %T /sys/fs/cgroup)" = tmpfs ] && [ -r "$unified/cgroup.controllers" ]; then
+  for c in $(cat "$unified/cgroup.controllers"); do
+    mkdir -p "/sys/fs/cgroup/$c"
+    mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
+    echo "prepare-host: cgroup controller $c mounted as v1 at /sys/fs/cgroup/$c (libvirt LXC)"
+  done
+fi

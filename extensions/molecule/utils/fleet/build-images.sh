@@ -47,7 +47,8 @@ MESON_OPTS="--prefix=/usr/local --buildtype=plain -Dqemu_user=root -Dqemu_group=
  -Dstorage_dir=disabled -Dstorage_disk=disabled -Dstorage_fs=disabled -Dstorage_gluster=disabled
  -Dstorage_iscsi=disabled -Dstorage_iscsi_direct=disabled -Dstorage_lvm=disabled -Dstorage_mpath=disabled
  -Dstorage_rbd=disabled -Dstorage_scsi=disabled -Dstorage_vstorage=disabled -Dstorage_zfs=disabled"
-SRCBUILD_RUNTIME_PKGS="qemu-system-x86"
+# iptables: the network driver (virtnetworkd or libvirtd) cannot start any network without it.
+SRCBUILD_RUNTIME_PKGS="qemu-system-x86 iptables"
 ALL_IMAGES="bookworm-libvirt trixie-libvirt srcbuild bookworm-bare"
 
 log() { printf '[%s +%4ds] %s\n' "$(date +%T)" "$SECONDS" "$*" >&2; }
