@@ -17,6 +17,7 @@ import signal
 import stat
 import subprocess
 
+from ansible_collections.virthooks.libvirt.plugins.module_utils.fileops import host_path, under
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoint import file_is_ours
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import (
     DAEMONS,
@@ -27,6 +28,7 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout i
     OWN_DIR,
     sysconf_hooks_dir,
 )
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import is_backup_name
 
 # Where libvirt's binaries live: distribution dirs first, then source builds, then NixOS.
 DEFAULT_SEARCH_PATH = (
@@ -79,7 +81,6 @@ FALLBACK_SYSCONFDIR = "/etc"
 # Where pid files are when the daemon does not say (distribution, source build).
 PIDFILE_DIRS = ("/run", "/var/run", "/var/local/run", "/usr/local/var/run")
 # Names of leftover copies that libvirt's native <driver>.d would still execute.
-BACKUP_NAME = re.compile(r"(~|\.(bak|orig|old|dpkg-old|dpkg-dist|rpmnew|rpmsave|swp))$")
 
 
 class DetectionError(Exception):
@@ -87,11 +88,6 @@ class DetectionError(Exception):
 
 
 # ---------------------------------------------------------------- small helpers
-
-def under(root: str, path: str) -> str:
-    """``path`` (absolute, as the host sees it) inside the ``root`` prefix."""
-    return root.rstrip("/") + path if root else path
-
 
 def read_text(path: str, limit: int = 65536) -> str | None:
     """The start of a text file, or None when it cannot be read."""
@@ -138,12 +134,6 @@ def find_binaries(names: tuple, root: str, search_path: tuple) -> dict:
                 found[name] = candidate
                 break
     return found
-
-
-def host_path(root: str, path: str) -> str:
-    """A path under ``root`` as the host sees it (the prefix taken off)."""
-    prefix = root.rstrip("/")
-    return path[len(prefix):] if prefix and path.startswith(prefix + "/") else path
 
 
 # ---------------------------------------------------------------- versions and --help
@@ -403,7 +393,7 @@ def service_enabled(root: str, name: str) -> bool:
                 "/etc/systemd/system/*.wants/%s.socket" % name,
                 "/etc/rc[2345].d/S[0-9][0-9]%s" % name,
                 "/etc/runlevels/*/%s" % name]
-    if any(glob.glob(glob.escape(root.rstrip("/")) + pattern) for pattern in patterns):
+    if any(glob.glob(under(glob.escape(root), pattern)) for pattern in patterns):
         return True
     rc_conf = read_text(under(root, "/etc/rc.conf")) or ""
     return re.search(r'^\s*%s_enable="?(YES|yes|Yes)' % re.escape(name), rc_conf, re.M) is not None
@@ -518,7 +508,7 @@ def hook_warnings(files: list, native_supported: bool | None) -> list:
         if f["kind"] in (KIND_OURS, KIND_FOREIGN) and f["driver"] and not f["executable"]:
             warnings.append("hook %s is not an executable file: libvirt ignores it" % f["path"])
         if (f["kind"] == KIND_NATIVE_D and f["executable"] and native_supported is not False
-                and BACKUP_NAME.search(f["path"])):
+                and is_backup_name(os.path.basename(f["path"]))):
             warnings.append("%s looks like a backup copy, but it is executable: libvirt runs it"
                             % f["path"])
     return warnings

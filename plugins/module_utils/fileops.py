@@ -15,6 +15,17 @@ import tempfile
 TEMP_SUFFIX = ".virthooks-tmp"
 
 
+def under(root: str, path: str) -> str:
+    """``path`` (absolute, as the host sees it) inside the ``root`` prefix ('' = no prefix)."""
+    return root.rstrip("/") + path if root else path
+
+
+def host_path(root: str, path: str) -> str:
+    """A path under ``root`` as the host sees it (the prefix taken off)."""
+    prefix = root.rstrip("/")
+    return path[len(prefix):] if prefix and path.startswith(prefix + "/") else path
+
+
 def read_bytes(path: str):
     """The file's content, or None when it does not exist."""
     try:

@@ -32,7 +32,7 @@ import shutil
 from . import runtime
 from .runtime.entrypoint import file_is_ours, render_cli, render_entry_point
 from .runtime.events import DRIVERS
-from .fileops import TEMP_SUFFIX, atomic_write, diff_text, ensure_dir, file_state, fsync_dir, read_bytes
+from .fileops import TEMP_SUFFIX, atomic_write, diff_text, ensure_dir, file_state, fsync_dir, host_path, read_bytes
 from .runtime.layout import (ADOPTED_DIR, CLI_FILE, CONFIG_FILE, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE,
                      SCRIPTS_DIR)
 from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config
@@ -113,10 +113,9 @@ class RuntimeInstaller(object):
         content names paths as the host will see them, without the root prefix."""
         self.hooks_dir = hooks_dir.rstrip("/")
         self.own = "%s/%s" % (self.hooks_dir, OWN_DIR)
-        root = root.rstrip("/")
-        if root and not (self.hooks_dir + "/").startswith(root + "/"):
+        if root.rstrip("/") and host_path(root, self.hooks_dir) == self.hooks_dir:
             raise InstallError("hooks dir %s is not under root %s" % (self.hooks_dir, root))
-        self.runtime_hooks_dir = self.hooks_dir[len(root):] if root else self.hooks_dir
+        self.runtime_hooks_dir = host_path(root, self.hooks_dir)
         self.python = python
         self.uid = uid
         self.gid = gid

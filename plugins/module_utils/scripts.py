@@ -11,24 +11,16 @@ from __future__ import annotations
 
 import os
 
-from .fileops import atomic_write, diff_text, ensure_dir, file_state
+from .fileops import atomic_write, diff_text, ensure_dir, file_state, under
 from .runtime.layout import OWN_DIR, SCRIPTS_DIR
 from .runtime.rules import validate_name
+from .runtime.trust import format_problem, interpreter_of
 
 DEFAULT_MAX_SIZE = 1 << 20
-ELF_MAGIC = b"\x7fELF"
 
 
 class ScriptError(Exception):
     """One or more scripts are invalid; nothing was written. The message names each."""
-
-
-def interpreter_of(data: bytes) -> str:
-    """The interpreter named on the #! line ('' if none)."""
-    if not data.startswith(b"#!"):
-        return ""
-    line = data[2:].split(b"\n", 1)[0].strip()
-    return line.split()[0].decode("utf-8", "replace") if line else ""
 
 
 def script_problems(name, data, max_size: int = DEFAULT_MAX_SIZE, root: str = "") -> list:
@@ -39,17 +31,16 @@ def script_problems(name, data, max_size: int = DEFAULT_MAX_SIZE, root: str = ""
         problems.append("script name %r %s" % (name, problem))
     if len(data) > max_size:
         problems.append("script %r is %d bytes, more than the limit of %d (max_size)" % (name, len(data), max_size))
-    if data.startswith(ELF_MAGIC):
-        return problems
-    if not data.startswith(b"#!"):
-        problems.append("script %r does not start with '#!' (or an ELF header): libvirt runs hooks directly and "
-                        "would fail with 'Exec format error'" % name)
+    problem = format_problem(data)
+    if problem:
+        problems.append("script %r %s" % (name, problem))
         return problems
     interpreter = interpreter_of(data)
+    if not data.startswith(b"#!"):
+        return problems             # an ELF executable
     if not interpreter.startswith("/"):
         problems.append("script %r: the #! line must name an absolute interpreter path (got %r)" % (name, interpreter))
-    elif not any(os.access(candidate, os.X_OK) for candidate in
-                 ((root.rstrip("/") + interpreter) if root else interpreter, interpreter)):
+    elif not any(os.access(candidate, os.X_OK) for candidate in (under(root, interpreter), interpreter)):
         problems.append("script %r: its interpreter %s does not exist on this host" % (name, interpreter))
     return problems
 

@@ -203,6 +203,7 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, path_argument_spec, resolve_hooks_dir
+from ansible_collections.virthooks.libvirt.plugins.module_utils.fileops import under
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller, diff_of
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
@@ -229,9 +230,9 @@ def main():
         hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"])
     except DetectionError as exc:
         module.fail_json(msg=str(exc))
-    root = module.params["root"].rstrip("/")
-    python = module.params["python"] or ("/usr/bin/python3" if root else sys.executable)
-    cli_link = (root + module.params["cli_link"]) if module.params["cli_link"] else ""
+    root = module.params["root"]
+    python = module.params["python"] or ("/usr/bin/python3" if root.rstrip("/") else sys.executable)
+    cli_link = under(root, module.params["cli_link"]) if module.params["cli_link"] else ""
     try:
         installer = RuntimeInstaller(hooks_dir, python, root=root)
         if module.params["state"] == "absent":

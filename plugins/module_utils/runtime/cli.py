@@ -14,7 +14,7 @@ import sys
 
 from .events import DRIVERS, EVENTS, is_abortable, reads_stdout
 from .layout import CONFIG_FILE, OWN_DIR
-from .rules import ConfigError, load_config, plan
+from .rules import ConfigError, load_config, script_path, steps_for_event
 from .runlog import printable, read_records
 
 
@@ -94,7 +94,7 @@ def cmd_list(args, out):
         return 0
     driver, obj, op, sub, extra = _event_args(args.event)
     own = "%s/%s" % (args.hooks_dir, OWN_DIR)
-    steps, notes = plan(config, args.hooks_dir, own, driver, obj, op, sub, extra, args.daemon)
+    steps, notes = steps_for_event(config, args.hooks_dir, own, driver, obj, op, sub, extra, args.daemon)
     document = None
     if args.xml:
         from .xmlcond import Document
@@ -131,9 +131,8 @@ def cmd_simulate(args, out):
         command = [entry] + argv
     else:
         _emit(out, "note: no entry point %s; running the dispatcher directly" % entry)
-        lib = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        code = "import sys;sys.path[:0]=[%r];from %s.dispatch import main;main()" % (lib, __package__)
-        command = [sys.executable, "-IS", "-c", code, args.hooks_dir, args.driver] + argv
+        from .entrypoint import dispatcher_argv
+        command = dispatcher_argv(args.hooks_dir, sys.executable, args.driver) + argv
     env = {"LC_ALL": "C", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
     stdin = open(args.xml, "rb") if args.xml else subprocess.DEVNULL
     try:
@@ -181,7 +180,7 @@ def cmd_validate(args, out):
     own = "%s/%s" % (args.hooks_dir, OWN_DIR)
     trust = TrustCheck()
     for rule in config["rules"]:
-        script = rule["script"] if rule["script"].startswith("/") else own + "/" + rule["script"]
+        script = script_path(own, rule["script"])
         try:
             problem = format_problem(trust.check_file(script))
         except Untrusted as exc:

@@ -37,7 +37,7 @@ import time
 
 from .events import USER_FAILURE_EXIT, has_stdin_xml, is_abortable, kills_running_guest, reads_stdout
 from .layout import CONFIG_FILE, OWN_DIR
-from .rules import LOG_DEFAULTS, ConfigError, load_config, needs_daemon_name, plan
+from .rules import LOG_DEFAULTS, ConfigError, load_config, needs_daemon_name, steps_for_event
 from .runlog import append_line, iso_time, printable, to_syslog
 from .trust import TrustCheck, Untrusted, format_problem
 
@@ -301,8 +301,8 @@ class Call(object):
             self.daemon = caller_daemon()
         if self.daemon is not None:
             self.record["daemon"] = self.daemon
-        steps, notes = plan(config, self.hooks_dir, self.own_dir, self.driver, self.obj, self.operation,
-                            self.suboperation, self.extra, self.daemon)
+        steps, notes = steps_for_event(config, self.hooks_dir, self.own_dir, self.driver, self.obj,
+                                       self.operation, self.suboperation, self.extra, self.daemon)
         if notes:
             self.record["notes"] = notes
         if not steps:

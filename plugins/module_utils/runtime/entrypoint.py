@@ -300,15 +300,23 @@ def _case(subject: str, branches, default) -> list:
     return lines
 
 
+BOOTSTRAP = ("import sys;sys.path[:0]=[sys.argv[1]+%r]\n"
+             "try:from %s.dispatch import main\n"
+             "except Exception as e:sys.exit('virthooks: cannot load the runtime from %%s: %%s: %%s'"
+             "%%(sys.path[0],type(e).__name__,e))\n"
+             "main()" % ("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT), RUNTIME_PACKAGE))
+
+
+def dispatcher_argv(hooks_dir: str, python: str, driver: str) -> list:
+    """The dispatcher's command line (libvirt's four arguments follow); the installed runtime is
+    found under hooks_dir, and one that cannot be imported is one line on stderr, no traceback."""
+    return [python, PYTHON_FLAGS, "-c", BOOTSTRAP, hooks_dir, driver]
+
+
 def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:
-    """The exec line; a runtime that cannot be imported is one line on stderr, not a traceback."""
-    code = ("import sys;sys.path[:0]=[sys.argv[1]+%r]\n"
-            "try:from %s.dispatch import main\n"
-            "except Exception as e:sys.exit('virthooks: cannot load the runtime from %%s: %%s: %%s'"
-            "%%(sys.path[0],type(e).__name__,e))\n"
-            "main()" % ("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT), RUNTIME_PACKAGE))
-    parts = (sh_quote(python), PYTHON_FLAGS, sh_quote(code), sh_quote(hooks_dir), driver)
-    return 'exec %s %s -c %s %s %s "$@"' % parts
+    """The sh line of an entry point that execs the dispatcher."""
+    argv = dispatcher_argv(hooks_dir, python, driver)
+    return "exec %s \"$@\"" % " ".join(sh_quote(a) for a in argv)
 
 
 def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bool = True,

@@ -381,9 +381,12 @@ def tree_dir(hooks_dir: str, driver: str, obj: str, operation: str, suboperation
     return "%s/%s.d/%s/%s/%s" % (hooks_dir, driver, obj, operation, suboperation), ""
 
 
+BACKUP_SUFFIXES = (".rpmnew", ".rpmsave", ".orig", ".bak", ".old", ".swp")
+
+
 def is_backup_name(name: str) -> bool:
-    """Editor/package-manager leftovers that must never run as hooks."""
-    return name.startswith(".") or name.endswith("~") or ".dpkg-" in name or name.endswith((".rpmnew", ".rpmsave", ".orig", ".bak", ".swp"))
+    """Editor/package-manager leftovers (and hidden files) that must never run as hooks."""
+    return name.startswith(".") or name.endswith("~") or ".dpkg-" in name or name.endswith(BACKUP_SUFFIXES)
 
 
 def tree_scripts(directory: str) -> list:
@@ -426,7 +429,7 @@ def script_path(own_dir: str, script: str) -> str:
     return script if script.startswith("/") else own_dir + "/" + script
 
 
-def plan(config: dict, hooks_dir: str, own_dir: str, driver: str, obj: str, operation: str,
+def steps_for_event(config: dict, hooks_dir: str, own_dir: str, driver: str, obj: str, operation: str,
          suboperation: str, extra: str, daemon=None) -> tuple:
     """(steps in run order, notes): what runs for an event, XPath conditions not yet evaluated."""
     steps = []

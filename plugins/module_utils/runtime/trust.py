@@ -37,7 +37,8 @@ _GROUP_OTHER_WRITE = 0o022
 MAX_SYMLINKS = 40
 HEAD_BYTES = 256
 ELF_MAGIC = b"\x7fELF"
-NO_SHEBANG = "has no #! line (libvirt and virthooks would fail with 'Exec format error')"
+NO_SHEBANG = ("does not start with '#!' (or an ELF header): libvirt runs hooks directly and would fail "
+              "with 'Exec format error'")
 
 
 class Untrusted(Exception):

@@ -61,7 +61,7 @@ def test_validate_reports_each_problem(sandbox):
                     rule("net", driver="network")])
     code, out = cli(sandbox, "validate")
     assert code == 1
-    assert "rule 'noshebang'" in out and "no #! line" in out
+    assert "rule 'noshebang'" in out and "does not start with '#!'" in out
     assert "rule 'loose'" in out and "writable by group or others" in out
     assert "rule 'missing'" in out
     assert "hooks/network is missing" in out
@@ -212,3 +212,13 @@ def test_log_never_hangs_on_a_fifo_nor_follows_a_symlink_at_the_log_path(sandbox
     os.symlink(str(secret), str(sandbox.log))
     code, out = cli(sandbox, "log")
     assert code == 0 and "no calls logged" in out and "secret" not in out.replace(str(sandbox.log), "")
+
+
+def test_simulate_without_an_entry_point_runs_the_installed_dispatcher(sandbox):
+    sandbox.recorder("net")
+    sandbox.deploy([rule("net", driver="network")], drivers=())
+    assert not (sandbox.hooks / "network").exists()
+    code, out = cli(sandbox, "simulate", "network", "default", "start", "begin")
+    assert code == 0, out
+    assert "no entry point" in out
+    assert sandbox.order() == ["net default start begin -"]
