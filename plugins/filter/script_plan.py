@@ -56,6 +56,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import script_file
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import RULE_DEFAULTS, normalize_rule, validate_name
 
 SOURCES = ("content", "src", "template")
@@ -120,10 +121,10 @@ def script_plan(declared, contents=None):
                               % (where, given[0], entry[given[0]], "file" if given[0] == "src" else "template"))
                 continue
         rule = {k: entry[k] for k in RULE_FIELDS if k in entry}
-        rule.update(name=name, script="scripts/" + name)
+        rule.update(name=name, script=script_file(name))
         rule_errors = []
-        normalized = normalize_rule(rule, index, rule_errors, strict=True)
-        errors.extend("%s: %s" % (where, e.split(": ", 1)[1] if ": " in e else e) for e in rule_errors)
+        normalized = normalize_rule(rule, index, rule_errors, strict=True, where=where)
+        errors.extend(rule_errors)
         if rule_errors:
             continue
         scripts.append({"name": name, "state": "present", "content": text})

@@ -215,24 +215,6 @@ def prefilter_specs(driver: str, rules) -> list:
     return specs
 
 
-def prefilter_patterns(driver: str, rules) -> list:
-    """The prefilter as op/sub-op/object patterns (``*/*/*``: everything goes to Python).
-
-    A description: the entry point matches the three fields separately (prefilter_case).
-    """
-    patterns = []
-    for ops, subs, objects in prefilter_specs(driver, rules):
-        for op in ("*",) if ops is None else [sh_literal(o) for o in ops]:
-            for sub in ("*",) if subs is None else [sh_literal(s) for s in subs]:
-                for obj in ("*",) if objects is None else objects:
-                    pattern = "%s/%s/%s" % (op, sub, obj)
-                    if pattern not in patterns:
-                        patterns.append(pattern)
-    if "*/*/*" in patterns:
-        return ["*/*/*"]
-    return patterns
-
-
 CASE_FIELDS = ('"$2"', '"$3"', '"$1"')      # operation, sub-operation, object
 
 

@@ -132,15 +132,6 @@ def operation_names(driver: str, operation: str) -> tuple:
     return tuple(names)
 
 
-def known_operations(driver: str) -> tuple:
-    """The operations libvirt is known to call for a driver, in the table's order."""
-    return tuple(EVENTS.get(driver, ()))
-
-
-def is_known_event(driver: str, operation: str) -> bool:
-    return canonical_operation(driver, operation) in EVENTS.get(driver, {})
-
-
 # A failure of these hooks makes libvirt kill a guest that is already running: "reconnect"
 # when the daemon restarts (qemuProcessReconnect, virLXCProcessReconnectDomain, ...), and
 # the old "attach". The dispatcher never fails them for an error of its own.

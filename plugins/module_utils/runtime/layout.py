@@ -18,7 +18,11 @@ ADOPTED_DIR = "adopted"                # hooks/virthooks/adopted/<driver>: forei
 CLI_FILE = "virthooks"                 # hooks/virthooks/virthooks: the operator CLI
 # Every entry point we write carries this line (second line of the file).
 ENTRY_POINT_MARKER = "# virthooks-entry-point: managed by Ansible (virthooks.libvirt); local changes are overwritten"
-DEFAULT_LOG_FILE = "/var/log/libvirt/virthooks.jsonl"
+
+
+def script_file(name: str) -> str:
+    """A declared script's path as a rule names it (relative to hooks/virthooks/)."""
+    return "%s/%s" % (SCRIPTS_DIR, name)
 
 
 def sysconf_hooks_dir(sysconfdir: str) -> str:

@@ -209,10 +209,12 @@ def _validate_operations(rule, where, errors, strict):
         rule["suboperations"] = subops
 
 
-def normalize_rule(raw, index: int, errors: list, strict: bool = True) -> dict:
-    """A rule with every default filled in; problems are appended to errors."""
+def normalize_rule(raw, index: int, errors: list, strict: bool = True, where: str = "") -> dict:
+    """A rule with every default filled in; problems are appended to errors, each starting with
+    ``where`` (by default the rule's name and index in config.json)."""
     label = raw.get("name") if isinstance(raw, dict) else None
-    where = "rule %r (rules[%d])" % (label, index) if isinstance(label, str) else "rules[%d]" % index
+    if not where:
+        where = "rule %r (rules[%d])" % (label, index) if isinstance(label, str) else "rules[%d]" % index
     if not isinstance(raw, dict):
         errors.append("%s: must be an object, got %s" % (where, type(raw).__name__))
         return {}

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoint import (
-    prefilter_patterns, render_entry_point, sh_glob)
+    prefilter_specs, render_entry_point, sh_glob)
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import normalize_config, rule_matches
 
 RULES = [
@@ -65,7 +65,7 @@ def test_prefilter_lets_through_guests_with_a_tree_directory(tmp_path):
 
 def test_match_all_rule_needs_no_prefilter():
     rules = normalize_config({"version": 1, "rules": [{"name": "all", "script": "s"}]})["rules"]
-    assert prefilter_patterns("qemu", rules) == ["*/*/*"]
+    assert prefilter_specs("qemu", rules) == [(None, None, None)]
     text = render_entry_point("qemu", "/etc/libvirt/hooks", "/usr/bin/python3", rules)
     assert text.startswith("#!/bin/sh\n# virthooks-entry-point")
     assert "exit 0 ;;" not in text.split("(reconnect|attach)")[0]    # nothing filtered before the launch
