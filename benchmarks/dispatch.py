@@ -173,7 +173,7 @@ def safety_costs(hook: Path) -> list:
     """
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import proctree, trust
     import _signal
-    script = str(hook.parent / "virthooks" / "scripts" / "pin")
+    script = str(hook.parent / "virthooks" / "current" / "scripts" / "pin")
     env = dict(ENV, LIBVIRT_HOOK_DRIVER="qemu")
 
     def per_call(fn, n):

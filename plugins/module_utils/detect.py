@@ -17,7 +17,7 @@ import signal
 import stat
 import subprocess
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils.fileops import host_path, under
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.fileops import host_path, under
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoint import file_is_ours
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import (
     DAEMONS,

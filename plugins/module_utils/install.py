@@ -1,25 +1,28 @@
 # -*- coding: utf-8 -*-
 # Copyright: virthooks contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Installing the runtime on a host: plan first, then apply, never half-way.
+"""Installing virthooks on a host: plan first, then apply, never half-way.
 
-The runtime on a hypervisor is this very code: the files of plugins/module_utils that the
-dispatcher needs are copied as they are, so the host runs the collection's own version.
+The runtime on a hypervisor is this very code: the runtime package (runtime/) is copied as it
+is, so the host runs the collection's own version.
 
 Layout under the hooks directory::
 
-    <driver>                                 entry points (POSIX sh), written last
-    virthooks/config.json                    the rules
-    virthooks/lib/current -> <digest>        symlink, swapped atomically
-    virthooks/lib/<digest>/virthooks_runtime/*.py
-    virthooks/adopted/<driver>               foreign hooks taken over (run as a rule)
-    virthooks/scripts/<name>                 the users' scripts (see scripts.py)
-    virthooks/virthooks                      the operator CLI
+    <driver>                                   entry points (POSIX sh)
+    virthooks/lib/<digest>/virthooks_runtime/  the runtime package, content-addressed
+    virthooks/lib/current -> <digest>          swapped atomically
+    virthooks/generations/<id>/                one deploy: config.json, scripts/<name>, meta.json
+    virthooks/current -> generations/<id>      swapped atomically: what hook calls use
+    virthooks/config.json -> current/config.json   for readers of the old path
+    virthooks/adopted/<driver>                 foreign hooks taken over (run as a rule)
+    virthooks/virthooks                        the operator CLI
 
-Every step leaves a working host: the library version directory is complete before
-``current`` points at it, each file is replaced by rename, and entry points (what libvirt
-runs) are written after the library and config they use. A run killed at any point leaves
-the previous hooks, or the new ones, working.
+A deploy, in order: copies of adopted hooks, the library (``lib/current`` swapped), the new
+generation (written whole, renamed into place), the entry points the new state needs (before
+the switch, so they exist when its rules do), the switch of ``current``, the entry points it no
+longer needs (after the switch), the CLI, then generations beyond ``keep`` and old libraries.
+A run killed at any point leaves the old state or the new one, never a mix; a run that
+changes nothing makes no generation.
 """
 from __future__ import annotations
 
@@ -28,20 +31,28 @@ import json
 import os
 import pkgutil
 import shutil
+import time
+from typing import NamedTuple, Optional
 
 from . import runtime
 from .runtime.entrypoint import file_is_ours, render_cli, render_entry_point
 from .runtime.events import DRIVERS
-from .fileops import TEMP_SUFFIX, atomic_write, diff_text, ensure_dir, file_state, fsync_dir, host_path, read_bytes
-from .runtime.layout import (ADOPTED_DIR, CLI_FILE, CONFIG_FILE, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE,
-                     SCRIPTS_DIR)
-from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config
+from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_text, ensure_dir, file_state, fsync_dir,
+                              host_path, read_bytes)
+from .runtime.generations import (DeployLock, all_ids, content_digest, current_id, generation_path, new_id, prune,
+                                  read_meta, read_state, remove_leftovers, switch, write_generation)
+from .runtime.layout import (ADOPTED_DIR, CLI_FILE, CONFIG_FILE, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
+                             META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR)
+from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config, validate_name
 from .runtime.xmlcond import rule_problems
+from .scripts import script_problems, script_warnings
 
 VERSION = runtime.VERSION
 ADOPT_PREFIX = "adopted-"
 ADOPTED_TIMEOUT = 300
 REMOVING_SUFFIX = ".virthooks-removing"
+DEFAULT_KEEP = 3
+DEFAULT_MAX_SIZE = 1 << 20
 
 
 def looks_like_tree_helper(data) -> bool:
@@ -56,14 +67,13 @@ class InstallError(Exception):
 def runtime_sources() -> dict:
     """{file name: source bytes} of the runtime package, whole: its folder (or, inside a module's
     payload, what Ansible's packer put there, which is the same files: a test checks it)."""
-    files = {}
+    files = {"__init__.py": pkgutil.get_data(runtime.__name__, "__init__.py")}
     for info in pkgutil.iter_modules(runtime.__path__):
-        name = info.name + (".py" if not info.ispkg else "/__init__.py")
+        name = info.name + ".py"
         data = pkgutil.get_data(runtime.__name__, name)
         if data is None:
             raise InstallError("runtime file %s is missing from the collection" % name)
         files[name] = data
-    files["__init__.py"] = pkgutil.get_data(runtime.__name__, "__init__.py")
     return files
 
 
@@ -89,24 +99,51 @@ def config_text(rules: list, log: dict | None = None, tree: dict | None = None, 
     return json.dumps(build_config(rules, log, tree, kill_grace)[0], indent=2, sort_keys=True) + "\n"
 
 
-class Change(object):
-    """One planned operation on the host."""
+class Change(NamedTuple):
+    """One planned operation on the host (applied in plan order by RuntimeInstaller.apply)."""
 
-    def __init__(self, kind, path, data=None, mode=None, before=None, target=None, note=""):
-        self.kind = kind            # write | symlink | adopt | restore | remove | rmtree
-        self.path = path
-        self.data = data
-        self.mode = mode
-        self.before = before
-        self.target = target
-        self.note = note
+    kind: str                       # adopt write symlink generation switch restore remove rmtree prune
+    path: str
+    data: Optional[bytes] = None    # write: the new content
+    mode: Optional[int] = None
+    before: Optional[bytes] = None  # write/remove: the old content, for diffs
+    target: str = ""                # symlink/switch/adopt/restore: what it points at or comes from
+    note: str = ""
+    files: Optional[dict] = None    # generation: {relative path: (bytes, mode)}
 
     def describe(self) -> str:
         return "%s %s%s" % (self.kind, self.path, (" (%s)" % self.note) if self.note else "")
 
 
+class ScriptReport(NamedTuple):
+    """What a deploy does to the scripts, by name."""
+
+    added: list
+    updated: list
+    removed: list
+    unchanged: list
+
+
+class Plan(NamedTuple):
+    """A deploy, planned: the changes in order, and what they mean."""
+
+    changes: list
+    added: list                     # drivers whose entry point is added
+    removed: list                   # drivers whose entry point is removed
+    adopted: list                   # drivers whose foreign hook is adopted
+    generation: str                 # the generation current after the deploy
+    previous: str                   # the generation current before it ('' if none)
+    scripts: ScriptReport
+    warnings: list
+    config_before: Optional[bytes] = None
+    config_after: Optional[bytes] = None
+
+
+NO_SCRIPTS = ScriptReport([], [], [], [])
+
+
 class RuntimeInstaller(object):
-    """Plans and applies the runtime, config and entry points for one hooks directory."""
+    """Plans and applies the runtime, a generation of rules and scripts, and the entry points."""
 
     def __init__(self, hooks_dir: str, python: str, uid: int = 0, gid: int = 0, root: str = ""):
         """hooks_dir is where files are written; with a root (an image being built), the files'
@@ -116,6 +153,7 @@ class RuntimeInstaller(object):
         if root.rstrip("/") and host_path(root, self.hooks_dir) == self.hooks_dir:
             raise InstallError("hooks dir %s is not under root %s" % (self.hooks_dir, root))
         self.runtime_hooks_dir = host_path(root, self.hooks_dir)
+        self.root = root
         self.python = python
         self.uid = uid
         self.gid = gid
@@ -138,16 +176,77 @@ class RuntimeInstaller(object):
     def installed_entry_points(self) -> list:
         return [d for d in DRIVERS if self.entry_point_state(d) == "ours"]
 
-    # -- planning --------------------------------------------------------------------------
+    def current_dir(self) -> str:
+        """Where the current rules and scripts are: the current generation, or hooks/virthooks/
+        itself on a host deployed before generations."""
+        gen = current_id(self.own)
+        return generation_path(self.own, gen) if gen else self.own
+
+    # -- planning a deploy -----------------------------------------------------------------
     def plan(self, drivers, rules: list, foreign: str = "fail", log: dict | None = None,
-             tree: dict | None = None, kill_grace: float = 2, cli_link: str = "") -> dict:
-        """What would change: {'changes': [Change], 'added': [...], 'removed': [...], 'adopted': [...]}."""
+             tree: dict | None = None, kill_grace: float = 2, cli_link: str = "", scripts: list | None = None,
+             purge: bool = False, keep: int = DEFAULT_KEEP, deployer: str = "",
+             max_size: int = DEFAULT_MAX_SIZE) -> Plan:
+        """What a deploy would change. scripts=None keeps the current scripts as they are;
+        otherwise [{'name', 'data' (bytes), 'state'}], and purge drops the undeclared ones."""
+        if keep < 1:
+            raise InstallError("keep must be at least 1 (got %d)" % keep)
+        drivers = self._checked_drivers(drivers)
+        changes = []
+        rules = list(rules)
+        adopted = self._plan_foreign_hooks(changes, drivers, foreign, rules)
+        config_bytes, normalized = self._config(rules, log, tree, kill_grace)
+        self._plan_library(changes)
+        wanted_scripts, report, warnings = self._plan_scripts(scripts, purge, max_size)
+        previous = current_id(self.own)
+        generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer)
+        added = self._plan_entry_points(changes, drivers, normalized)
+        if generation != previous:
+            changes.append(Change("switch", "%s/%s" % (self.own, CURRENT), target=generation,
+                                  note="generation %s" % generation))
+        self._plan_old_layout(changes)
+        removed = self._plan_entry_point_removals(changes, drivers)
+        self._plan_cli(changes, cli_link)
+        self._plan_pruning(changes, keep, generation)
+        before, _scripts = read_state(self.current_dir())
+        return Plan(changes, added, removed, adopted, generation, previous, report, warnings,
+                    before, config_bytes if generation != previous else before)
+
+    def plan_scripts(self, scripts: list, purge: bool = False, keep: int = DEFAULT_KEEP, deployer: str = "",
+                     max_size: int = DEFAULT_MAX_SIZE) -> Plan:
+        """A deploy of scripts only (the hook module): the current rules, entry points and library stay."""
+        current = self.current_dir()
+        config_bytes, _scripts = read_state(current)
+        if config_bytes is None:
+            config_bytes = config_text([]).encode()
+        meta = read_meta(self.own, current_id(self.own))
+        self.python = meta.get("python") or self.python
+        try:
+            normalized = normalize_config(json.loads(config_bytes.decode("utf-8")), strict=False)
+        except (ValueError, ConfigError) as exc:
+            raise InstallError("the current %s/%s cannot be read (nothing was changed): %s"
+                               % (current, CONFIG_FILE, exc))
+        changes = []
+        wanted_scripts, report, warnings = self._plan_scripts(scripts, purge, max_size)
+        previous = current_id(self.own)
+        drivers = meta.get("drivers", self.installed_entry_points())
+        generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer)
+        if generation != previous:
+            changes.append(Change("switch", "%s/%s" % (self.own, CURRENT), target=generation,
+                                  note="generation %s" % generation))
+            self._plan_old_layout(changes)
+            self._plan_pruning(changes, keep, generation)
+        return Plan(changes, [], [], [], generation, previous, report, warnings, config_bytes, config_bytes)
+
+    def _checked_drivers(self, drivers) -> list:
         for driver in drivers:
             if driver not in DRIVERS:
                 raise InstallError("unknown driver %r (valid: %s)" % (driver, ", ".join(DRIVERS)))
-        drivers = sorted(set(drivers), key=DRIVERS.index)
-        changes, adopted = [], []
-        rules = list(rules)
+        return sorted(set(drivers), key=DRIVERS.index)
+
+    def _plan_foreign_hooks(self, changes, drivers, foreign, rules) -> list:
+        """Refuse or adopt hook files we did not write; adopted hooks run first, as rules."""
+        adopted = []
         for driver in drivers:
             state = self.entry_point_state(driver)
             path = "%s/%s" % (self.hooks_dir, driver)
@@ -155,95 +254,178 @@ class RuntimeInstaller(object):
                 raise InstallError("%s is a symlink or not a regular file; move it away or make it a file "
                                    "(nothing was changed)" % path)
             if state == "foreign":
-                hook = read_bytes(path)
-                if looks_like_tree_helper(hook):
-                    raise InstallError(
-                        "%s looks like the per-guest tree helper (%s.d/<guest>/<operation>/<sub-operation>/*): "
-                        "virthooks runs that tree itself, so adopting it would run every tree script twice; move "
-                        "it away and deploy again (nothing was changed)" % (path, driver))
-                if foreign != "adopt":
-                    raise InstallError(
-                        "%s is a hook that virthooks did not install; set foreign_hooks=adopt "
-                        "(libvirt_hooks_foreign: adopt) to keep running it as the script %s%s, or move it "
-                        "away (nothing was changed)" % (path, ADOPT_PREFIX, driver))
-                kept = read_bytes(self.adopted_path(driver))
-                if kept is not None and kept != hook:
-                    raise InstallError("%s is foreign and %s already holds a different adopted hook; resolve by "
-                                       "hand (nothing was changed)" % (path, self.adopted_path(driver)))
-                if kept is None:     # else: an adoption interrupted after the copy; finish it
-                    changes.append(Change("adopt", path, target=self.adopted_path(driver),
-                                          note="foreign hook kept as %s" % self.adopted_path(driver)))
+                self._adopt(changes, driver, path, foreign)
                 adopted.append(driver)
             if state == "foreign" or os.path.lexists(self.adopted_path(driver)):
                 rules.insert(0, {"name": ADOPT_PREFIX + driver, "driver": driver, "order": -1000,
-                                 "script": "%s/%s" % (ADOPTED_DIR, driver), "timeout": ADOPTED_TIMEOUT})
+                                 "script": "%s/%s/%s/%s" % (self.runtime_hooks_dir, OWN_DIR, ADOPTED_DIR, driver),
+                                 "timeout": ADOPTED_TIMEOUT})
+        return adopted
+
+    def _adopt(self, changes, driver, path, foreign) -> None:
+        hook = read_bytes(path)
+        if looks_like_tree_helper(hook):
+            raise InstallError(
+                "%s looks like the per-guest tree helper (%s.d/<guest>/<operation>/<sub-operation>/*): "
+                "virthooks runs that tree itself, so adopting it would run every tree script twice; move "
+                "it away and deploy again (nothing was changed)" % (path, driver))
+        if foreign != "adopt":
+            raise InstallError(
+                "%s is a hook that virthooks did not install; set foreign_hooks=adopt "
+                "(libvirt_hooks_foreign: adopt) to keep running it as the script %s%s, or move it "
+                "away (nothing was changed)" % (path, ADOPT_PREFIX, driver))
+        kept = read_bytes(self.adopted_path(driver))
+        if kept is not None and kept != hook:
+            raise InstallError("%s is foreign and %s already holds a different adopted hook; resolve by "
+                               "hand (nothing was changed)" % (path, self.adopted_path(driver)))
+        if kept is None:     # else: an adoption interrupted after the copy; finish it
+            changes.append(Change("adopt", path, target=self.adopted_path(driver),
+                                  note="foreign hook kept as %s" % self.adopted_path(driver)))
+
+    @staticmethod
+    def _config(rules, log, tree, kill_grace) -> tuple:
+        """(config.json bytes, normalized config), validated, XPath conditions included."""
         try:
             config, normalized = build_config(rules, log, tree, kill_grace)
         except ConfigError as exc:
             raise InstallError("invalid rules (nothing was changed): %s" % exc)
-        self._check_conditions(normalized["rules"])
-        text = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+        problems = rule_problems(normalized["rules"])
+        if problems:
+            raise InstallError("invalid rules (nothing was changed): " + "; ".join(problems))
+        return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(), normalized
+
+    def _plan_library(self, changes) -> None:
+        """The runtime package under lib/<digest>/, then lib/current switched to it."""
         lib_version = "%s/%s/%s" % (self.own, LIB_DIR, self.digest)
         for name in sorted(self.sources):
             self._want_file(changes, "%s/%s/%s" % (lib_version, RUNTIME_PACKAGE, name), self.sources[name], 0o644)
         current = "%s/%s/%s" % (self.own, LIB_DIR, LIB_CURRENT)
         if not (os.path.islink(current) and os.readlink(current) == self.digest):
-            changes.append(Change("symlink", current, target=self.digest,
-                                  before=os.readlink(current) if os.path.islink(current) else None,
-                                  note="runtime %s" % self.digest))
-        for stale in self._stale_lib_versions():
-            changes.append(Change("rmtree", stale, note="previous runtime version"))
-        self._want_file(changes, "%s/%s" % (self.own, CONFIG_FILE), text, 0o644)
-        self._want_file(changes, "%s/%s" % (self.own, CLI_FILE),
-                        render_cli(self.runtime_hooks_dir, self.python).encode(), 0o755)
-        added, removed = [], []
-        tree_enabled = normalized["tree"]["enabled"]
+            changes.append(Change("symlink", current, target=self.digest, note="runtime %s" % self.digest))
+
+    def _plan_scripts(self, scripts, purge, max_size) -> tuple:
+        """({name: bytes} the new generation holds, ScriptReport, warnings); InstallError names bad scripts."""
+        current = self.current_dir()
+        _config, have = read_state(current)
+        if scripts is None:
+            return have, ScriptReport([], [], [], sorted(have)), []
+        problems, warnings, seen = [], [], set()
+        for script in scripts:
+            name = script.get("name")
+            if name in seen:
+                problems.append("script name %r is declared more than once" % name)
+            seen.add(name)
+            if script.get("state", "present") == "present":
+                problems.extend(script_problems(name, script["data"], max_size, self.root))
+                warnings.extend(script_warnings(name, script["data"]))
+            elif validate_name(name):
+                problems.append("script name %r %s" % (name, validate_name(name)))
+        if problems:
+            raise InstallError("; ".join(problems) + " (nothing was changed)")
+        wanted = {} if purge else dict(have)
+        for script in scripts:
+            if script.get("state", "present") == "present":
+                wanted[script["name"]] = script["data"]
+            else:
+                wanted.pop(script["name"], None)
+        intact = {n for n in wanted if n in have and have[n] == wanted[n]
+                  and self._file_ok("%s/%s/%s" % (current, SCRIPTS_DIR, n), 0o755)}
+        report = ScriptReport(added=sorted(n for n in wanted if n not in have),
+                              updated=sorted(n for n in wanted if n in have and n not in intact),
+                              removed=sorted(n for n in have if n not in wanted),
+                              unchanged=sorted(intact))
+        return wanted, report, warnings
+
+    def _plan_generation(self, changes, config_bytes, normalized, scripts, drivers, deployer) -> str:
+        """The generation the deploy makes current: the current one if it already holds this
+        state (files, modes and owner as they should be), else a new one."""
+        extra = json.dumps({"drivers": drivers, "python": self.python}, sort_keys=True)
+        digest = content_digest(config_bytes, scripts, extra)
+        previous = current_id(self.own)
+        if previous and digest == read_meta(self.own, previous).get("digest") and self._intact(previous, scripts):
+            return previous
+        gen_id = new_id(digest)
+        meta = {"id": gen_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "deployer": deployer,
+                "digest": digest, "rules": len(normalized["rules"]), "scripts": len(scripts), "drivers": drivers,
+                "python": self.python, "tree": normalized["tree"]["enabled"], "runtime": self.digest,
+                "previous": previous, "version": VERSION}
+        files = {CONFIG_FILE: (config_bytes, 0o644),
+                 META_FILE: ((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode(), 0o644)}
+        for name, data in scripts.items():
+            files["%s/%s" % (SCRIPTS_DIR, name)] = (data, 0o755)
+        changes.append(Change("generation", generation_path(self.own, gen_id), files=files, data=config_bytes,
+                              note="%d rule(s), %d script(s)" % (len(normalized["rules"]), len(scripts))))
+        return gen_id
+
+    def _intact(self, gen_id, scripts) -> bool:
+        """Whether the generation's files still are what the deploy made (nobody chmod'ed or edited them)."""
+        directory = generation_path(self.own, gen_id)
+        config, have = read_state(directory)
+        if config is None or have != scripts:
+            return False
+        return self._file_ok("%s/%s" % (directory, CONFIG_FILE), 0o644) and all(
+            self._file_ok("%s/%s/%s" % (directory, SCRIPTS_DIR, name), 0o755) for name in scripts)
+
+    def _file_ok(self, path, mode) -> bool:
+        """Whether a regular file has the mode and owner a deploy gives it."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        return (st.st_mode & 0o170000) == 0o100000 and st.st_mode & 0o7777 == mode and self._owner_ok(st.st_uid, st.st_gid)
+
+    def _owner_ok(self, uid, gid) -> bool:
+        return (self.uid == -1 or uid == self.uid) and (self.gid == -1 or gid == self.gid)
+
+    def _plan_entry_points(self, changes, drivers, normalized) -> list:
+        """Entry points of the new state (written before the switch); the drivers that get one anew."""
+        added = []
         for driver in drivers:
             entry = render_entry_point(driver, self.runtime_hooks_dir, self.python, normalized["rules"],
-                                       tree_enabled, "(virthooks.libvirt %s)" % VERSION).encode()
-            path = "%s/%s" % (self.hooks_dir, driver)
+                                       normalized["tree"]["enabled"]).encode()
             if self.entry_point_state(driver) != "ours":
                 added.append(driver)
-            self._want_file(changes, path, entry, 0o755)
+            self._want_file(changes, "%s/%s" % (self.hooks_dir, driver), entry, 0o755)
+        return added
+
+    def _plan_old_layout(self, changes) -> None:
+        """hooks/virthooks/config.json becomes a link to the current one; the scripts/ of a host
+        deployed before generations go (after the switch: calls no longer read them)."""
+        config = "%s/%s" % (self.own, CONFIG_FILE)
+        link = "%s/%s" % (CURRENT, CONFIG_FILE)
+        if not (os.path.islink(config) and os.readlink(config) == link):
+            changes.append(Change("symlink", config, target=link, note="link to the current generation's config"))
+        old_scripts = "%s/%s" % (self.own, SCRIPTS_DIR)
+        if os.path.isdir(old_scripts) and not os.path.islink(old_scripts):
+            changes.append(Change("rmtree", old_scripts, note="scripts of the layout before generations"))
+
+    def _plan_entry_point_removals(self, changes, drivers) -> list:
+        removed = []
         for driver in self.installed_entry_points():
             if driver not in drivers:
                 removed.append(driver)
-                changes.extend(self._removal(driver))
-        if cli_link:
-            self._want_link(changes, cli_link, "%s/%s" % (self.runtime_hooks_dir + "/" + OWN_DIR, CLI_FILE))
-        return {"changes": changes, "added": added, "removed": removed, "adopted": adopted}
+                changes.append(self._removal(driver))
+        return removed
 
-    @staticmethod
-    def _check_conditions(rules) -> None:
-        """XPath conditions this host can evaluate (lxml, else ElementTree's subset), or a named error."""
-        problems = rule_problems(rules)
-        if problems:
-            raise InstallError("invalid rules (nothing was changed): " + "; ".join(problems))
+    def _plan_cli(self, changes, cli_link) -> None:
+        self._want_file(changes, "%s/%s" % (self.own, CLI_FILE),
+                        render_cli(self.runtime_hooks_dir, self.python).encode(), 0o755)
+        if not cli_link:
+            return
+        target = "%s/%s/%s" % (self.runtime_hooks_dir, OWN_DIR, CLI_FILE)
+        if not (os.path.islink(cli_link) and os.readlink(cli_link) == target):
+            if os.path.lexists(cli_link) and not os.path.islink(cli_link):
+                raise InstallError("%s exists and is not a symlink; not replacing it with the CLI link" % cli_link)
+            changes.append(Change("symlink", cli_link, target=target, note="CLI link"))
 
-    def plan_removal(self, cli_link: str = "") -> dict:
-        """Everything we installed goes; adopted hooks go back where they were."""
-        changes, removed = [], []
-        for driver in self.installed_entry_points():
-            removed.append(driver)
-            changes.extend(self._removal(driver))
-        for driver in DRIVERS:
-            if driver not in removed and os.path.lexists(self.adopted_path(driver)) \
-                    and self.entry_point_state(driver) == "absent":
-                changes.append(Change("restore", "%s/%s" % (self.hooks_dir, driver), target=self.adopted_path(driver),
-                                      note="foreign hook put back"))
-        if cli_link and os.path.islink(cli_link) and \
-                os.readlink(cli_link) == "%s/%s/%s" % (self.runtime_hooks_dir, OWN_DIR, CLI_FILE):
-            changes.append(Change("remove", cli_link, note="CLI link"))
-        if os.path.lexists(self.own):
-            changes.append(Change("rmtree", self.own, note="virthooks runtime, config and scripts"))
-        return {"changes": changes, "added": [], "removed": removed, "adopted": []}
-
-    def _removal(self, driver):
-        path = "%s/%s" % (self.hooks_dir, driver)
-        if os.path.lexists(self.adopted_path(driver)):
-            return [Change("restore", path, target=self.adopted_path(driver), before=read_bytes(path),
-                           note="foreign hook put back")]
-        return [Change("remove", path, before=read_bytes(path), note="entry point")]
+    def _plan_pruning(self, changes, keep, generation) -> None:
+        """Generations beyond keep (counting the new one), and libraries no longer current."""
+        ids = sorted(set(all_ids(self.own)) | {generation})
+        if [g for g in ids[:-keep] if g != generation]:
+            changes.append(Change("prune", "%s/%s" % (self.own, GENERATIONS_DIR), mode=keep,
+                                  note="keep the newest %d generation(s)" % keep))
+        for stale in self._stale_lib_versions():
+            changes.append(Change("rmtree", stale, note="previous runtime version"))
 
     def _stale_lib_versions(self):
         lib = "%s/%s" % (self.own, LIB_DIR)
@@ -256,33 +438,59 @@ class RuntimeInstaller(object):
 
     def _want_file(self, changes, path, data, mode):
         before, cur_mode, cur_uid, cur_gid = file_state(path) if not os.path.islink(path) else (None,) * 4
-        owner_ok = (self.uid == -1 or cur_uid == self.uid) and (self.gid == -1 or cur_gid == self.gid)
-        if before != data or cur_mode != mode or not owner_ok:
+        if before != data or cur_mode != mode or not self._owner_ok(cur_uid, cur_gid):
             note = "new" if before is None else ("content" if before != data else "mode/owner")
             changes.append(Change("write", path, data=data, mode=mode, before=before, note=note))
 
-    def _want_link(self, changes, link, target):
-        if not (os.path.islink(link) and os.readlink(link) == target):
-            if os.path.lexists(link) and not os.path.islink(link):
-                raise InstallError("%s exists and is not a symlink; not replacing it with the CLI link" % link)
-            changes.append(Change("symlink", link, target=target, note="CLI link"))
+    # -- planning a removal ----------------------------------------------------------------
+    def plan_removal(self, cli_link: str = "") -> Plan:
+        """Everything we installed goes; adopted hooks go back where they were."""
+        changes, removed = [], []
+        for driver in self.installed_entry_points():
+            removed.append(driver)
+            changes.append(self._removal(driver))
+        for driver in DRIVERS:
+            if driver not in removed and os.path.lexists(self.adopted_path(driver)) \
+                    and self.entry_point_state(driver) == "absent":
+                changes.append(Change("restore", "%s/%s" % (self.hooks_dir, driver), target=self.adopted_path(driver),
+                                      note="foreign hook put back"))
+        if cli_link and os.path.islink(cli_link) and \
+                os.readlink(cli_link) == "%s/%s/%s" % (self.runtime_hooks_dir, OWN_DIR, CLI_FILE):
+            changes.append(Change("remove", cli_link, note="CLI link"))
+        if os.path.lexists(self.own):
+            changes.append(Change("rmtree", self.own, note="virthooks runtime, generations and scripts"))
+        previous = current_id(self.own)
+        return Plan(changes, [], removed, [], "", previous, NO_SCRIPTS, [])
+
+    def _removal(self, driver) -> Change:
+        path = "%s/%s" % (self.hooks_dir, driver)
+        if os.path.lexists(self.adopted_path(driver)):
+            return Change("restore", path, target=self.adopted_path(driver), before=read_bytes(path),
+                          note="foreign hook put back")
+        return Change("remove", path, before=read_bytes(path), note="entry point")
 
     # -- applying --------------------------------------------------------------------------
-    def apply(self, plan: dict) -> None:
-        """Carry out a plan, in its order (library, config, entry points, removals)."""
-        self.remove_leftovers()
-        creating = [c for c in plan["changes"] if c.kind in ("write", "symlink", "adopt")]
+    def apply(self, plan: Plan) -> None:
+        """Carry out a plan, in its order, one deploy at a time per host."""
+        if not plan.changes:
+            return
+        creating = any(c.kind != "rmtree" or c.path != self.own for c in plan.changes)
         if creating:
-            for directory in (self.hooks_dir, self.own, "%s/%s" % (self.own, SCRIPTS_DIR),
-                              "%s/%s" % (self.own, LIB_DIR)):
+            for directory in (self.hooks_dir, self.own, "%s/%s" % (self.own, LIB_DIR)):
                 ensure_dir(directory, 0o755, self.uid, self.gid)
-        for change in plan["changes"]:
-            getattr(self, "_do_" + change.kind)(change)
-        if any(c.kind == "write" and "/%s/" % LIB_DIR in c.path for c in plan["changes"]):
+        appliers = {"adopt": self.copy_adopted, "write": self.write_file, "symlink": self.make_symlink,
+                    "generation": self.write_generation, "switch": self.switch_generation,
+                    "restore": self.restore_adopted, "remove": self.remove_file, "rmtree": self.remove_tree,
+                    "prune": self.prune_generations}
+        with DeployLock(self.own) if creating else _NoLock():
+            self.remove_leftovers()
+            for change in plan.changes:
+                appliers[change.kind](change)
+        if any(c.kind == "write" and "/%s/" % LIB_DIR in c.path for c in plan.changes):
             compile_runtime("%s/%s/%s/%s" % (self.own, LIB_DIR, self.digest, RUNTIME_PACKAGE))
 
     def remove_leftovers(self) -> None:
-        """Temporary files and half-removed trees of an earlier run that was killed."""
+        """Temporary files, half-written generations and half-removed trees of a run that was killed."""
         for directory in (self.hooks_dir, self.own, "%s/%s" % (self.own, LIB_DIR)):
             try:
                 names = os.listdir(directory)
@@ -294,6 +502,7 @@ class RuntimeInstaller(object):
                     os.unlink(path)
                 elif name.endswith(REMOVING_SUFFIX) and os.path.isdir(path):
                     shutil.rmtree(path)
+        remove_leftovers(self.own)
         lib = "%s/%s" % (self.own, LIB_DIR)
         for version in os.listdir(lib) if os.path.isdir(lib) else ():
             package = "%s/%s/%s" % (lib, version, RUNTIME_PACKAGE)
@@ -301,25 +510,27 @@ class RuntimeInstaller(object):
                 if name.endswith(TEMP_SUFFIX):
                     os.unlink("%s/%s" % (package, name))
 
-    def _do_write(self, change):
+    def write_file(self, change: Change) -> None:
         parent = os.path.dirname(change.path)
         if not os.path.isdir(parent):
             ensure_dir(parent, 0o755, self.uid, self.gid)
         atomic_write(change.path, change.data, change.mode, self.uid, self.gid)
 
-    def _do_symlink(self, change):
-        tmp = change.path + TEMP_SUFFIX
+    def make_symlink(self, change: Change) -> None:
         if not os.path.isdir(os.path.dirname(change.path)):
             ensure_dir(os.path.dirname(change.path), 0o755, self.uid, self.gid)
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.symlink(change.target, tmp)
-        if self.uid != -1 or self.gid != -1:
-            os.lchown(tmp, self.uid, self.gid)
-        os.rename(tmp, change.path)
-        fsync_dir(os.path.dirname(change.path))
+        atomic_symlink(change.path, change.target, self.uid, self.gid)
 
-    def _do_adopt(self, change):
+    def write_generation(self, change: Change) -> None:
+        write_generation(self.own, os.path.basename(change.path), change.files, self.uid, self.gid)
+
+    def switch_generation(self, change: Change) -> None:
+        switch(self.own, change.target, self.uid, self.gid)
+
+    def prune_generations(self, change: Change) -> None:
+        prune(self.own, change.mode)
+
+    def copy_adopted(self, change: Change) -> None:
         ensure_dir(os.path.dirname(change.target), 0o755, self.uid, self.gid)
         # Copy, then the entry point write replaces the original by rename: the foreign hook
         # exists at all times, in one place or the other. The copy is root's and not writable
@@ -329,20 +540,28 @@ class RuntimeInstaller(object):
         mode = os.stat(change.path).st_mode & 0o7755
         atomic_write(change.target, data, mode, self.uid, self.gid)
 
-    def _do_restore(self, change):
+    def restore_adopted(self, change: Change) -> None:
         os.rename(change.target, change.path)
         fsync_dir(os.path.dirname(change.path))
 
-    def _do_remove(self, change):
+    def remove_file(self, change: Change) -> None:
         if os.path.lexists(change.path):
             os.unlink(change.path)
 
-    def _do_rmtree(self, change):
+    def remove_tree(self, change: Change) -> None:
         if os.path.isdir(change.path) and not os.path.islink(change.path):
             # Rename first so a half-removed tree never looks like a runtime.
             doomed = change.path + REMOVING_SUFFIX
             os.rename(change.path, doomed)
             shutil.rmtree(doomed)
+
+
+class _NoLock(object):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def compile_runtime(package_dir: str) -> None:
@@ -356,20 +575,37 @@ def compile_runtime(package_dir: str) -> None:
                 pass
 
 
-def diff_of(plan: dict, hooks_dir: str) -> list:
-    """Ansible diff entries for a plan: text diffs for config and entry points, a summary for the rest."""
+def diff_of(plan: Plan, hooks_dir: str) -> list:
+    """Ansible diff entries for a plan: text diffs for config, scripts and entry points, a summary for the rest."""
     diffs = []
     lib_prefix = "%s/%s/%s/" % (hooks_dir, OWN_DIR, LIB_DIR)
-    lib_changes = [c for c in plan["changes"] if c.path.startswith(lib_prefix)]
-    for change in plan["changes"]:
+    lib_changes = [c for c in plan.changes if c.path.startswith(lib_prefix)]
+    own = "%s/%s" % (hooks_dir, OWN_DIR)
+    for change in plan.changes:
         if change.path.startswith(lib_prefix):
             continue
         if change.kind == "write":
             diffs.append({"before_header": change.path, "after_header": change.path,
                           "before": diff_text(change.before), "after": diff_text(change.data)})
+        elif change.kind == "generation":
+            diffs.extend(_generation_diff(own, plan, change))
         else:
             diffs.append({"before_header": change.path, "after_header": change.path,
                           "before": "", "after": "", "prepared": change.describe()})
     if lib_changes:
         diffs.append({"prepared": "runtime library: %d file(s) under %s" % (len(lib_changes), lib_prefix)})
+    return diffs
+
+
+def _generation_diff(own: str, plan: Plan, change: Change) -> list:
+    current = generation_path(own, plan.previous) if plan.previous else own
+    _config, before = read_state(current)
+    config_path = "%s/%s" % (own, CONFIG_FILE)
+    diffs = [{"before_header": config_path, "after_header": "%s (generation %s)" % (config_path, plan.generation),
+              "before": diff_text(plan.config_before), "after": diff_text(plan.config_after)}]
+    for name in sorted(set(plan.scripts.added + plan.scripts.updated + plan.scripts.removed)):
+        after = change.files.get("%s/%s" % (SCRIPTS_DIR, name), (None, 0))[0]
+        path = "%s/%s/%s" % (own, SCRIPTS_DIR, name)
+        diffs.append({"before_header": path, "after_header": path + ("" if after is not None else " (absent)"),
+                      "before": diff_text(before.get(name)), "after": diff_text(after)})
     return diffs

@@ -1,26 +1,23 @@
 # -*- coding: utf-8 -*-
 # Copyright: virthooks contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The users' hook scripts under hooks/virthooks/scripts/: validation, plan, apply.
+"""Checking the users' hook scripts before a deploy puts them into a generation.
 
-A whole host's scripts are handled in one module call. Every script is validated before
-anything is written: libvirt (and the dispatcher) execute scripts directly, so a script
-without ``#!`` or an ELF header would fail every guest start with "Exec format error".
+Every script is validated before anything is written: libvirt (and the dispatcher) execute
+scripts directly, so a script without ``#!`` or an ELF header would fail every guest start
+with "Exec format error".
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 
-from .fileops import atomic_write, diff_text, ensure_dir, file_state, under
-from .runtime.layout import OWN_DIR, SCRIPTS_DIR
+from .runtime.fileops import under
 from .runtime.rules import validate_name
 from .runtime.trust import format_problem, interpreter_of
 
 DEFAULT_MAX_SIZE = 1 << 20
-
-
-class ScriptError(Exception):
-    """One or more scripts are invalid; nothing was written. The message names each."""
 
 
 def script_problems(name, data, max_size: int = DEFAULT_MAX_SIZE, root: str = "") -> list:
@@ -52,81 +49,31 @@ def script_warnings(name, data) -> list:
     return []
 
 
-class ScriptsInstaller(object):
-    """Plans and applies the scripts of one hooks directory."""
-
-    def __init__(self, hooks_dir: str, uid: int = 0, gid: int = 0):
-        self.dir = "%s/%s/%s" % (hooks_dir.rstrip("/"), OWN_DIR, SCRIPTS_DIR)
-        self.uid, self.gid = uid, gid
-
-    def path(self, name: str) -> str:
-        return "%s/%s" % (self.dir, name)
-
-    def installed(self) -> list:
-        try:
-            return sorted(n for n in os.listdir(self.dir) if not n.startswith(".") and os.path.isfile(self.path(n)))
-        except OSError:
-            return []
-
-    def plan(self, scripts: list, purge: bool = False, max_size: int = DEFAULT_MAX_SIZE, root: str = "") -> dict:
-        """{'write': [(name, before, after)], 'remove': [(name, before)], 'unchanged': [...], 'warnings': [...]}.
-
-        scripts: [{'name', 'data' (bytes), 'state' ('present'|'absent')}]. Raises ScriptError.
-        """
-        problems, warnings, seen = [], [], set()
-        for script in scripts:
-            name = script.get("name")
-            if name in seen:
-                problems.append("script name %r is declared more than once" % name)
-            seen.add(name)
-            if script.get("state", "present") == "present":
-                problems.extend(script_problems(name, script["data"], max_size, root))
-                warnings.extend(script_warnings(name, script["data"]))
-            elif validate_name(name):
-                problems.append("script name %r %s" % (name, validate_name(name)))
-        if problems:
-            raise ScriptError("; ".join(problems) + " (nothing was changed)")
-        result = {"write": [], "remove": [], "unchanged": [], "warnings": warnings}
-        wanted = set()
-        for script in scripts:
-            name = script["name"]
-            before, mode, uid, gid = file_state(self.path(name))
-            if script.get("state", "present") == "absent":
-                if before is not None:
-                    result["remove"].append((name, before))
-                continue
-            wanted.add(name)
-            owner_ok = (self.uid == -1 or uid == self.uid) and (self.gid == -1 or gid == self.gid)
-            if before == script["data"] and mode == 0o755 and owner_ok:
-                result["unchanged"].append(name)
-            else:
-                result["write"].append((name, before, script["data"]))
-        if purge:
-            declared_absent = {name for name, _before in result["remove"]}
-            for name in self.installed():
-                if name not in wanted and name not in declared_absent:
-                    result["remove"].append((name, file_state(self.path(name))[0]))
-        return result
-
-    def apply(self, plan: dict) -> None:
-        if plan["write"]:
-            ensure_dir(os.path.dirname(self.dir), 0o755, self.uid, self.gid)
-            ensure_dir(self.dir, 0o755, self.uid, self.gid)
-        for name, _before, data in plan["write"]:
-            atomic_write(self.path(name), data, 0o755, self.uid, self.gid)
-        for name, _before in plan["remove"]:
-            try:
-                os.unlink(self.path(name))
-            except FileNotFoundError:
-                pass
+# The argument spec of one script, for the modules that take scripts (hook, hook_runtime).
+SCRIPT_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    content=dict(type="str"),
+    content_base64=dict(type="str"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+)
 
 
-def diff_of(plan: dict, directory: str) -> list:
-    diffs = []
-    for name, before, after in plan["write"]:
-        diffs.append({"before_header": "%s/%s" % (directory, name), "after_header": "%s/%s" % (directory, name),
-                      "before": diff_text(before), "after": diff_text(after)})
-    for name, before in plan["remove"]:
-        diffs.append({"before_header": "%s/%s" % (directory, name), "after_header": "%s/%s (absent)" % (directory, name),
-                      "before": diff_text(before), "after": ""})
-    return diffs
+def script_bytes(script: dict) -> bytes:
+    """The bytes of a declared script (content or content_base64); ValueError names the script."""
+    if script["state"] == "absent":
+        return b""
+    given = [k for k in ("content", "content_base64") if script.get(k) is not None]
+    if len(given) != 1:
+        raise ValueError("script %r needs exactly one of content or content_base64 (got %s)"
+                         % (script["name"], ", ".join(given) or "neither"))
+    if given[0] == "content":
+        return script["content"].encode("utf-8")
+    try:
+        return base64.b64decode(script["content_base64"], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("script %r: content_base64 is not valid base64: %s" % (script["name"], exc))
+
+
+def declared_scripts(scripts: list) -> list:
+    """[{'name', 'state', 'data'}] for the installer, from a module's O(scripts); ValueError names a bad one."""
+    return [{"name": s["name"], "state": s["state"], "data": script_bytes(s)} for s in scripts]

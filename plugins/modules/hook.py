@@ -10,9 +10,13 @@ module: hook
 short_description: Install or remove libvirt hook scripts for the virthooks dispatcher
 version_added: 0.1.0
 description:
-  - Installs, updates or removes user hook scripts in C(<sysconfdir>/libvirt/hooks/virthooks/scripts/),
-    mode 0755, owned by root, where the virthooks dispatcher runs them (see
-    M(virthooks.libvirt.hook_runtime) for the rules that decide when).
+  - Installs, updates or removes user hook scripts, mode 0755, owned by root, where the virthooks
+    dispatcher runs them (see M(virthooks.libvirt.hook_runtime) for the rules that decide when).
+  - Scripts live in generations (C(hooks/virthooks/generations/<id>/scripts/)). A change makes a
+    new generation holding the current rules and the new scripts, and switches to it in one step,
+    so a hook call never sees half of a change. M(virthooks.libvirt.hook_runtime) can deploy
+    scripts and rules together in one step (its O(virthooks.libvirt.hook_runtime#module:scripts)
+    option), which is what the role does; this module is for scripts managed on their own.
   - Handles a whole host's scripts in one call (O(scripts)), so a run that changes nothing costs
     one module call, however many scripts there are.
   - Every script is validated before anything is written; one bad script fails the task, names
@@ -21,8 +25,7 @@ description:
     directly and would fail with "Exec format error" otherwise.
   - Scripts never go into the native C(hooks/<driver>.d/) directory, where libvirt would run them
     a second time, for every event.
-  - Each file is replaced atomically (temporary file, fsync, rename); SELinux contexts are restored
-    where SELinux is enabled.
+  - SELinux contexts are restored where SELinux is enabled.
 author:
   - virthooks maintainers (@virthooks)
 extends_documentation_fragment:
@@ -52,8 +55,8 @@ options:
     suboptions:
       name:
         description:
-          - File name under C(scripts/); 1 to 128 characters of letters, digits, C(_), C(.) and C(-),
-            not starting with C(.).
+          - Script name (a rule names it C(scripts/<name>)); 1 to 128 characters of letters, digits,
+            C(_), C(.) and C(-), not starting with C(.).
         type: str
         required: true
       content:
@@ -73,9 +76,14 @@ options:
         default: present
   purge:
     description:
-      - Also remove every script under C(scripts/) that O(scripts) does not list.
+      - Also remove every script of the current generation that O(scripts) does not list.
     type: bool
     default: false
+  generations_keep:
+    description:
+      - How many generations stay on the host (see M(virthooks.libvirt.hook_runtime)).
+    type: int
+    default: 3
   max_size:
     description:
       - Largest script accepted, in bytes.
@@ -135,31 +143,21 @@ unchanged:
   type: list
   elements: str
   sample: [isolate-gpu]
+generation:
+  description: The generation current after the run.
+  returned: always
+  type: str
+  sample: 20261129T212300Z-3f2a9c0d11e4b7a5
 """
 
-import base64
-import binascii
+import sys
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, path_argument_spec, resolve_hooks_dir
-from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import ScriptError, ScriptsInstaller, diff_of
+from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller, diff_of
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
+from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPT_OPTIONS, declared_scripts
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
-
-
-def script_bytes(module: AnsibleModule, script: dict):
-    """The bytes of a present script, from content or content_base64 (fails naming the script)."""
-    if script["state"] == "absent":
-        return b""
-    given = [k for k in ("content", "content_base64") if script.get(k) is not None]
-    if len(given) != 1:
-        module.fail_json(msg="script %r needs exactly one of content or content_base64 (got %s)"
-                         % (script["name"], ", ".join(given) or "neither"))
-    if given[0] == "content":
-        return script["content"].encode("utf-8")
-    try:
-        return base64.b64decode(script["content_base64"], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        module.fail_json(msg="script %r: content_base64 is not valid base64: %s" % (script["name"], exc))
 
 
 def main():
@@ -167,42 +165,33 @@ def main():
         argument_spec=dict(
             **path_argument_spec(),
             hooks_dir=dict(type="path", default=""),
-            scripts=dict(type="list", elements="dict", default=[], options=dict(
-                name=dict(type="str", required=True),
-                content=dict(type="str"),
-                content_base64=dict(type="str"),
-                state=dict(type="str", choices=["present", "absent"], default="present"),
-            )),
+            scripts=dict(type="list", elements="dict", default=[], options=SCRIPT_OPTIONS),
             purge=dict(type="bool", default=False),
+            generations_keep=dict(type="int", default=3),
             max_size=dict(type="int", default=1048576),
         ),
         supports_check_mode=True,
     )
     try:
         hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"])
-    except DetectionError as exc:
+        scripts = declared_scripts(module.params["scripts"])
+    except (DetectionError, ValueError) as exc:
         module.fail_json(msg=str(exc))
-    scripts = [{"name": s["name"], "state": s["state"], "data": script_bytes(module, s)}
-               for s in module.params["scripts"]]
-    installer = ScriptsInstaller(hooks_dir)
     try:
-        plan = installer.plan(scripts, module.params["purge"], module.params["max_size"], module.params["root"])
-        changed = bool(plan["write"] or plan["remove"])
-        if changed and not module.check_mode:
+        installer = RuntimeInstaller(hooks_dir, sys.executable, root=module.params["root"])
+        plan = installer.plan_scripts(scripts, module.params["purge"], module.params["generations_keep"],
+                                      max_size=module.params["max_size"])
+        if plan.changes and not module.check_mode:
             installer.apply(plan)
-            restore_contexts(module, [installer.path(name) for name, _b, _a in plan["write"]], module.params["root"])
-    except ScriptError as exc:
-        module.fail_json(msg=str(exc), hooks_dir=hooks_dir)
-    except OSError as exc:
-        module.fail_json(msg="%s: %s (nothing further was changed)" % (installer.dir, exc), hooks_dir=hooks_dir)
-    for warning in plan["warnings"]:
+            restore_contexts(module, [c.path for c in plan.changes], module.params["root"])
+    except (InstallError, GenerationError, OSError) as exc:
+        module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
+    for warning in plan.warnings:
         module.warn(warning)
-    result = dict(changed=changed, hooks_dir=hooks_dir,
-                  added=[n for n, before, _a in plan["write"] if before is None],
-                  updated=[n for n, before, _a in plan["write"] if before is not None],
-                  removed=[n for n, _b in plan["remove"]], unchanged=plan["unchanged"])
-    if module._diff and changed:
-        result["diff"] = diff_of(plan, installer.dir)
+    result = dict(changed=bool(plan.changes), hooks_dir=hooks_dir, generation=plan.generation,
+                  **plan.scripts._asdict())
+    if module._diff and plan.changes:
+        result["diff"] = diff_of(plan, hooks_dir)
     module.exit_json(**result)
 
 

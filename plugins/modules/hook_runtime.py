@@ -7,19 +7,28 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: hook_runtime
-short_description: Install the virthooks dispatcher, its rules and the libvirt hook entry points
+short_description: Install the virthooks dispatcher, a generation of rules and scripts, and the libvirt hook entry points
 version_added: 0.1.0
 description:
   - Installs or upgrades the virthooks hook runtime in the libvirt hooks directory of a host
-    (C(<sysconfdir>/libvirt/hooks/virthooks/)), writes its C(config.json) from O(rules), and
-    writes an entry point C(hooks/<driver>) for each driver in O(drivers).
+    (C(<sysconfdir>/libvirt/hooks/virthooks/)), deploys O(rules) and O(scripts) as one
+    I(generation), and writes an entry point C(hooks/<driver>) for each driver in O(drivers).
+  - A generation (C(hooks/virthooks/generations/<id>/) with C(config.json), C(scripts/) and
+    C(meta.json)) is written whole, then made current by one rename of the symlink
+    C(hooks/virthooks/current). A hook call reads its rules and runs its scripts from the
+    generation that was current when it started, so it sees the old deploy or the new one,
+    never a mix. A run that changes nothing makes no generation. The newest
+    O(generations_keep) generations stay on the host for O(state=rollback) and
+    C(virthooks rollback).
   - Entry points are a few lines of POSIX sh with a prefilter built from the rules, so that
     events no rule can match end without starting Python; the others are handed to the
     dispatcher, which runs the matching scripts with timeouts, ordering and a failure policy.
   - Every file is replaced atomically (temporary file, fsync, rename in the same directory);
     the runtime library lives in a directory named after its content and is switched with a
-    symlink. The library is written first, then C(config.json), then the entry points, so a run
-    interrupted at any point leaves working hooks behind.
+    symlink. The library is written first, then the generation, then the entry points it needs,
+    then the switch, then the removal of entry points it no longer needs, so a run interrupted at
+    any point leaves working hooks behind. Hosts deployed before generations are converted in
+    place on the first run, with the same guarantee.
   - Entry points of drivers that are no longer listed are removed. libvirt only notices an
     entry point that was added or removed when it rescans its hooks (daemon start or SIGHUP);
     the module reports exactly which ones changed in RV(added) and RV(removed) so that the caller
@@ -56,11 +65,66 @@ options:
     default: ""
   state:
     description:
-      - V(present) installs the runtime, config and entry points; V(absent) removes the entry
-        points, puts adopted hooks back, and removes C(hooks/virthooks/) with the scripts in it.
+      - V(present) installs the runtime, a generation and the entry points; V(absent) removes the
+        entry points, puts adopted hooks back, and removes C(hooks/virthooks/) with every
+        generation in it; V(rollback) makes O(generation) (by default the one before the current
+        one) current again and puts the entry points back as they were for it.
     type: str
-    choices: [present, absent]
+    choices: [present, absent, rollback]
     default: present
+  generation:
+    description:
+      - With O(state=rollback), the generation to make current (an id as RV(generation) returns
+        it). V("") means the newest one older than the current one.
+    type: str
+    default: ""
+  scripts:
+    description:
+      - The hook scripts of the generation, each C(name) (used by a rule as C(scripts/<name>)),
+        C(content) or C(content_base64), and C(state) (V(present) or V(absent)).
+      - Scripts are validated before anything is written (C(#!) with an absolute interpreter that
+        exists on the host, or an ELF executable; at most O(max_size) bytes).
+      - When not given, the scripts of the current generation are kept as they are.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Script name, C([A-Za-z0-9_.-]+).
+        type: str
+        required: true
+      content:
+        description: The script's text.
+        type: str
+      content_base64:
+        description: The script's bytes, base64-encoded (binaries).
+        type: str
+      state:
+        description: V(absent) leaves the script out of the new generation.
+        type: str
+        choices: [present, absent]
+        default: present
+  purge:
+    description:
+      - Leave out of the new generation every script of the current one that O(scripts) does not
+        declare present. Without it, such scripts are carried over (and run only if a rule names them).
+    type: bool
+    default: false
+  generations_keep:
+    description:
+      - How many generations stay on the host (the newest ones, and always the current one).
+        Older ones are removed after the switch, except one a running hook call still uses.
+    type: int
+    default: 3
+  deployer:
+    description:
+      - Who deployed, recorded in the generation's C(meta.json) and shown by C(virthooks generations).
+    type: str
+    default: ""
+  max_size:
+    description:
+      - The largest script accepted, in bytes.
+    type: int
+    default: 1048576
   drivers:
     description:
       - The hook drivers that get an entry point. Our entry points for other drivers are removed.
@@ -70,8 +134,8 @@ options:
     default: []
   rules:
     description:
-      - The rules of C(config.json), each naming a script under C(hooks/virthooks/) (usually
-        C(scripts/<name>), installed by M(virthooks.libvirt.hook)).
+      - The rules of C(config.json), each naming a script of the generation (C(scripts/<name>),
+        from O(scripts)) or an absolute path.
       - Keys and defaults are those of the config format (README section "Runtime configuration"),
         namely C(name), C(script), C(driver), C(objects),
         C(operations), C(suboperations), C(extras), C(daemons), C(xpath), C(namespaces),
@@ -121,17 +185,22 @@ options:
     type: path
     default: ""
 notes:
-  - Changing rules or scripts needs no daemon restart; the dispatcher reads C(config.json) on
-    every call. Adding or removing an entry point does (see RV(added), RV(removed)).
+  - Changing rules or scripts needs no daemon restart; the dispatcher reads the current
+    generation on every call. Adding or removing an entry point does (see RV(added), RV(removed)).
 seealso:
   - module: virthooks.libvirt.hooks_info
   - module: virthooks.libvirt.hook
 """
 
 EXAMPLES = r"""
-- name: Install the runtime with one rule and a qemu entry point
+- name: Install the runtime with one script, its rule and a qemu entry point
   virthooks.libvirt.hook_runtime:
     drivers: [qemu]
+    scripts:
+      - name: pin-cpus
+        content: |
+          #!/bin/sh
+          exec /usr/local/sbin/pin-cpus "$1"
     rules:
       - name: pin-cpus
         script: scripts/pin-cpus
@@ -150,6 +219,10 @@ EXAMPLES = r"""
   virthooks.libvirt.hook_runtime:
     drivers: [qemu]
     foreign_hooks: adopt
+
+- name: Go back to the generation before the current one
+  virthooks.libvirt.hook_runtime:
+    state: rollback
 
 - name: Remove everything virthooks installed (foreign hooks are put back)
   virthooks.libvirt.hook_runtime:
@@ -186,6 +259,43 @@ adopted:
   type: list
   elements: str
   sample: []
+generation:
+  description: The generation current after the run (V("") after O(state=absent)).
+  returned: always
+  type: str
+  sample: 20261129T212300Z-3f2a9c0d11e4b7a5
+previous_generation:
+  description: The generation that was current before the run (V("") on a first deploy).
+  returned: always
+  type: str
+  sample: 20261128T101500Z-0b1c2d3e4f5a6b7c
+scripts:
+  description: What the run did to the scripts, by name.
+  returned: when O(state=present)
+  type: dict
+  contains:
+    added:
+      description: Scripts new in this generation.
+      type: list
+      elements: str
+    updated:
+      description: Scripts whose content changed.
+      type: list
+      elements: str
+    removed:
+      description: Scripts left out of this generation.
+      type: list
+      elements: str
+    unchanged:
+      description: Scripts carried over as they were.
+      type: list
+      elements: str
+summary:
+  description: With O(state=rollback), one line per rule or script that differs between the generations.
+  returned: when O(state=rollback)
+  type: list
+  elements: str
+  sample: ["rule check-gpu: added", "script check-gpu: added"]
 runtime_version:
   description: Content digest of the runtime library in use after the run.
   returned: always
@@ -203,10 +313,27 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, path_argument_spec, resolve_hooks_dir
-from ansible_collections.virthooks.libvirt.plugins.module_utils.fileops import under
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.fileops import host_path, under
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rollback import RollbackError, apply_rollback, plan_rollback
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller, diff_of
+from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPT_OPTIONS, declared_scripts
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
+
+
+def rollback(module, hooks_dir, runtime_hooks_dir):
+    try:
+        plan = plan_rollback(hooks_dir, module.params["generation"], runtime_hooks_dir)
+        if not module.check_mode:
+            apply_rollback(plan)
+            restore_contexts(module, [path for path, _text in plan["writes"]], module.params["root"])
+    except (RollbackError, GenerationError, OSError) as exc:
+        module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
+    module.exit_json(changed=True, hooks_dir=hooks_dir, generation=plan["target"],
+                     previous_generation=plan["current"], added=plan["added"], removed=plan["removed"],
+                     adopted=[], summary=plan["summary"], entry_points=[], runtime_version="",
+                     changes=["switch to generation %s" % plan["target"]], notes=plan["notes"])
 
 
 def main():
@@ -214,9 +341,15 @@ def main():
         argument_spec=dict(
             **path_argument_spec(),
             hooks_dir=dict(type="path", default=""),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
+            state=dict(type="str", choices=["present", "absent", "rollback"], default="present"),
+            generation=dict(type="str", default=""),
             drivers=dict(type="list", elements="str", choices=list(DRIVERS), default=[]),
             rules=dict(type="list", elements="dict", default=[]),
+            scripts=dict(type="list", elements="dict", options=SCRIPT_OPTIONS),
+            purge=dict(type="bool", default=False),
+            generations_keep=dict(type="int", default=3),
+            deployer=dict(type="str", default=""),
+            max_size=dict(type="int", default=1048576),
             log=dict(type="dict", default={}),
             tree=dict(type="dict", default={}),
             kill_grace=dict(type="float", default=2),
@@ -231,8 +364,16 @@ def main():
     except DetectionError as exc:
         module.fail_json(msg=str(exc))
     root = module.params["root"]
+    if module.params["state"] == "rollback":
+        rollback(module, hooks_dir, host_path(root, hooks_dir))
     python = module.params["python"] or ("/usr/bin/python3" if root.rstrip("/") else sys.executable)
     cli_link = under(root, module.params["cli_link"]) if module.params["cli_link"] else ""
+    scripts = None
+    if module.params["scripts"] is not None:
+        try:
+            scripts = declared_scripts(module.params["scripts"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
     try:
         installer = RuntimeInstaller(hooks_dir, python, root=root)
         if module.params["state"] == "absent":
@@ -240,22 +381,29 @@ def main():
         else:
             plan = installer.plan(module.params["drivers"], module.params["rules"], module.params["foreign_hooks"],
                                   module.params["log"] or None, module.params["tree"] or None,
-                                  module.params["kill_grace"], cli_link)
-        if plan["changes"] and not module.check_mode:
+                                  module.params["kill_grace"], cli_link, scripts, module.params["purge"],
+                                  module.params["generations_keep"], module.params["deployer"],
+                                  module.params["max_size"])
+        if plan.changes and not module.check_mode:
             installer.apply(plan)
-            restore_contexts(module, [c.path for c in plan["changes"]], module.params["root"])
-    except (InstallError, OSError) as exc:
+            restore_contexts(module, [c.path for c in plan.changes], module.params["root"])
+    except (InstallError, GenerationError, OSError) as exc:
         module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
+    for warning in plan.warnings:
+        module.warn(warning)
     if module.params["state"] == "absent":
-        remaining = [d for d in installer.installed_entry_points() if d not in plan["removed"]]
+        remaining = [d for d in installer.installed_entry_points() if d not in plan.removed]
         entry_points = remaining if module.check_mode else []
     else:
         entry_points = sorted(set(module.params["drivers"]), key=DRIVERS.index)
-    result = dict(changed=bool(plan["changes"]), hooks_dir=hooks_dir, entry_points=entry_points,
-                  added=plan["added"], removed=plan["removed"], adopted=plan["adopted"],
+    result = dict(changed=bool(plan.changes), hooks_dir=hooks_dir, entry_points=entry_points,
+                  added=plan.added, removed=plan.removed, adopted=plan.adopted,
+                  generation=plan.generation, previous_generation=plan.previous,
                   runtime_version=installer.digest if module.params["state"] == "present" else "",
-                  changes=[c.describe() for c in plan["changes"]])
-    if module._diff and plan["changes"]:
+                  changes=[c.describe() for c in plan.changes])
+    if module.params["state"] == "present":
+        result["scripts"] = plan.scripts._asdict()
+    if module._diff and plan.changes:
         result["diff"] = diff_of(plan, hooks_dir)
     module.exit_json(**result)
 

@@ -51,5 +51,5 @@ def test_daemon_that_does_not_come_back_fails_the_run_clearly(host, tmp_path):
     assert proc.returncode != 0
     assert "libvirtd on %s did not come back after its restart" % host in proc.stdout, proc.stdout[-4000:]
     # The hooks themselves were deployed completely before the restart was attempted.
-    listing = podman("exec", host, "ls", "/etc/libvirt/hooks", "/etc/libvirt/hooks/virthooks/scripts").stdout
+    listing = podman("exec", host, "ls", "/etc/libvirt/hooks", "/etc/libvirt/hooks/virthooks/current/scripts/").stdout
     assert "qemu" in listing and "noop" in listing

@@ -95,11 +95,11 @@ def test_each_group_gets_its_scripts_and_a_rerun_changes_nothing(fleet):
                                                              "content": SH % fleet.tmp}]})
     first = fleet.deploy()
     assert first.returncode == 0, first.stdout + first.stderr
-    a = sorted(os.listdir(fleet.hooks("host-a") / "virthooks" / "scripts"))
-    b = sorted(os.listdir(fleet.hooks("host-b") / "virthooks" / "scripts"))
+    a = sorted(os.listdir(fleet.hooks("host-a") / "virthooks" / "current" / "scripts"))
+    b = sorted(os.listdir(fleet.hooks("host-b") / "virthooks" / "current" / "scripts"))
     assert a == ["audit", "isolate", "release"] and b == ["audit", "mounts"]
     for host in ("host-a", "host-b"):
-        for path in (fleet.hooks(host) / "virthooks" / "scripts").iterdir():
+        for path in (fleet.hooks(host) / "virthooks" / "current" / "scripts").iterdir():
             assert path.stat().st_mode & 0o7777 == 0o755 and path.stat().st_uid == 0
     second = fleet.deploy()
     assert second.returncode == 0
@@ -174,7 +174,7 @@ def test_purge_removes_undeclared_scripts_then_everything(fleet):
     fewer["libvirt_hooks_scripts__gpu"].pop()
     fleet.write(gpu=fewer, common={"libvirt_hooks_purge": True})
     assert fleet.deploy().returncode == 0
-    assert sorted(os.listdir(fleet.hooks("host-a") / "virthooks" / "scripts")) == ["isolate"]
+    assert sorted(os.listdir(fleet.hooks("host-a") / "virthooks" / "current" / "scripts")) == ["isolate"]
     fleet.write(common={"libvirt_hooks_purge": True})
     assert fleet.deploy().returncode == 0
     assert os.listdir(fleet.hooks("host-a")) == []
@@ -188,4 +188,4 @@ def test_image_root_deploys_under_the_root_with_host_paths(fleet, tmp_path):
     assert proc.returncode == 0, proc.stdout
     entry = (image / "etc" / "libvirt" / "hooks" / "qemu").read_text()
     assert "'/etc/libvirt/hooks'" in entry and str(tmp_path) not in entry
-    assert (image / "etc" / "libvirt" / "hooks" / "virthooks" / "scripts" / "isolate").exists()
+    assert (image / "etc" / "libvirt" / "hooks" / "virthooks" / "current" / "scripts" / "isolate").exists()

@@ -7,12 +7,15 @@
   virthooks simulate DRIVER OBJECT OPERATION SUBOP [EXTRA] [--xml FILE] [--dry-run]
   virthooks validate
   virthooks log [-n N] [--failed] [--json]
+  virthooks generations
+  virthooks rollback [GENERATION] [--reload] [--dry-run]
 """
 
 import os
 import sys
 
 from .events import DRIVERS, EVENTS, is_abortable, reads_stdout
+from .generations import current_id, generation_path
 from .layout import CONFIG_FILE, OWN_DIR
 from .rules import ConfigError, load_config, script_path, steps_for_event
 from .runlog import printable, read_records
@@ -41,6 +44,12 @@ def _parser(hooks_dir):
     lg.add_argument("-n", type=int, default=20, help="how many calls (default 20)")
     lg.add_argument("--failed", action="store_true", help="only calls that failed")
     lg.add_argument("--json", action="store_true", help="raw JSON lines")
+    sub.add_parser("generations", help="the deployed generations, newest last, the current one marked")
+    rb = sub.add_parser("rollback", help="make the previous generation (or GENERATION) current again")
+    rb.add_argument("generation", nargs="?", default="", help="the generation to make current (default: the previous)")
+    rb.add_argument("--reload", action="store_true",
+                    help="send SIGHUP to the daemons whose entry points were added or removed")
+    rb.add_argument("--dry-run", action="store_true", help="only show what would change")
     return p
 
 
@@ -61,10 +70,17 @@ def _event_args(words):
     return driver, obj, op, sub, extra
 
 
-def _load(hooks_dir):
-    path = "%s/%s/%s" % (hooks_dir, OWN_DIR, CONFIG_FILE)
+def _current(hooks_dir) -> str:
+    """The directory of the current generation (hooks/virthooks/ before the first one)."""
+    own = "%s/%s" % (hooks_dir, OWN_DIR)
+    gen = current_id(own)
+    return generation_path(own, gen) if gen else own
+
+
+def _load(hooks_dir, strict=False):
+    path = "%s/%s" % (_current(hooks_dir), CONFIG_FILE)
     try:
-        return load_config(path, strict=False)
+        return load_config(path, strict=strict)
     except (OSError, ConfigError) as exc:
         raise SystemExit(printable("virthooks: cannot load %s: %s" % (path, exc)))
 
@@ -93,8 +109,8 @@ def cmd_list(args, out):
             _emit(out, "no rules")
         return 0
     driver, obj, op, sub, extra = _event_args(args.event)
-    own = "%s/%s" % (args.hooks_dir, OWN_DIR)
-    steps, notes = steps_for_event(config, args.hooks_dir, own, driver, obj, op, sub, extra, args.daemon)
+    steps, notes = steps_for_event(config, args.hooks_dir, _current(args.hooks_dir), driver, obj, op, sub, extra,
+                                   args.daemon)
     document = None
     if args.xml:
         from .xmlcond import Document
@@ -169,7 +185,8 @@ def cmd_validate(args, out):
     from .entrypoint import file_is_ours
     from .events import GUEST_KILLING_OPERATIONS, kills_running_guest
     from .trust import TrustCheck, Untrusted, format_problem
-    path = "%s/%s/%s" % (args.hooks_dir, OWN_DIR, CONFIG_FILE)
+    base = _current(args.hooks_dir)
+    path = "%s/%s" % (base, CONFIG_FILE)
     problems = []
     warnings = []
     try:
@@ -177,10 +194,9 @@ def cmd_validate(args, out):
     except (OSError, ConfigError) as exc:
         _emit(out, "FAIL %s" % exc)
         return 1
-    own = "%s/%s" % (args.hooks_dir, OWN_DIR)
     trust = TrustCheck()
     for rule in config["rules"]:
-        script = script_path(own, rule["script"])
+        script = script_path(base, rule["script"])
         try:
             problem = format_problem(trust.check_file(script))
         except Untrusted as exc:
@@ -262,6 +278,60 @@ def cmd_log(args, out):
     return 0
 
 
+def cmd_generations(args, out):
+    from .generations import all_ids, read_meta
+    own = "%s/%s" % (args.hooks_dir, OWN_DIR)
+    ids = all_ids(own)
+    current = current_id(own)
+    if not ids:
+        _emit(out, "no generations in %s (nothing deployed, or deployed before generations)" % own)
+        return 0
+    _emit(out, "  %-36s %-20s %-14s %-16s %5s %7s  %s" % ("generation", "time", "deployer", "digest", "rules",
+                                                           "scripts", "entry points"))
+    for gen in ids:
+        meta = read_meta(own, gen)
+        _emit(out, "%s %-36s %-20s %-14s %-16s %5s %7s  %s" % (
+            "*" if gen == current else " ", gen, meta.get("time", "?"), meta.get("deployer") or "-",
+            meta.get("digest", "?"), meta.get("rules", "?"), meta.get("scripts", "?"),
+            ",".join(meta.get("drivers", [])) or "-"))
+    return 0
+
+
+def cmd_rollback(args, out):
+    from .rollback import (RollbackError, apply_rollback, daemons_to_reload, plan_rollback, reload_daemons,
+                           running_daemons)
+    try:
+        plan = plan_rollback(args.hooks_dir, args.generation)
+    except RollbackError as exc:
+        _emit(out, "virthooks: %s" % exc)
+        return 1
+    verb = "would roll back" if args.dry_run else "rolled back"
+    for line in plan["summary"] or ["no rule or script differs"]:
+        _emit(out, "  " + line)
+    for driver in plan["added"]:
+        _emit(out, "  entry point hooks/%s: added" % driver)
+    for driver in plan["removed"]:
+        _emit(out, "  entry point hooks/%s: removed" % driver)
+    for note in plan["notes"]:
+        _emit(out, "  note: %s" % note)
+    if not args.dry_run:
+        try:
+            apply_rollback(plan)
+        except RollbackError as exc:
+            _emit(out, "virthooks: %s" % exc)
+            return 1
+    _emit(out, "%s from generation %s to %s" % (verb, plan["current"], plan["target"]))
+    running = running_daemons()
+    daemons = daemons_to_reload(plan["added"] + plan["removed"], running)
+    if daemons and args.reload and not args.dry_run:
+        pids = reload_daemons(daemons, running)
+        _emit(out, "reloaded (SIGHUP) %s: pid %s" % (", ".join(daemons), ", ".join(str(p) for p in pids)))
+    elif daemons:
+        _emit(out, "entry points changed: %s must reload to see them (virthooks rollback --reload, or "
+              "service %s reload)" % (", ".join(daemons), daemons[0]))
+    return 0
+
+
 def main(hooks_dir="/etc/libvirt/hooks", argv=None, out=None):
     if out is None:
         out = sys.stdout
@@ -271,5 +341,6 @@ def main(hooks_dir="/etc/libvirt/hooks", argv=None, out=None):
             out.reconfigure(errors="backslashreplace")
     args = _parser(hooks_dir).parse_args(sys.argv[1:] if argv is None else argv)
     args.hooks_dir = args.hooks_dir.rstrip("/")
-    handler = {"list": cmd_list, "simulate": cmd_simulate, "validate": cmd_validate, "log": cmd_log}[args.command]
+    handler = {"list": cmd_list, "simulate": cmd_simulate, "validate": cmd_validate, "log": cmd_log,
+               "generations": cmd_generations, "rollback": cmd_rollback}[args.command]
     sys.exit(handler(args, out))  # pylint: disable=ansible-bad-function  # a host program, not a module

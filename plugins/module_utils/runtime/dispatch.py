@@ -36,6 +36,7 @@ import sys
 import time
 
 from .events import USER_FAILURE_EXIT, has_stdin_xml, is_abortable, kills_running_guest, reads_stdout
+from .generations import open_current
 from .layout import CONFIG_FILE, OWN_DIR
 from .rules import LOG_DEFAULTS, ConfigError, load_config, needs_daemon_name, steps_for_event
 from .runlog import append_line, iso_time, printable, to_syslog
@@ -257,6 +258,7 @@ class Call(object):
         args = list(args) + ["-"] * (4 - len(args))
         self.hooks_dir = hooks_dir.rstrip("/") or "/"
         self.own_dir = self.hooks_dir + "/" + OWN_DIR
+        self.base = self.own_dir    # the current generation's directory, once resolved
         self.driver = driver
         self.obj, self.operation, self.suboperation, self.extra = args[:4]
         self.stdin_fd, self.stdout_fd, self.stderr_fd = stdin_fd, stdout_fd, stderr_fd
@@ -292,7 +294,11 @@ class Call(object):
 
     def _run(self) -> int:
         try:
-            config = load_config(self.own_dir + "/" + CONFIG_FILE)
+            # One generation for the whole call: its rules and its scripts, locked against pruning.
+            self.base, generation, _lock = open_current(self.own_dir)
+            if generation:
+                self.record["generation"] = generation
+            config = load_config(self.base + "/" + CONFIG_FILE)
         except (OSError, ConfigError) as exc:
             return self.config_failure(exc)
         self.log = config["log"]
@@ -301,7 +307,7 @@ class Call(object):
             self.daemon = caller_daemon()
         if self.daemon is not None:
             self.record["daemon"] = self.daemon
-        steps, notes = steps_for_event(config, self.hooks_dir, self.own_dir, self.driver, self.obj,
+        steps, notes = steps_for_event(config, self.hooks_dir, self.base, self.driver, self.obj,
                                        self.operation, self.suboperation, self.extra, self.daemon)
         if notes:
             self.record["notes"] = notes
@@ -331,7 +337,7 @@ class Call(object):
         if isinstance(exc, ConfigError):            # its message starts with the path
             problem = str(exc)
         else:
-            problem = "%s/%s: %s" % (self.own_dir, CONFIG_FILE, exc.strerror or exc)
+            problem = "%s/%s: %s" % (self.base, CONFIG_FILE, exc.strerror or exc)
         return self.own_failure("virthooks: %s: cannot load the configuration: %s" % (self.event, problem), "error")
 
     def internal_error(self, exc) -> int:

@@ -301,16 +301,17 @@ def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:
     return "exec %s \"$@\"" % " ".join(sh_quote(a) for a in argv)
 
 
-def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bool = True,
-                       version: str = "") -> str:
-    """The text of hooks/<driver>."""
+def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bool = True) -> str:
+    """The text of hooks/<driver> (the same for the installer and ``virthooks rollback``)."""
+    from . import VERSION
     lines = [
         "#!/bin/sh",
         ENTRY_POINT_MARKER,
         "# libvirt runs this for every %s hook event (argv: object operation sub-operation extra)." % driver,
         "# Events that no virthooks rule can match end here without starting Python; the others",
-        "# go to the virthooks dispatcher%s, which reads %s/%s/config.json."
-        % (" " + version if version else "", hooks_dir, OWN_DIR),
+        "# go to the virthooks dispatcher (virthooks.libvirt %s), which reads the rules of the current"
+        % VERSION,
+        "# generation, %s/%s/current/config.json." % (hooks_dir, OWN_DIR),
     ]
     if tree and (driver in GUEST_DRIVERS or driver == "network"):
         fallback = "[ -d %s\"$1/$2/$3\" ] || exit 0" % sh_quote("%s/%s.d/" % (hooks_dir, driver))

@@ -9,8 +9,12 @@ AppArmor's libvirtd profile allows ``hooks/** rmix`` and SELinux labels the tree
 """
 
 OWN_DIR = "virthooks"                  # hooks/virthooks/, ignored by libvirt
-CONFIG_FILE = "config.json"            # hooks/virthooks/config.json
-SCRIPTS_DIR = "scripts"                # hooks/virthooks/scripts/<name>
+GENERATIONS_DIR = "generations"        # hooks/virthooks/generations/<id>/: one deploy's dispatch state
+CURRENT = "current"                    # hooks/virthooks/current -> generations/<id>, swapped atomically
+CONFIG_FILE = "config.json"            # <generation>/config.json (hooks/virthooks/config.json links to it)
+SCRIPTS_DIR = "scripts"                # <generation>/scripts/<name>
+META_FILE = "meta.json"                # <generation>/meta.json: when, by whom, what (not read by the dispatcher)
+LOCK_FILE = ".lock"                    # hooks/virthooks/.lock: one deploy or rollback at a time
 LIB_DIR = "lib"                        # hooks/virthooks/lib/<digest>/virthooks_runtime/*.py
 LIB_CURRENT = "current"                # hooks/virthooks/lib/current -> <digest>, swapped atomically
 RUNTIME_PACKAGE = "virthooks_runtime"  # the package name of the runtime on the host

@@ -429,7 +429,7 @@ def ansible_steps(args) -> None:
     check("added-in-check" in proc.stdout, "--diff does not show the new script", proc.stdout[-6000:])
     check(tree_digest() == before, "--check changed files on the host",
           {k: v for k, v in tree_digest().items() if before.get(k) != v})
-    check(not (HOOKS / "virthooks" / "scripts" / "added-in-check").exists(), "--check created a script")
+    check(not (HOOKS / "virthooks" / "current" / "scripts" / "added-in-check").exists(), "--check created a script")
     check(not since(m, "daemon") and daemon_pid() == pid, "--check reloaded or restarted libvirtd")
     say("ok  --check --diff on a changed inventory: changed=%d, diff shown, nothing changed on the host" % r["changed"])
 
@@ -453,7 +453,7 @@ def ansible_steps(args) -> None:
     variant = {"libvirt_hooks_scripts__policy": [s for s in args.policy if s["name"] != "hang"], "libvirt_hooks_purge": True}
     m = mark()
     deploy(variant=variant)
-    scripts = sorted(p.name for p in (HOOKS / "virthooks" / "scripts").iterdir())
+    scripts = sorted(p.name for p in (HOOKS / "virthooks" / "current" / "scripts").iterdir())
     check("hang" not in scripts and "fail-stopped" in scripts and "rec-qemu" in scripts,
           "purge did not remove exactly the undeclared script", scripts)
     check(not since(m, "daemon") and daemon_pid() == pid, "removing a script reloaded or restarted libvirtd")

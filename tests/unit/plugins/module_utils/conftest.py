@@ -34,11 +34,13 @@ class Sandbox:
         self.root = root
         self.hooks = root / "etc" / "libvirt" / "hooks"
         self.own = self.hooks / "virthooks"
-        self.scripts = self.own / "scripts"
+        self.stage = root / "stage"        # scripts are written here, then deployed into a generation
+        self.scripts = self.stage
         self.log = root / "log" / "virthooks.jsonl"
         self.seen = root / "seen"
         self.python = python
         self.scripts.mkdir(parents=True)
+        self.hooks.mkdir(parents=True)
         self.seen.mkdir()
 
     def script(self, name: str, body: str, mode: int = 0o755, shebang: str = "#!/bin/sh") -> Path:
@@ -56,10 +58,33 @@ class Sandbox:
             'pwd > %s/%s.cwd\n' % (name, self.seen, self.seen, name, self.seen, name, self.seen, name)) + extra)
 
     def deploy(self, rules: list, drivers=("qemu",), log: dict | None = None, tree: dict | None = None,
-               kill_grace: float = 1) -> None:
+               kill_grace: float = 1, keep: int = 3):
+        """Deploy rules and the scripts staged with script()/recorder() as one generation."""
         log = dict({"file": str(self.log)}, **(log or {}))
         installer = install.RuntimeInstaller(str(self.hooks), self.python, -1, -1)
-        installer.apply(installer.plan(drivers, rules, log=log, tree=tree, kill_grace=kill_grace))
+        plan = installer.plan(drivers, rules, log=log, tree=tree, kill_grace=kill_grace, scripts=self.staged(),
+                              keep=keep)
+        installer.apply(plan)
+        return plan
+
+    def staged(self) -> list:
+        """The scripts written with script()/recorder(), as the installer takes them."""
+        if not self.stage.is_dir():
+            return []
+        return [{"name": p.name, "state": "present", "data": p.read_bytes()} for p in sorted(self.stage.iterdir())]
+
+    @property
+    def current(self) -> Path:
+        """The current generation's directory."""
+        return self.own / "current"
+
+    @property
+    def config(self) -> Path:
+        return self.current / "config.json"
+
+    def installed(self, name: str) -> Path:
+        """A deployed script, in the current generation (where the dispatcher runs it from)."""
+        return self.current / "scripts" / name
 
     def fire(self, driver: str, obj: str = "-", op: str = "start", sub: str = "begin", extra: str = "-",
              stdin: bytes = b"", timeout: float = 60, env: dict | None = None) -> Fired:

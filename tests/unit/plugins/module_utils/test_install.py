@@ -47,16 +47,16 @@ def test_second_run_changes_nothing(sandbox):
     inst = installer(sandbox)
     inst.apply(inst.plan(["qemu", "network"], [RULE]))
     again = installer(sandbox).plan(["qemu", "network"], [RULE])
-    assert again["changes"] == [] and again["added"] == [] and again["removed"] == []
+    assert again.changes == [] and again.added == [] and again.removed == []
 
 
 def test_plan_reports_added_and_removed_entry_points(sandbox):
     inst = installer(sandbox)
     first = inst.plan(["qemu"], [RULE])
-    assert first["added"] == ["qemu"]
+    assert first.added == ["qemu"]
     inst.apply(first)
     second = inst.plan(["network"], [])
-    assert (second["added"], second["removed"]) == (["network"], ["qemu"])
+    assert (second.added, second.removed) == (["network"], ["qemu"])
     inst.apply(second)
     assert not (sandbox.hooks / "qemu").exists() and (sandbox.hooks / "network").exists()
 
@@ -65,7 +65,7 @@ def test_planning_touches_nothing(sandbox):
     sandbox.recorder("rec")
     before = snapshot(sandbox.root)
     plan = installer(sandbox).plan(["qemu"], [RULE])
-    assert plan["changes"] and snapshot(sandbox.root) == before
+    assert plan.changes and snapshot(sandbox.root) == before
 
 
 def test_files_get_their_modes(sandbox):
@@ -87,7 +87,7 @@ def test_upgrade_switches_library_and_removes_the_old_version(sandbox):
     (lib / "current").unlink()
     (lib / "current").symlink_to("0123456789abcdef")
     plan = installer(sandbox).plan(["qemu"], [RULE])
-    kinds = [c.kind for c in plan["changes"]]
+    kinds = [c.kind for c in plan.changes]
     assert "symlink" in kinds and "rmtree" in kinds
     installer(sandbox).apply(plan)
     assert os.readlink(lib / "current") == inst.digest and not old.exists()
@@ -123,8 +123,8 @@ def test_adopted_foreign_hook_runs_first_and_comes_back_on_removal(sandbox):
     original = path.read_bytes()
     sandbox.recorder("rec")
     inst = installer(sandbox)
-    plan = inst.plan(["qemu"], [RULE], foreign="adopt", log={"file": str(sandbox.log)})
-    assert plan["adopted"] == ["qemu"]
+    plan = inst.plan(["qemu"], [RULE], foreign="adopt", log={"file": str(sandbox.log)}, scripts=sandbox.staged())
+    assert plan.adopted == ["qemu"]
     inst.apply(plan)
     assert (sandbox.own / "adopted" / "qemu").read_bytes() == original
     assert sandbox.fire("qemu", "g", "prepare", "begin").rc == 0
@@ -132,7 +132,7 @@ def test_adopted_foreign_hook_runs_first_and_comes_back_on_removal(sandbox):
     sandbox.fire("qemu", "g", "stopped", "end")       # the adopted hook still sees every event
     assert sandbox.order()[-1] == "legacy g stopped end -"
     assert installer(sandbox).plan(["qemu"], [RULE], foreign="adopt",
-                                   log={"file": str(sandbox.log)})["changes"] == []   # idempotent
+                                   log={"file": str(sandbox.log)}).changes == []   # idempotent
     removal = installer(sandbox).plan_removal()
     installer(sandbox).apply(removal)
     assert path.read_bytes() == original
@@ -229,7 +229,7 @@ def test_install_killed_at_any_moment_leaves_working_hooks(tmp_path):
             fired = box.fire("qemu", "g", event, "begin")
             assert fired.rc == 0 and fired.stderr == "", (attempt, event, fired)
         box.deploy([dict(RULE, operations=[op])])      # rerun converges
-        assert installer(box).plan(["qemu"], [dict(RULE, operations=[op])], log={"file": str(box.log)}, kill_grace=1)["changes"] == []
+        assert installer(box).plan(["qemu"], [dict(RULE, operations=[op])], log={"file": str(box.log)}, kill_grace=1).changes == []
         temp = [p for d, _dirs, files in os.walk(box.hooks) for p in files if "virthooks-tmp" in p]
         assert temp == [] and sorted(os.listdir(lib)) == sorted(["current", installer(box).digest])
 
@@ -255,7 +255,7 @@ def test_xpath_the_host_cannot_evaluate_is_refused_at_install(sandbox, monkeypat
     monkeypatch.setattr(xmlcond, "_lxml", lambda: None)          # a host without lxml
     with pytest.raises(InstallError, match="needs lxml"):
         installer(sandbox).plan(["qemu"], [dict(RULE, xpath="count(/domain/devices/disk) > 1")])
-    assert installer(sandbox).plan(["qemu"], [dict(RULE, xpath="/domain/devices/disk[@device='cdrom']")])["changes"]
+    assert installer(sandbox).plan(["qemu"], [dict(RULE, xpath="/domain/devices/disk[@device='cdrom']")]).changes
 
 
 TREE_HELPER = r"""#!/bin/bash

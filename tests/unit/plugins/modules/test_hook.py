@@ -9,7 +9,7 @@ GOOD = "#!/bin/sh\nexit 0\n"
 
 def test_installs_updates_removes_and_purges(ansible_module, tmp_path):
     hooks = tmp_path / "hooks"
-    scripts = hooks / "virthooks" / "scripts"
+    scripts = hooks / "virthooks" / "current" / "scripts"     # the current generation's
     first = ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [
         {"name": "a", "content": GOOD}, {"name": "b", "content": GOOD}]})
     assert first["changed"] and sorted(first["added"]) == ["a", "b"]
@@ -32,8 +32,9 @@ def test_diff_shows_content_changes_in_check_mode(ansible_module, tmp_path):
     new = "#!/bin/sh\necho changed\n"
     result = ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [{"name": "a", "content": new}]},
                             check=True, diff=True)
-    assert result["changed"] and result["diff"][0]["before"] == GOOD and result["diff"][0]["after"] == new
-    assert (hooks / "virthooks" / "scripts" / "a").read_text() == GOOD
+    script_diff = next(d for d in result["diff"] if d.get("before_header", "").endswith("/scripts/a"))
+    assert result["changed"] and script_diff["before"] == GOOD and script_diff["after"] == new
+    assert (hooks / "virthooks" / "current" / "scripts" / "a").read_text() == GOOD
 
 
 def test_invalid_scripts_fail_naming_each_and_change_nothing(ansible_module, tmp_path):
@@ -59,7 +60,7 @@ def test_binary_elf_content_and_size_limit(ansible_module, tmp_path):
     elf = open("/bin/true", "rb").read()
     ok = ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [
         {"name": "true", "content_base64": base64.b64encode(elf).decode()}]})
-    assert ok["added"] == ["true"] and (hooks / "virthooks" / "scripts" / "true").read_bytes() == elf
+    assert ok["added"] == ["true"] and (hooks / "virthooks" / "current" / "scripts" / "true").read_bytes() == elf
     big = ansible_module(MODULE, {"hooks_dir": str(hooks), "max_size": 100, "scripts": [
         {"name": "big", "content": "#!/bin/sh\n" + "#" * 200}]})
     assert big["failed"] and "more than the limit of 100" in big["msg"]

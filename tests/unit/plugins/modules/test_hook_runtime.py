@@ -26,13 +26,13 @@ def test_check_mode_with_diff_shows_changes_and_writes_nothing(ansible_module, t
 
 
 def test_install_then_rerun_is_idempotent_and_dispatches(ansible_module, tmp_path):
-    first = ansible_module(MODULE, args(tmp_path))
+    scripts = [{"name": "rec", "content": "#!/bin/sh\necho ran > %s/ran\n" % tmp_path}]
+    first = ansible_module(MODULE, args(tmp_path, scripts=scripts))
     assert first["changed"] is True and first["entry_points"] == ["qemu"] and first["added"] == ["qemu"]
-    second = ansible_module(MODULE, args(tmp_path))
+    assert first["generation"] and first["previous_generation"] == "" and first["scripts"]["added"] == ["rec"]
+    second = ansible_module(MODULE, args(tmp_path, scripts=scripts))
     assert second["changed"] is False and second["added"] == [] and second["changes"] == []
-    script = tmp_path / "hooks" / "virthooks" / "scripts" / "rec"
-    script.write_text("#!/bin/sh\necho ran > %s/ran\n" % tmp_path)
-    script.chmod(0o755)
+    assert second["generation"] == first["generation"]
     proc = subprocess.run([str(tmp_path / "hooks" / "qemu"), "win10", "prepare", "begin", "-"], input=b"<domain/>",
                           capture_output=True, timeout=60, check=False)
     assert proc.returncode == 0 and (tmp_path / "ran").read_text() == "ran\n"

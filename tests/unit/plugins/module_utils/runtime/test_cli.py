@@ -55,10 +55,12 @@ def test_simulate_dry_run_changes_nothing(sandbox):
 
 def test_validate_reports_each_problem(sandbox):
     sandbox.script("ok", "exit 0\n")
-    sandbox.script("noshebang", "echo hi\n", shebang="")
-    sandbox.script("loose", "exit 0\n", mode=0o777)
+    sandbox.script("noshebang", "echo hi\n")
+    sandbox.script("loose", "exit 0\n")
     sandbox.deploy([rule("ok"), rule("noshebang"), rule("loose"), rule("missing"),
                     rule("net", driver="network")])
+    sandbox.installed("noshebang").write_text("echo hi\n")     # edited and chmod'ed by hand on the host
+    sandbox.installed("loose").chmod(0o777)
     code, out = cli(sandbox, "validate")
     assert code == 1
     assert "rule 'noshebang'" in out and "does not start with '#!'" in out

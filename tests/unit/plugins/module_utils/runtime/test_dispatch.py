@@ -190,9 +190,9 @@ def test_scripts_run_with_default_sigpipe(sandbox):
 
 
 def test_refuses_script_not_owned_by_root(sandbox):
-    path = sandbox.recorder("theirs")
-    os.chown(path, 65534, 65534)
+    sandbox.recorder("theirs")
     sandbox.deploy([rule("theirs")])
+    os.chown(sandbox.installed("theirs"), 65534, 65534)
     fired = sandbox.fire("qemu", "g", "prepare", "begin")
     assert fired.rc == 1
     assert "script 'theirs' refused" in fired.stderr and "owned by uid 65534" in fired.stderr
@@ -203,7 +203,7 @@ def test_refuses_script_not_owned_by_root(sandbox):
 def test_refuses_group_or_world_writable_script(sandbox, mode):
     sandbox.recorder("loose", )
     sandbox.deploy([rule("loose")])
-    (sandbox.scripts / "loose").chmod(mode)
+    sandbox.installed("loose").chmod(mode)
     fired = sandbox.fire("qemu", "g", "prepare", "begin")
     assert fired.rc == 1 and "writable by group or others" in fired.stderr
     assert sandbox.order() == []
@@ -212,15 +212,16 @@ def test_refuses_group_or_world_writable_script(sandbox, mode):
 def test_refused_script_with_ignore_policy_only_logs(sandbox):
     sandbox.recorder("loose")
     sandbox.deploy([rule("loose", on_failure="ignore")])
-    (sandbox.scripts / "loose").chmod(0o777)
+    sandbox.installed("loose").chmod(0o777)
     fired = sandbox.fire("qemu", "g", "prepare", "begin")
     assert fired.rc == 0
     assert sandbox.records()[-1]["scripts"][0]["status"] == "refused"
 
 
 def test_script_without_shebang_fails_with_exec_format_error(sandbox):
-    sandbox.script("noshebang", "echo hi\n", shebang="")
+    sandbox.script("noshebang", "echo hi\n")
     sandbox.deploy([rule("noshebang")])
+    sandbox.installed("noshebang").write_text("echo hi\n")      # edited by hand on the host
     fired = sandbox.fire("qemu", "g", "prepare", "begin")
     assert fired.rc == 1
     assert "Exec format error" in fired.stderr and "#!" in fired.stderr
@@ -235,7 +236,7 @@ def test_missing_script_is_a_named_failure(sandbox):
 def test_missing_config_fails_abortable_events_and_is_a_logged_noop_elsewhere(sandbox):
     sandbox.recorder("rec")
     sandbox.deploy([rule("rec")])
-    (sandbox.own / "config.json").unlink()
+    sandbox.config.unlink()
     fired = sandbox.fire("qemu", "g", "prepare", "begin")
     assert fired.rc == 1 and "cannot load" in fired.stderr and "config.json" in fired.stderr
     fired = sandbox.fire("qemu", "g", "release", "end")
@@ -465,9 +466,9 @@ def test_runtime_works_under_every_host_python(tmp_path, python):
     box = Sandbox(tmp_path, python)
     box.recorder("rec")
     box.script("xml", "sed 's/old/new/'\n")
+    box.recorder("cond")
     box.deploy([rule("rec", operations=["prepare"]), rule("xml", operations=["restore"]),
                 rule("cond", operations=["started"], xpath="/domain/devices/hostdev")])
-    box.recorder("cond")
     assert box.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN).rc == 0
     assert box.fire("qemu", "g", "restore", "begin", stdin=b"<domain>old</domain>").stdout == b"<domain>new</domain>"
     assert box.fire("qemu", "g", "started", "begin", stdin=DOMAIN).rc == 0

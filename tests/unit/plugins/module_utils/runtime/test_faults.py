@@ -55,7 +55,7 @@ def kill_all(pids) -> None:
 def test_missing_config_never_fails_reconnect_or_attach(sandbox, operation):
     sandbox.script("ok", "exit 0\n")
     sandbox.deploy([rule("ok")])
-    (sandbox.own / "config.json").unlink()
+    sandbox.config.unlink()
     fired = sandbox.fire("qemu", "g", operation, "begin", stdin=DOMAIN)
     assert fired.rc == 0, fired
 
@@ -224,8 +224,10 @@ def test_script_reached_through_a_symlink_is_checked_where_it_really_is(sandbox,
     real.write_text("#!/bin/sh\necho ran > %s/ran\n" % sandbox.seen)
     real.chmod(0o755)
     os.chown(elsewhere, NOBODY, NOBODY)
-    (sandbox.scripts / "linked").symlink_to(real)
-    sandbox.deploy([rule("linked")])
+    links = tmp_path / "links"           # root's, like the hooks dir: only the target is not
+    links.mkdir()
+    (links / "linked").symlink_to(real)
+    sandbox.deploy([rule("linked", script=str(links / "linked"))])
     fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
     assert not (sandbox.seen / "ran").exists()
     assert fired.rc == 1 and "user-dir is owned by uid %d" % NOBODY in fired.stderr, fired
@@ -261,15 +263,17 @@ def test_interpreter_a_user_can_replace_is_refused(sandbox, tmp_path):
     assert fired.rc == 1 and "interpreter" in fired.stderr and "uid %d" % NOBODY in fired.stderr, fired
 
 
-def test_trusted_symlinked_script_still_runs_with_its_path_as_argv0(sandbox):
-    real = sandbox.scripts / "real-impl"
+def test_trusted_symlinked_script_still_runs_with_its_path_as_argv0(sandbox, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real = bin_dir / "real-impl"
     real.write_text('#!/bin/sh\necho "$0" > %s/argv0\n' % sandbox.seen)
     real.chmod(0o755)
-    (sandbox.scripts / "alias").symlink_to("real-impl")
-    sandbox.deploy([rule("alias")])
+    (bin_dir / "alias").symlink_to("real-impl")
+    sandbox.deploy([rule("alias", script=str(bin_dir / "alias"))])
     fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
     assert fired.rc == 0, fired
-    assert (sandbox.seen / "argv0").read_text().strip() == str(sandbox.scripts / "alias")
+    assert (sandbox.seen / "argv0").read_text().strip() == str(bin_dir / "alias")
 
 
 # --- 5. a full temporary directory ---------------------------------------------------------

@@ -1,14 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: virthooks contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Atomic file operations for installers: nothing half-written, ever.
+"""Atomic file operations for the installer and the host CLI: nothing half-written, ever.
 
 A file is written to a temporary name in its own directory, flushed to disk, given its mode
 and owner, then renamed over the target; the directory is fsynced so the rename survives a
 crash. A reader (libvirt, the dispatcher) sees the old file or the new one, never a mix.
 """
-from __future__ import annotations
-
 import os
 import tempfile
 
@@ -93,6 +91,18 @@ def ensure_dir(path: str, mode: int = 0o755, uid: int = -1, gid: int = -1) -> bo
         os.chown(path, uid, gid)
         changed = True
     return changed
+
+
+def atomic_symlink(path: str, target: str, uid: int = -1, gid: int = -1) -> None:
+    """Point the symlink path at target in one rename (a reader sees the old link or the new one)."""
+    tmp = path + TEMP_SUFFIX
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(target, tmp)
+    if uid != -1 or gid != -1:
+        os.lchown(tmp, uid, gid)
+    os.rename(tmp, path)
+    fsync_dir(os.path.dirname(path) or ".")
 
 
 def diff_text(data) -> str:

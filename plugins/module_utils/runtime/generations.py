@@ -1,0 +1,279 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Generations: a host's whole dispatch state, switched in one step, and kept for rollback.
+
+A deploy writes ``hooks/virthooks/generations/<id>/`` whole (``config.json``, ``scripts/<name>``,
+``meta.json``) under a temporary name, renames it into place, then points
+``hooks/virthooks/current`` at it with one rename of a symlink. A hook call resolves ``current``
+once and reads and runs everything from that directory while holding a shared lock on it: it
+sees one deploy or the other, never the rules of one with the scripts of another, and a
+generation is never removed under a running call (pruning takes the lock exclusively, without
+waiting, and skips a generation in use).
+
+``<id>`` is ``<UTC time>-<content digest>``, so names sort by age. ``meta.json`` says when, by
+whom, what (rule and script counts, the drivers given an entry point, the interpreter): what
+``virthooks generations`` lists and what ``virthooks rollback`` needs to put the entry points
+back as they were.
+
+The per-guest tree (``hooks/<driver>.d/``) is the user's and is not part of a generation.
+"""
+
+import os
+import time
+
+from .layout import CONFIG_FILE, CURRENT, GENERATIONS_DIR, LOCK_FILE, META_FILE, SCRIPTS_DIR
+
+# The dispatcher imports this module for open_current on every call: everything else it needs
+# (hashlib, shutil, fileops with tempfile) is imported where it is used.
+
+NEW_PREFIX = ".new-"
+REMOVING_PREFIX = ".removing-"
+LOCK_TIMEOUT = 120.0
+
+
+class GenerationError(Exception):
+    """A generation cannot be used; the message says which and why."""
+
+
+def generations_dir(own: str) -> str:
+    return "%s/%s" % (own, GENERATIONS_DIR)
+
+
+def generation_path(own: str, gen_id: str) -> str:
+    return "%s/%s/%s" % (own, GENERATIONS_DIR, gen_id)
+
+
+def current_id(own: str) -> str:
+    """The current generation's id ('' before the first generation was made)."""
+    try:
+        link = os.readlink("%s/%s" % (own, CURRENT))
+    except OSError:
+        return ""
+    return link.rsplit("/", 1)[-1]
+
+
+def all_ids(own: str) -> list:
+    """Every complete generation, oldest first."""
+    try:
+        names = os.listdir(generations_dir(own))
+    except OSError:
+        return []
+    return sorted(n for n in names if not n.startswith(".") and os.path.isdir(generation_path(own, n)))
+
+
+def read_meta(own: str, gen_id: str) -> dict:
+    from .minijson import JSONError, loads
+    try:
+        with open("%s/%s" % (generation_path(own, gen_id), META_FILE), "rb") as f:
+            meta = loads(f.read())
+    except (OSError, JSONError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def content_digest(config: bytes, scripts: dict, extra: str = "") -> str:
+    """The digest of a dispatch state: config.json, every script (name and bytes), and extra
+    (what else decides the entry points: drivers, interpreter)."""
+    import hashlib
+    digest = hashlib.sha256()
+    digest.update(b"config\0" + config + b"\0" + extra.encode("utf-8") + b"\0")
+    for name in sorted(scripts):
+        digest.update(b"script\0" + name.encode("utf-8") + b"\0" + scripts[name] + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def new_id(digest: str, now: float = None) -> str:
+    now = time.time() if now is None else now
+    return "%s-%s" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)), digest)
+
+
+# --- one hook call ---------------------------------------------------------------------------
+
+def open_current(own: str):
+    """(directory, generation id, fd holding a shared lock on it) for one hook call.
+
+    Before the first generation (a host deployed by an older version), the state lives in
+    hooks/virthooks/ itself: (own, '', -1).
+    """
+    import fcntl
+    link_path = "%s/%s" % (own, CURRENT)
+    for _attempt in range(10):
+        try:
+            link = os.readlink(link_path)
+        except FileNotFoundError:
+            return own, "", -1
+        base = "%s/%s" % (own, link)
+        try:
+            fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:   # pruned between the readlink and the open: look again
+            continue
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        try:
+            same = os.stat(base).st_ino == os.fstat(fd).st_ino
+        except OSError:
+            same = False
+        if same:
+            return base, link.rsplit("/", 1)[-1], fd
+        os.close(fd)
+    raise OSError("%s kept changing while it was being read" % link_path)
+
+
+# --- writing, switching, pruning (deploys and rollbacks) ----------------------------------------
+
+class DeployLock(object):
+    """One deploy or rollback at a time on a hooks directory (flock on hooks/virthooks/.lock)."""
+
+    def __init__(self, own: str, timeout: float = LOCK_TIMEOUT):
+        self.path = "%s/%s" % (own, LOCK_FILE)
+        self.timeout = timeout
+        self.fd = -1
+
+    def __enter__(self):
+        import fcntl
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise GenerationError("another deploy or rollback holds %s (waited %d s)"
+                                          % (self.path, self.timeout))
+                time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+        return False
+
+
+def write_generation(own: str, gen_id: str, files: dict, uid: int = -1, gid: int = -1) -> str:
+    """Write a generation whole under a temporary name, then rename it into place.
+
+    files: {relative path: (bytes, mode)}. Returns its directory.
+    """
+    import shutil
+    from .fileops import ensure_dir, fsync_dir
+    parent = generations_dir(own)
+    ensure_dir(parent, 0o755, uid, gid)
+    final = generation_path(own, gen_id)
+    if os.path.isdir(final):
+        return final
+    tmp = "%s/%s%s" % (parent, NEW_PREFIX, gen_id)
+    if os.path.lexists(tmp):
+        shutil.rmtree(tmp)
+    os.mkdir(tmp, 0o755)
+    directories = {tmp}
+    for rel in sorted(files):
+        data, mode = files[rel]
+        path = "%s/%s" % (tmp, rel)
+        directory = os.path.dirname(path)
+        if directory not in directories:
+            ensure_dir(directory, 0o755, uid, gid)
+            directories.add(directory)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+            if uid != -1 or gid != -1:
+                os.fchown(fd, uid, gid)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for directory in sorted(directories, reverse=True):
+        os.chmod(directory, 0o755)
+        if uid != -1 or gid != -1:
+            os.chown(directory, uid, gid)
+        fsync_dir(directory)
+    os.rename(tmp, final)
+    fsync_dir(parent)
+    return final
+
+
+def switch(own: str, gen_id: str, uid: int = -1, gid: int = -1) -> None:
+    """Make gen_id current: one rename of the ``current`` symlink."""
+    from .fileops import atomic_symlink
+    if not os.path.isdir(generation_path(own, gen_id)):
+        raise GenerationError("generation %s does not exist in %s" % (gen_id, generations_dir(own)))
+    atomic_symlink("%s/%s" % (own, CURRENT), "%s/%s" % (GENERATIONS_DIR, gen_id), uid, gid)
+
+
+def _remove_tree(path: str) -> None:
+    import shutil
+    doomed = "%s/%s%s" % (os.path.dirname(path), REMOVING_PREFIX, os.path.basename(path))
+    os.rename(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def prunable(own: str, keep: int) -> list:
+    """Generations beyond the newest ``keep`` (never the current one), oldest first."""
+    ids = all_ids(own)
+    current = current_id(own)
+    return [g for g in ids[:-keep] if g != current] if keep > 0 else [g for g in ids if g != current]
+
+
+def prune(own: str, keep: int) -> list:
+    """Remove the generations beyond the newest ``keep``, skipping any a hook call is using."""
+    import fcntl
+    removed = []
+    for gen_id in prunable(own, keep):
+        path = generation_path(own, gen_id)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue            # a hook call is using it: the next deploy removes it
+        try:
+            _remove_tree(path)
+            removed.append(gen_id)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def remove_leftovers(own: str) -> None:
+    """Half-written or half-removed generations of a run that was killed, and stale temp links."""
+    import shutil
+    from .fileops import TEMP_SUFFIX
+    parent = generations_dir(own)
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        names = []
+    for name in names:
+        if name.startswith(NEW_PREFIX) or name.startswith(REMOVING_PREFIX):
+            shutil.rmtree("%s/%s" % (parent, name), ignore_errors=True)
+    for name in (CURRENT, CONFIG_FILE):
+        tmp = "%s/%s%s" % (own, name, TEMP_SUFFIX)
+        if os.path.islink(tmp):
+            os.unlink(tmp)
+
+
+def read_state(directory: str) -> tuple:
+    """(config.json bytes or None, {script name: bytes}) of a generation (or the old layout)."""
+    try:
+        with open("%s/%s" % (directory, CONFIG_FILE), "rb") as f:
+            config = f.read()
+    except OSError:
+        config = None
+    scripts = {}
+    scripts_dir = "%s/%s" % (directory, SCRIPTS_DIR)
+    try:
+        names = sorted(os.listdir(scripts_dir))
+    except OSError:
+        names = []
+    for name in names:
+        path = "%s/%s" % (scripts_dir, name)
+        if name.startswith(".") or os.path.islink(path) or not os.path.isfile(path):
+            continue
+        with open(path, "rb") as f:
+            scripts[name] = f.read()
+    return config, scripts

@@ -1,0 +1,182 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Rollback: make an earlier generation current again, on the host, Ansible or not.
+
+The emergency path when a new hook blocks guest starts (``virthooks rollback``), and what the
+role runs when a later task of the same deploy fails on a host. Entry points are kept
+consistent with the generation made current: the ones it needs are written before the switch,
+the ones it does not need are removed after it (a foreign hook that was adopted is put back).
+A hook file that is not ours is never touched.
+"""
+
+import os
+
+from .events import DRIVER_DAEMONS, DRIVERS
+from .generations import DeployLock, all_ids, current_id, generation_path, read_meta, read_state, switch
+from .layout import ADOPTED_DIR, CONFIG_FILE, OWN_DIR
+
+
+class RollbackError(Exception):
+    """Nothing can be rolled back; the message says why. Nothing was changed."""
+
+
+def previous_id(own: str, current: str) -> str:
+    """The newest kept generation older than current ('' if none)."""
+    older = [g for g in all_ids(own) if g < current]
+    return older[-1] if older else ""
+
+
+def _rules_by_name(config: dict) -> dict:
+    return {r["name"]: r for r in config["rules"]}
+
+
+def _load(directory: str) -> dict:
+    from .rules import ConfigError, load_config
+    try:
+        return load_config("%s/%s" % (directory, CONFIG_FILE), strict=False)
+    except (OSError, ConfigError) as exc:
+        raise RollbackError("cannot read %s/%s: %s (nothing was changed)" % (directory, CONFIG_FILE, exc))
+
+
+def _is_ours(path: str) -> bool:
+    from .entrypoint import file_is_ours
+    return os.path.isfile(path) and not os.path.islink(path) and file_is_ours(path)
+
+
+def plan_rollback(hooks_dir: str, target: str = "", runtime_hooks_dir: str = "") -> dict:
+    """What rolling back to target (default: the previous generation) changes; RollbackError if nothing can."""
+    from .entrypoint import render_entry_point
+    own = "%s/%s" % (hooks_dir, OWN_DIR)
+    runtime_hooks_dir = runtime_hooks_dir or hooks_dir
+    current = current_id(own)
+    if not current:
+        raise RollbackError("no generation is current in %s: nothing to roll back" % own)
+    if not target:
+        target = previous_id(own, current)
+        if not target:
+            raise RollbackError("%s is the oldest generation kept in %s: there is nothing to roll back to "
+                                "(nothing was changed)" % (current, own))
+    elif target == current:
+        raise RollbackError("generation %s is already current (nothing was changed)" % target)
+    elif target not in all_ids(own):
+        raise RollbackError("generation %s is not kept in %s (kept: %s)" % (target, own, ", ".join(all_ids(own))))
+    meta = read_meta(own, target)
+    drivers = [d for d in meta.get("drivers", []) if d in DRIVERS]
+    python = meta.get("python")
+    if not python:
+        raise RollbackError("generation %s has no meta.json naming its interpreter (nothing was changed)" % target)
+    config = _load(generation_path(own, target))
+    writes, removals, added, removed, skipped = [], [], [], [], []
+    for driver in drivers:
+        path = "%s/%s" % (hooks_dir, driver)
+        text = render_entry_point(driver, runtime_hooks_dir, python, config["rules"], config["tree"]["enabled"]).encode()
+        if not os.path.lexists(path):
+            writes.append((path, text))
+            added.append(driver)
+        elif _is_ours(path):
+            with open(path, "rb") as f:
+                if f.read() != text:
+                    writes.append((path, text))
+        else:
+            skipped.append("hooks/%s is not a virthooks entry point: left as it is" % driver)
+    for driver in DRIVERS:
+        path = "%s/%s" % (hooks_dir, driver)
+        if driver not in drivers and _is_ours(path):
+            adopted = "%s/%s/%s" % (own, ADOPTED_DIR, driver)
+            removals.append((path, adopted if os.path.lexists(adopted) else ""))
+            removed.append(driver)
+    return {"own": own, "current": current, "target": target, "writes": writes, "removals": removals,
+            "added": added, "removed": removed, "notes": skipped,
+            "summary": summarize(generation_path(own, current), generation_path(own, target), config)}
+
+
+def summarize(before_dir: str, after_dir: str, after: dict) -> list:
+    """What changes between two generations, one line per rule or script."""
+    lines = []
+    try:
+        before = _rules_by_name(_load(before_dir))
+    except RollbackError:
+        before = {}
+    now = _rules_by_name(after)
+    for name in sorted(set(before) | set(now)):
+        if name not in now:
+            lines.append("rule %s: removed" % name)
+        elif name not in before:
+            lines.append("rule %s: added" % name)
+        elif before[name] != now[name]:
+            lines.append("rule %s: changed" % name)
+    _config, scripts_before = read_state(before_dir)
+    _config, scripts_after = read_state(after_dir)
+    for name in sorted(set(scripts_before) | set(scripts_after)):
+        if name not in scripts_after:
+            lines.append("script %s: removed" % name)
+        elif name not in scripts_before:
+            lines.append("script %s: added" % name)
+        elif scripts_before[name] != scripts_after[name]:
+            lines.append("script %s: changed" % name)
+    return lines
+
+
+def apply_rollback(plan: dict, uid: int = -1, gid: int = -1) -> None:
+    """Entry points needed by the target first, then the switch, then removals; one at a time."""
+    from .fileops import atomic_write, fsync_dir
+    own = plan["own"]
+    with DeployLock(own):
+        if current_id(own) != plan["current"]:
+            raise RollbackError("the current generation changed to %s while the rollback was planned "
+                                "(nothing was changed)" % current_id(own))
+        for path, text in plan["writes"]:
+            atomic_write(path, text, 0o755, uid, gid)
+        switch(own, plan["target"], uid, gid)
+        for path, adopted in plan["removals"]:
+            if adopted:
+                os.rename(adopted, path)
+                fsync_dir(os.path.dirname(path))
+            elif os.path.lexists(path):
+                os.unlink(path)
+
+
+def running_daemons() -> dict:
+    """{process name: [pid, ...]} of the libvirt daemons running on this host."""
+    from .events import DAEMONS
+    found = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % name, "rb") as f:
+                comm = f.read().strip().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if comm in DAEMONS:
+            found.setdefault(comm, []).append(int(name))
+    return found
+
+
+def daemons_to_reload(drivers, running: dict) -> list:
+    """The running daemons that must rescan their hooks when these drivers' entry points change."""
+    if not drivers:
+        return []
+    if "libvirtd" in running:
+        return ["libvirtd"]
+    names = []
+    for driver in drivers:
+        owners = [d for d in running if d not in ("virtlogd", "virtlockd")] if driver == "daemon" \
+            else [DRIVER_DAEMONS[driver]]
+        names.extend(d for d in owners if d in running and d not in names)
+    return names
+
+
+def reload_daemons(names, running: dict) -> list:
+    """SIGHUP (libvirt's reload: it rescans the hooks directory) to each named daemon; the pids signalled."""
+    import signal
+    signalled = []
+    for name in names:
+        for pid in running.get(name, []):
+            try:
+                os.kill(pid, signal.SIGHUP)
+                signalled.append(pid)
+            except OSError:
+                pass
+    return signalled
