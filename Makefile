@@ -11,7 +11,7 @@ LINK := tests/output/collections/ansible_collections/virthooks/libvirt
 ANSIBLE_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/tests/output/collections:$(CURDIR)/.cache/collections \
 	ANSIBLE_CONFIG=$(CURDIR)/tests/ansible.cfg
 
-.PHONY: venv demo test units bench clean link
+.PHONY: venv demo test units lint sanity bench clean link
 
 venv: $(STAMP)
 
@@ -33,6 +33,14 @@ demo: venv link
 
 units: venv
 	$(VENV_PY) -m pytest tests/unit
+
+# Quick local loops: the quality gates' lint and sanity tests alone (tests/quality runs the same tools,
+# with the same options, on a copy of the files git would ship; see tests/quality/README.md).
+lint: venv
+	$(VENV_PY) -m pytest tests/quality -k 'ansible_lint or yamllint or ruff'
+
+sanity: venv
+	$(VENV_PY) -m pytest tests/quality -k 'ansible_test_sanity or sanity_ignore'
 
 test: venv
 	tests/setup/prepare-host.sh

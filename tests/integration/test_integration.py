@@ -57,7 +57,7 @@ def _preflight(name: str) -> None:
         # prepare.yml installs Debian's libvirt (tests/setup/prepare-host.sh); it needs apt and service.
         for tool in ("apt-get", "service", "dpkg-query"):
             if not shutil.which(tool):
-                pytest.fail("%s is missing: the libvirt scenario needs a Debian host with sysvinit scripts" % tool)
+                pytest.fail("%s is missing: the libvirt scenario installs Debian's libvirt (apt) and drives it with service" % tool)
     elif name == "fleet":
         for tool in ("podman", "debootstrap", "unshare", "tini"):
             if not shutil.which(tool):

@@ -11,6 +11,7 @@ vh-*; everything this script creates is removed again in `finally` (cleanup.yml 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -182,8 +183,25 @@ def n(*events):
 
 
 START = ("prepare begin -", "start begin -", "started begin -")
-STOP = ("stopped end -", "release end -")
 RESTORE = ("restore begin -",) + START
+
+
+@functools.lru_cache(maxsize=None)
+def daemon_version() -> tuple:
+    """The running daemon's libvirt version, as it answers over the API (this machine's, not a fixed one)."""
+    out = virsh("version", "--daemon").stdout
+    found = re.search(r"Running against daemon: (\d+)\.(\d+)\.(\d+)", out)
+    check(found is not None, "virsh version --daemon did not name the daemon's version", out)
+    return tuple(int(x) for x in found.groups())
+
+
+# qemu's release end gets the shutoff reason as its 4th argument since libvirt 10.5.0, "-" before.
+RELEASE_GETS_REASON = (10, 5, 0)
+
+
+def stop(reason: str) -> tuple:
+    """stopped end, then release end with the extra argument this machine's libvirt passes for `reason`."""
+    return ("stopped end -", "release end %s" % (reason if daemon_version() >= RELEASE_GETS_REASON else "-"))
 
 
 # --- the steps ----------------------------------------------------------------------------------------
@@ -214,14 +232,14 @@ def events_steps() -> None:
 
     m = mark()
     virsh("destroy", "vh-tiny")
-    expect("virsh destroy", m, {"qemu": q("vh-tiny", *STOP), "network": n("port-deleted begin -")})
+    expect("virsh destroy", m, {"qemu": q("vh-tiny", *stop("destroyed")), "network": n("port-deleted begin -")})
 
     virsh("start", "vh-tiny")
     settle(mark(), 0)
     save = STATE / "vh-tiny.save"
     m = mark()
     virsh("save", "vh-tiny", str(save))
-    expect("virsh save", m, {"qemu": q("vh-tiny", *STOP), "network": n("port-deleted begin -")})
+    expect("virsh save", m, {"qemu": q("vh-tiny", *stop("saved")), "network": n("port-deleted begin -")})
     m = mark()
     virsh("restore", str(save))
     recs = expect("virsh restore", m, {"qemu": q("vh-tiny", *RESTORE), "network": n("port-created begin -")})
@@ -230,7 +248,7 @@ def events_steps() -> None:
 
     m = mark()
     virsh("managedsave", "vh-tiny")
-    expect("virsh managedsave", m, {"qemu": q("vh-tiny", *STOP), "network": n("port-deleted begin -")})
+    expect("virsh managedsave", m, {"qemu": q("vh-tiny", *stop("saved")), "network": n("port-deleted begin -")})
     check("yes" in virsh("dominfo", "vh-tiny").stdout.split("Managed save:")[1].splitlines()[0], "no managed save image")
     m = mark()
     virsh("start", "vh-tiny")
@@ -251,7 +269,7 @@ def events_steps() -> None:
     expect("daemon restart with vh-tiny running", m, {
         "daemon": [("daemon", "-", "shutdown", "-", "shutdown"), ("daemon", "-", "start", "-", "start")],
         "qemu": q("vh-tiny", "reconnect begin -"),
-        # libvirt 9.0 re-announces the running guest's port on reconnect (the network itself stays up).
+        # libvirt re-announces the running guest's port on reconnect (the network itself stays up).
         "network": n("port-created begin -"),
     }, daemon_too=True)
     check(domstate("vh-tiny") == "running" and virsh("domid", "vh-tiny").stdout.strip() == dom_id,
@@ -260,7 +278,7 @@ def events_steps() -> None:
     m = mark()
     virsh("destroy", "vh-tiny")
     virsh("net-destroy", NET)
-    expect("virsh destroy + net-destroy", m, {"qemu": q("vh-tiny", *STOP),
+    expect("virsh destroy + net-destroy", m, {"qemu": q("vh-tiny", *stop("destroyed")),
                                               "network": n("port-deleted begin -", "stopped end -")})
     virsh("undefine", "vh-tiny")
     virsh("net-undefine", NET)
@@ -288,7 +306,7 @@ def policy_steps() -> None:
     check(len(ours) == 1 and "script 'fail-prepare'" in ours[0] and "storage for vh-failprep is not mounted" in ours[0]
           and "exit" in ours[0], "virsh's error does not carry our one-line message", err)
     check(domstate("vh-failprep") == "shut off", "the guest is not off after the failed start")
-    recs = expect("prepare begin fails (on_failure: fail)", m, {"qemu": q("vh-failprep", "prepare begin -", *STOP)})
+    recs = expect("prepare begin fails (on_failure: fail)", m, {"qemu": q("vh-failprep", "prepare begin -", *stop("failed"))})
     say("    virsh said: %s" % " ".join(err.split())[:300])
     del recs
     virsh("undefine", "vh-failprep")
@@ -307,7 +325,7 @@ def policy_steps() -> None:
     proc = virsh("destroy", "vh-failstop", check_rc=False)
     check(proc.returncode == 0, "a failing stopped end script made virsh destroy fail", proc.stderr)
     check(domstate("vh-failstop") == "shut off", "the guest did not stop")
-    expect("stopped end fails: the guest stops anyway, release still runs", m, {"qemu": q("vh-failstop", *STOP)})
+    expect("stopped end fails: the guest stops anyway, release still runs", m, {"qemu": q("vh-failstop", *stop("destroyed"))})
     entries = [json.loads(x) for x in DISPATCH_LOG.read_text().splitlines() if "vh-failstop" in x]
     stopped = [e for e in entries if e.get("object") == "vh-failstop" and e.get("operation") == "stopped"]
     check(any(s.get("name") == "fail-stopped" and s.get("exit") == 4
@@ -327,7 +345,7 @@ def policy_steps() -> None:
     left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p) in ("sleep 317", "sleep 318")]
     check(not left, "the hanging script's process group was not killed", [str(p) for p in left])
     expect("start begin hangs: killed at its 3 s timeout (%.1fs)" % took, m,
-           {"qemu": q("vh-hang", "prepare begin -", "start begin -", *STOP)})
+           {"qemu": q("vh-hang", "prepare begin -", "start begin -", *stop("failed"))})
     say("    virsh said: %s" % " ".join(proc.stderr.split())[:300])
     virsh("undefine", "vh-hang")
 
@@ -490,6 +508,9 @@ def main() -> int:
     try:
         check(os.geteuid() == 0, "run as root")
         wait_daemon()
+        version = daemon_version()
+        say("ok  libvirt %s answers (release end gets %s)" % (".".join(map(str, version)), "the shutoff reason"
+            if version >= RELEASE_GETS_REASON else '"-"'))
         prepare_pid = int((STATE / "libvirtd.pid.prepare").read_text())
         check(daemon_pid() == prepare_pid,
               "converge + idempotence did not keep libvirtd's pid (a reload keeps it; was it restarted?)",

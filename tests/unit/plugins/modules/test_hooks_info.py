@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import ENTRY_POINT_MARKER
-from tests.conftest import ansible_env
+from tests.conftest import ansible_env, run_module
 
 MODULE = "virthooks.libvirt.hooks_info"
-LIBVIRTD = "/usr/sbin/libvirtd"
 
 
 def write(path: Path, text: str, mode: int = 0o644) -> Path:
@@ -106,19 +106,71 @@ def test_empty_root_without_libvirt_reports_not_installed(ansible_module, tmp_pa
 
 
 # ------------------------------------------------------------------ the real libvirt on this machine
+# Every expected value below is read from the machine itself, never from the machine these tests were
+# written on: the daemon's path and pid from /proc, its version from the running daemon over the API, the
+# init system, OS family and SELinux state from what the system exposes.
+
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 
 def libvirtd_answers() -> bool:
     proc = subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True, timeout=30, check=False)
     return proc.returncode == 0
 
 
+def running_pids(name: str) -> list:
+    """Pids of the processes whose command name is exactly `name`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return sorted(pids)
+
+
+def daemon_version() -> str:
+    """The running daemon's version, as it answers over the API (`virsh version --daemon`)."""
+    out = subprocess.run(["virsh", "-c", "qemu:///system", "version", "--daemon"], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    found = re.search(r"Running against daemon: (\d+\.\d+\.\d+)", out)
+    assert found, "virsh version --daemon did not name the daemon's version:\n" + out
+    return found.group(1)
+
+
+def init_system_in_use(service_file: str | None) -> str:
+    """The service manager that runs this machine's services, as the system shows it.
+
+    systemd is in charge when /run/systemd/system exists (sd_booted(3)); OpenRC when /run/openrc does;
+    otherwise a SysV init script of the daemon means sysvinit (PID 1 may be anything, e.g. in a container).
+    """
+    if Path("/run/systemd/system").is_dir():
+        return "systemd"
+    if Path("/run/openrc").is_dir():
+        return "openrc"
+    if service_file and service_file.startswith("/etc/init.d/"):
+        return "sysvinit"
+    return "unknown"
+
+
+def selinux_mode() -> str:
+    enforce = Path("/sys/fs/selinux/enforce")
+    if not enforce.exists():
+        return "disabled"
+    return "enforcing" if enforce.read_text().strip() == "1" else "permissive"
+
+
 @pytest.fixture(scope="session")
-def real_libvirtd():
-    """This machine's libvirtd (Debian 12, sysvinit scripts), started when it does not answer."""
-    if not os.path.exists(LIBVIRTD) or shutil.which("service") is None:
-        pytest.skip("libvirt is not installed: run tests/setup/prepare-host.sh first")
+def real_libvirtd() -> dict:
+    """This machine's running libvirtd (started through its service when it does not answer)."""
+    binary = shutil.which("libvirtd", path=SYSTEM_PATH)
+    if binary is None or shutil.which("service") is None:
+        pytest.fail("libvirt (libvirtd) or the service command is not installed: run tests/setup/prepare-host.sh first",
+                    pytrace=False)
     if not libvirtd_answers():
-        # Both init scripts use start-stop-daemon --pidfile: a running daemon is left alone.
+        # Both the init scripts and the systemd units leave a running daemon alone.
         for service in ("virtlogd", "libvirtd"):
             subprocess.run(["service", service, "start"], check=True, capture_output=True, timeout=60)
     deadline = time.monotonic() + 30
@@ -126,23 +178,39 @@ def real_libvirtd():
         if time.monotonic() > deadline:
             pytest.fail("libvirtd did not answer within 30 s after `service libvirtd start`")
         time.sleep(0.5)
-    return LIBVIRTD
+    pids = running_pids("libvirtd")
+    if len(pids) != 1:
+        pytest.fail("expected one running libvirtd (monolithic), found pids %r" % pids, pytrace=False)
+    return {"pid": pids[0], "path": os.readlink("/proc/%d/exe" % pids[0]), "version": daemon_version()}
+
+
+@pytest.fixture(scope="session")
+def os_family() -> str:
+    """Ansible's own os_family for this machine (the setup module), which hooks_info must agree with."""
+    facts = run_module("ansible.builtin.setup", {"filter": ["ansible_os_family"]})
+    assert "ansible_facts" in facts, facts
+    return facts["ansible_facts"]["ansible_os_family"]
 
 
 @pytest.mark.libvirt
-def test_real_libvirt_on_this_machine(ansible_module, real_libvirtd):
+def test_real_libvirt_on_this_machine(ansible_module, real_libvirtd, os_family):
     result = ansible_module(MODULE, {})
     assert "libvirt" in result, result
     info = result["libvirt"]
-    assert (info["installed"], info["version"], info["version_from"]) == (True, "9.0.0", real_libvirtd)
-    assert (info["sysconfdir"], info["sysconfdir_source"], info["hooks_dir"]) == \
-        ("/etc", "daemon", "/etc/libvirt/hooks")
-    assert (info["mode"], info["init_system"], info["os_family"]) == ("monolithic", "sysvinit", "Debian")
-    assert info["native_hooks_d"] is True
+    assert (info["installed"], info["version"], info["version_from"]) == \
+        (True, real_libvirtd["version"], real_libvirtd["path"])
+    # SYSCONFDIR as the daemon reports it: the directory holding the daemon's own libvirtd.conf.
+    assert info["sysconfdir_source"] == "daemon"
+    assert Path(info["sysconfdir"], "libvirt", "libvirtd.conf").is_file(), info["sysconfdir"]
+    assert info["hooks_dir"] == os.path.join(info["sysconfdir"], "libvirt", "hooks")
+    assert (info["mode"], info["os_family"]) == ("monolithic", os_family)
+    version = tuple(int(x) for x in real_libvirtd["version"].split("."))
+    assert info["native_hooks_d"] is (version >= (6, 5, 0))
     daemon = info["daemons"]["libvirtd"]
-    assert (daemon["service"], daemon["service_file"]) == ("libvirtd", "/etc/init.d/libvirtd")
+    assert daemon["service"] == "libvirtd" and daemon["service_file"] and os.path.exists(daemon["service_file"]), daemon
+    assert info["init_system"] == init_system_in_use(daemon["service_file"])
     assert daemon["running"] is True and daemon["can_reload"] is True
-    assert Path("/proc/%d/comm" % daemon["pid"]).read_text().strip() == "libvirtd"
+    assert daemon["pid"] == real_libvirtd["pid"]
     assert info["reload_possible"] is True
     assert info["drivers"]["qemu"]["daemons"] == ["libvirtd"]
-    assert info["selinux"]["mode"] == "disabled"
+    assert info["selinux"]["mode"] == selinux_mode()
