@@ -7,6 +7,7 @@
   virthooks simulate DRIVER OBJECT OPERATION SUBOP [EXTRA] [--xml FILE] [--dry-run]
   virthooks validate
   virthooks log [-n N] [--failed] [--json]
+  virthooks metrics --textfile-dir DIR
 """
 
 import os
@@ -41,6 +42,8 @@ def _parser(hooks_dir):
     lg.add_argument("-n", type=int, default=20, help="how many calls (default 20)")
     lg.add_argument("--failed", action="store_true", help="only calls that failed")
     lg.add_argument("--json", action="store_true", help="raw JSON lines")
+    from .logstats import add_metrics_parser
+    add_metrics_parser(sub)
     return p
 
 
@@ -266,6 +269,11 @@ def cmd_log(args, out):
     return 0
 
 
+def cmd_metrics(args, out):
+    from .logstats import cmd_metrics as write_metrics
+    return write_metrics(args, out, _load(args.hooks_dir))
+
+
 def main(hooks_dir="/etc/libvirt/hooks", argv=None, out=None):
     if out is None:
         out = sys.stdout
@@ -275,5 +283,6 @@ def main(hooks_dir="/etc/libvirt/hooks", argv=None, out=None):
             out.reconfigure(errors="backslashreplace")
     args = _parser(hooks_dir).parse_args(sys.argv[1:] if argv is None else argv)
     args.hooks_dir = args.hooks_dir.rstrip("/")
-    handler = {"list": cmd_list, "simulate": cmd_simulate, "validate": cmd_validate, "log": cmd_log}[args.command]
+    handler = {"list": cmd_list, "simulate": cmd_simulate, "validate": cmd_validate, "log": cmd_log,
+               "metrics": cmd_metrics}[args.command]
     sys.exit(handler(args, out))  # pylint: disable=ansible-bad-function  # a host program, not a module

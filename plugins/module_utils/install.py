@@ -31,7 +31,7 @@ import shutil
 
 # The runtime files are read from this package at install time; importing each of them here
 # is also what makes Ansible's module packer (AnsiballZ) ship them inside the module payload.
-from . import cli, dispatch, minijson, proctree, runlog, trust, xmlcond  # noqa: F401  pylint: disable=unused-import
+from . import cli, dispatch, logstats, minijson, proctree, runlog, trust, xmlcond  # noqa: F401  pylint: disable=unused-import
 from .entrypoint import file_is_ours, render_cli, render_entry_point
 from .events import DRIVERS
 from .fileops import TEMP_SUFFIX, atomic_write, diff_text, ensure_dir, file_state, fsync_dir, read_bytes
@@ -41,7 +41,7 @@ from .rules import CONFIG_VERSION, ConfigError, normalize_config
 
 VERSION = "0.1.0"
 RUNTIME_MODULES = ("events.py", "layout.py", "minijson.py", "rules.py", "runlog.py", "xmlcond.py", "trust.py", "proctree.py",
-                   "dispatch.py", "entrypoint.py", "cli.py")
+                   "dispatch.py", "entrypoint.py", "cli.py", "logstats.py")
 ADOPT_PREFIX = "adopted-"
 ADOPTED_TIMEOUT = 300
 REMOVING_SUFFIX = ".virthooks-removing"
