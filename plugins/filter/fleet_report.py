@@ -13,7 +13,7 @@ author:
 description:
   - Takes C(hostvars) and the hosts of the report, reads each host's registered
     M(virthooks.libvirt.hooks_stats) result, and returns the document written as C(report.json)
-    by C(playbooks/report.yml): one entry per host (hosts that were unreachable, failed, or have
+    by C(playbooks/report.yml), with one entry per host (hosts that were unreachable, failed, or have
     no runtime are listed as such), fleet totals, fleet-wide per-script figures, the text table
     and the bars of the charts of C(report.html).
 positional: _input, hosts

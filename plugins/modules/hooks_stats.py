@@ -19,7 +19,7 @@ description:
     tail of their stderr.
   - Lines that are not a record (a torn write, a corrupt line) are counted and named by file and
     line number in RV(stats.unparsable); they never fail the module.
-  - A host without the virthooks runtime (no C(config.json)) is not an error either:
+  - A host without the virthooks runtime (no C(config.json)) is not an error either;
     RV(runtime) is V(false) and RV(stats) is empty.
   - Nothing is added to the hooks themselves; this reads the log after the fact. A million
     records take a few seconds.
