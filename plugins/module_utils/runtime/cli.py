@@ -9,6 +9,7 @@
   virthooks log [-n N] [--failed] [--json]
   virthooks generations
   virthooks rollback [GENERATION] [--reload] [--dry-run]
+  virthooks metrics --textfile-dir DIR
 """
 
 import os
@@ -50,6 +51,8 @@ def _parser(hooks_dir):
     rb.add_argument("--reload", action="store_true",
                     help="send SIGHUP to the daemons whose entry points were added or removed")
     rb.add_argument("--dry-run", action="store_true", help="only show what would change")
+    from .logstats import add_metrics_parser
+    add_metrics_parser(sub)
     return p
 
 
@@ -330,6 +333,9 @@ def cmd_rollback(args, out):
         _emit(out, "entry points changed: %s must reload to see them (virthooks rollback --reload, or "
               "service %s reload)" % (", ".join(daemons), daemons[0]))
     return 0
+def cmd_metrics(args, out):
+    from .logstats import cmd_metrics as write_metrics
+    return write_metrics(args, out, _load(args.hooks_dir))
 
 
 def main(hooks_dir="/etc/libvirt/hooks", argv=None, out=None):
@@ -342,5 +348,5 @@ def main(hooks_dir="/etc/libvirt/hooks", argv=None, out=None):
     args = _parser(hooks_dir).parse_args(sys.argv[1:] if argv is None else argv)
     args.hooks_dir = args.hooks_dir.rstrip("/")
     handler = {"list": cmd_list, "simulate": cmd_simulate, "validate": cmd_validate, "log": cmd_log,
-               "generations": cmd_generations, "rollback": cmd_rollback}[args.command]
+               "generations": cmd_generations, "rollback": cmd_rollback, "metrics": cmd_metrics}[args.command]
     sys.exit(handler(args, out))  # pylint: disable=ansible-bad-function  # a host program, not a module

@@ -35,10 +35,10 @@ class NotRegularFile(OSError):
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 # O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader, forever.
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK | _NOFOLLOW
-_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | _NOFOLLOW
+READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | _NOFOLLOW
 
 
-def _open_regular(path: str, flags: int) -> int:
+def open_regular(path: str, flags: int) -> int:
     """open(2) that never blocks, never follows a symlink and keeps only a regular file."""
     fd = os.open(path, flags, 0o640)
     try:
@@ -52,10 +52,10 @@ def _open_regular(path: str, flags: int) -> int:
 
 def _open_append(path: str) -> int:
     try:
-        return _open_regular(path, _APPEND_FLAGS)
+        return open_regular(path, _APPEND_FLAGS)
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), 0o750, exist_ok=True)
-        return _open_regular(path, _APPEND_FLAGS)
+        return open_regular(path, _APPEND_FLAGS)
 
 
 def _current_size(path: str, fd: int):
@@ -135,7 +135,7 @@ def read_records(path: str, limit: int = 20, backups: int = 3) -> list:
     records = []
     for candidate in [path] + ["%s.%d" % (path, i) for i in range(1, backups + 1)]:
         try:
-            fd = _open_regular(candidate, _READ_FLAGS)
+            fd = open_regular(candidate, READ_FLAGS)
         except OSError:
             continue
         with open(fd, "rb") as f:

@@ -1,0 +1,227 @@
+"""logstats: the log reader behind hooks_stats and `virthooks metrics`, on real files written by runlog."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import logstats
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.cli import main as cli_main
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.runlog import append_line, iso_time
+
+NOW = time.time()
+
+
+def rec(t=None, op="prepare", result="ok", scripts=(("s1", "ok", 5.0),), driver="qemu", duration=10.0):
+    return {"time": iso_time(NOW if t is None else t), "pid": 1, "driver": driver, "object": "vm",
+            "operation": op, "suboperation": "begin", "extra": "-", "result": result, "exit": 0,
+            "scripts": [{"name": n, "source": "rule", "status": s, "exit": 0 if s == "ok" else 1,
+                         "duration_ms": d, "stderr": "boom %s\n" % n if s != "ok" else ""} for n, s, d in scripts],
+            "duration_ms": duration}
+
+
+def write(path, records, max_bytes=0, backups=3):
+    for r in records:
+        assert append_line(str(path), r, max_bytes, backups)
+
+
+def test_window_counts_per_operation_and_script(tmp_path):
+    log = tmp_path / "v.jsonl"
+    write(log, [rec(), rec(result="failed", scripts=[("s1", "ok", 1.0), ("s2", "failed", 3.0)]),
+                rec(op="start", result="failed", scripts=[("s3", "timeout", 1000.0)]),
+                rec(op="started", scripts=[("s4", "refused", 0.0)]),
+                rec(op="stopped", result="error", scripts=[])])
+    stats = logstats.window_stats(str(log), 3, NOW - 60)
+    assert (stats["calls"], stats["failures"], stats["timeouts"], stats["refused"]) == (5, 4, 1, 1)
+    assert stats["results"] == {"ok": 2, "failed": 2, "no_match": 0, "error": 1, "interrupted": 0}
+    scripts = {s["name"]: s for s in stats["scripts"]}
+    assert (scripts["s1"]["runs"], scripts["s1"]["ok"], scripts["s2"]["failed"]) == (2, 2, 1)
+    assert scripts["s3"]["timeouts"] == 1 and scripts["s4"]["refused"] == 1
+    ops = {o["operation"]: o for o in stats["operations"]}
+    assert (ops["prepare"]["calls"], ops["prepare"]["failed"], ops["start"]["timeouts"]) == (2, 1, 1)
+    assert [f["script"] for f in stats["last_failures"]] == [None, "s4", "s3", "s2"]
+    assert stats["last_failures"][3]["stderr"] == "boom s2" and stats["last_failures"][0]["status"] == "error"
+    assert stats["worst_script"] in ("s2", "s3", "s4")
+
+
+def test_percentiles_are_nearest_rank():
+    assert logstats.percentiles(list(range(1, 101))) == {"p50": 50, "p95": 95, "max": 100}
+    assert logstats.percentiles([7]) == {"p50": 7, "p95": 7, "max": 7}
+    assert logstats.percentiles([]) == {"p50": None, "p95": None, "max": None}
+
+
+def test_only_the_last_five_failures_are_kept_newest_first(tmp_path):
+    log = tmp_path / "v.jsonl"
+    write(log, [rec(t=NOW - 100 + i, result="failed", scripts=[("s%d" % i, "failed", 1.0)]) for i in range(30)])
+    last = logstats.window_stats(str(log), 3, NOW - 1000)["last_failures"]
+    assert [f["script"] for f in last] == ["s29", "s28", "s27", "s26", "s25"]
+
+
+def test_window_excludes_older_records_and_reads_rotated_backups(tmp_path):
+    log = tmp_path / "v.jsonl"
+    write(log, [rec(t=NOW - 3 * 86400)] * 3 + [rec(t=NOW - 60 + i) for i in range(20)], max_bytes=1200, backups=30)
+    assert len(list(tmp_path.glob("v.jsonl.*"))) >= 5
+    assert logstats.window_stats(str(log), 30, NOW - 3600)["calls"] == 20
+    assert logstats.window_stats(str(log), 30, NOW - 7 * 86400)["calls"] == 23
+    assert logstats.window_stats(str(log), 2, NOW - 7 * 86400)["calls"] < 23     # only the backups asked for
+
+
+def test_corrupt_lines_are_counted_and_named_not_fatal(tmp_path):
+    log = tmp_path / "v.jsonl"
+    write(log, [rec()])
+    with log.open("ab") as f:
+        f.write(b'{"time": "2026-\n[1, 2]\n\xff\xfe not utf-8\n{"no": "time"}\n')
+    write(log, [rec()])
+    stats = logstats.window_stats(str(log), 3, NOW - 60)
+    assert stats["calls"] == 2 and stats["unparsable"]["count"] == 4
+    assert [(u["line"], u["file"]) for u in stats["unparsable"]["lines"]] == [(n, str(log)) for n in (2, 3, 4, 5)]
+    assert stats["unparsable"]["lines"][1]["reason"] == "not a JSON object"
+    assert stats["unparsable"]["lines"][2]["text"].startswith("\\xff\\xfe")
+
+
+def test_missing_log_gives_empty_stats(tmp_path):
+    stats = logstats.window_stats(str(tmp_path / "none.jsonl"), 3, NOW - 60)
+    assert stats["calls"] == 0 and stats["files"] == [] and stats["duration_ms"]["p95"] is None
+
+
+@pytest.mark.parametrize("text,seconds", [("24h", 86400), ("7d", 7 * 86400), ("30m", 1800), ("90s", 90),
+                                          ("2w", 14 * 86400)])
+def test_since_durations(text, seconds):
+    assert logstats.parse_since(text, 1000000.0) == 1000000.0 - seconds
+
+
+def test_since_iso_times_and_bad_values():
+    assert logstats.parse_since("2026-11-29T10:00:00Z", 0) == logstats.parse_since("2026-11-29T11:00:00+01:00", 0)
+    assert logstats.parse_since("2026-11-29T10:00:00", 0) == logstats.record_epoch("2026-11-29T10:00:00.000Z")
+    with pytest.raises(logstats.StatsError, match="neither a duration"):
+        logstats.parse_since("yesterday", 0)
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+def metrics(log, textfile, backups=3):
+    done = logstats.write_textfile(str(log), backups, str(textfile))
+    values = {}
+    for line in (textfile / "virthooks.prom").read_text().splitlines():
+        if not line.startswith("#"):
+            name, _sep, value = line.rpartition(" ")
+            values[name] = float(value)
+    return done, values
+
+
+RUNS_OK = 'virthooks_script_runs_total{script="s1",result="ok"}'
+CALLS_OK = 'virthooks_calls_total{driver="qemu",operation="prepare",result="ok"}'
+
+
+def test_metrics_count_every_record_then_only_new_ones(tmp_path):
+    log, textfile = tmp_path / "v.jsonl", tmp_path / "tf"
+    textfile.mkdir()
+    write(log, [rec(), rec(result="failed", scripts=[("s1", "failed", 20000.0)])])
+    done, got = metrics(log, textfile)
+    assert done["read"] == 2 and "no state file" in done["note"]
+    assert got[RUNS_OK] == 1 and got['virthooks_script_runs_total{script="s1",result="failed"}'] == 1
+    assert got['virthooks_script_runs_total{script="s1",result="timeout"}'] == 0
+    assert got[CALLS_OK] == 1 and got['virthooks_calls_total{driver="qemu",operation="prepare",result="no-match"}'] == 0
+    assert got['virthooks_script_duration_seconds_bucket{script="s1",le="0.01"}'] == 1
+    assert got['virthooks_script_duration_seconds_bucket{script="s1",le="10.0"}'] == 1
+    assert got['virthooks_script_duration_seconds_bucket{script="s1",le="30.0"}'] == 2
+    assert got['virthooks_script_duration_seconds_count{script="s1"}'] == 2
+    assert got['virthooks_script_duration_seconds_sum{script="s1"}'] == pytest.approx(20.005)
+    assert abs(got["virthooks_last_call_timestamp_seconds"] - NOW) < 1
+    write(log, [rec()])
+    done, got = metrics(log, textfile)
+    assert done["read"] == 1 and done["note"] is None and got[RUNS_OK] == 2
+
+
+def test_counters_never_go_down_across_rotations(tmp_path):
+    log, textfile = tmp_path / "v.jsonl", tmp_path / "tf"
+    textfile.mkdir()
+    total = 0
+    previous = 0
+    for batch in (3, 5, 1, 4, 0, 5, 2, 5):                  # each batch fits in the log and its 3 backups
+        write(log, [rec() for _ in range(batch)], max_bytes=900, backups=3)
+        total += batch
+        _done, got = metrics(log, textfile)
+        assert got[CALLS_OK] == total >= previous
+        previous = got[CALLS_OK]
+    assert len(list(tmp_path.glob("v.jsonl.[0-9]"))) == 3   # most records are long gone from the disk
+
+
+def test_records_rotated_away_unread_are_lost_but_counters_still_only_rise(tmp_path):
+    log, textfile = tmp_path / "v.jsonl", tmp_path / "tf"
+    textfile.mkdir()
+    write(log, [rec() for _ in range(3)], max_bytes=900, backups=1)
+    _done, first = metrics(log, textfile, backups=1)
+    write(log, [rec() for _ in range(20)], max_bytes=900, backups=1)   # the file read last is deleted
+    _done, second = metrics(log, textfile, backups=1)
+    assert first[CALLS_OK] == 3 < second[CALLS_OK] < 23
+
+
+def test_half_written_last_line_is_read_once_complete(tmp_path):
+    log, textfile = tmp_path / "v.jsonl", tmp_path / "tf"
+    textfile.mkdir()
+    write(log, [rec()])
+    line = (logstats.dumps(rec()) + "\n").encode()
+    with log.open("ab") as f:
+        f.write(line[:40])
+    _done, got = metrics(log, textfile)
+    assert got[CALLS_OK] == 1 and got["virthooks_log_unparsable_records_total"] == 0
+    with log.open("ab") as f:
+        f.write(line[40:])
+    _done, got = metrics(log, textfile)
+    assert got[CALLS_OK] == 2 and got["virthooks_log_unparsable_records_total"] == 0
+
+
+@pytest.mark.parametrize("damage", [b"", b"{not json", b'{"version": 99}', b'{"version": 1, "buckets": [1]}'])
+def test_corrupt_or_missing_state_is_rebuilt_from_the_log(tmp_path, damage):
+    log, textfile = tmp_path / "v.jsonl", tmp_path / "tf"
+    textfile.mkdir()
+    write(log, [rec(), rec()])
+    metrics(log, textfile)
+    state = logstats.state_path(str(log))
+    if damage:
+        with open(state, "wb") as f:
+            f.write(damage)
+    else:
+        os.unlink(state)
+    done, got = metrics(log, textfile)
+    assert got[CALLS_OK] == 2 and done["read"] == 2 and "state" in done["note"]
+
+
+def test_textfile_is_replaced_atomically_and_no_temp_file_stays(tmp_path):
+    log, textfile = tmp_path / "v.jsonl", tmp_path / "tf"
+    textfile.mkdir()
+    write(log, [rec()])
+    metrics(log, textfile)
+    inode = (textfile / "virthooks.prom").stat().st_ino
+    write(log, [rec()])
+    metrics(log, textfile)
+    assert (textfile / "virthooks.prom").stat().st_ino != inode
+    assert sorted(os.listdir(textfile)) == ["virthooks.prom"]
+    assert (textfile / "virthooks.prom").stat().st_mode & 0o777 == 0o644
+
+
+def test_label_values_are_escaped():
+    counters = logstats.Counters()
+    counters.add({"time": iso_time(NOW), "driver": "qemu", "operation": 'a"b\\c\nd', "result": "ok"})
+    text = logstats.render_metrics(counters, "0.1.0")
+    assert 'operation="a\\"b\\\\c\\nd"' in text
+
+
+def test_cli_metrics_writes_the_prom_file(tmp_path, capsys):
+    hooks = tmp_path / "hooks"
+    (hooks / "virthooks").mkdir(parents=True)
+    log, textfile = tmp_path / "v.jsonl", tmp_path / "tf"
+    textfile.mkdir()
+    (hooks / "virthooks" / "config.json").write_text(logstats.dumps(
+        {"version": 1, "log": {"file": str(log), "backups": 3}, "rules": []}))
+    write(log, [rec()])
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(str(hooks), ["metrics", "--textfile-dir", str(textfile)])
+    assert exit_.value.code == 0
+    assert "1 new record(s)" in capsys.readouterr().out
+    assert CALLS_OK + " 1" in (textfile / "virthooks.prom").read_text()
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(str(hooks), ["metrics", "--textfile-dir", str(tmp_path / "missing")])
+    assert exit_.value.code == 1
