@@ -171,7 +171,7 @@ def _port_forward(params, errors):
             if key in owners:
                 errors.add(fwhere, "host port %s/%d is already forwarded by %s" % (proto, fwd["host_port"], owners[key]))
                 continue
-            owners[key] = fwhere
+            owners[key] = "libvirt_hooks_library." + fwhere
             out.append({"host_port": fwd["host_port"], "guest_port": fwd["guest_port"], "proto": proto})
         clean[name] = {"ip": ip, "forwards": out}
     return {"guests": clean}, [_glob_literal(n) for n in sorted(clean)]

@@ -48,7 +48,8 @@ def vb_wait_driver(bdf, wanted):
 def vb_move(bdf, driver, override):
     """Put the device on `driver` (None = no driver) with driver_override `override` ('' = none)."""
     current = vb_driver(bdf)
-    vb_write(vb_dev(bdf, "driver_override"), override or "\n", bdf)
+    if vb_override(bdf) != (override or ""):
+        vb_write(vb_dev(bdf, "driver_override"), override or "\n", bdf)
     if current is not None and current != driver:
         vb_write(vb_dev(bdf, "driver", "unbind"), bdf, "%s: unbind from %s" % (bdf, current))
         if vb_wait_driver(bdf, None) is not None:
