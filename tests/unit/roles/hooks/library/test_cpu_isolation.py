@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -131,7 +132,7 @@ def v1_group():
                     group.rmdir()
                     break
                 except OSError:
-                    subprocess.run(["sleep", "0.05"])
+                    time.sleep(0.05)
 
 
 def test_real_cgroup_v1_cpuset_group_and_its_children_shrink_and_grow_back(blocks, v1_group):

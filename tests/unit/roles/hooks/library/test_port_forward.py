@@ -1,8 +1,10 @@
 """port_forward with the real nft, in a private network namespace (the host's firewall is never touched)."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -22,10 +24,9 @@ def netns():
     try:
         wrap = ["nsenter", "-t", str(proc.pid), "-n"]
         for _ in range(100):   # until unshare has exec'd sleep in the new namespace
-            if subprocess.run(["readlink", "/proc/%d/ns/net" % proc.pid], capture_output=True, text=True).stdout \
-                    != subprocess.run(["readlink", "/proc/self/ns/net"], capture_output=True, text=True).stdout:
+            if os.readlink("/proc/%d/ns/net" % proc.pid) != os.readlink("/proc/self/ns/net"):
                 break
-            subprocess.run(["sleep", "0.02"])
+            time.sleep(0.02)
         yield wrap
     finally:
         proc.kill()
