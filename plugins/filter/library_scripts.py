@@ -1,0 +1,313 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: library_scripts
+short_description: Expand the virthooks library of ready-made hooks into ordinary script declarations
+version_added: 0.2.0
+author:
+  - virthooks maintainers (@virthooks)
+description:
+  - Takes C(libvirt_hooks_library) of the role C(virthooks.libvirt.hooks) (building block -> its parameters),
+    validates every parameter, and returns script declarations like the entries of C(libvirt_hooks_scripts),
+    named C(lib-<block>-<step>), each with its rule (driver, guests, events, XPath condition, timeout, failure
+    policy) and its content (a Python script generated from the block's code in the role's C(files/library)).
+  - Fails on the controller, before any host is touched, naming the block and the parameter at fault.
+positional: _input, files_dir, python
+options:
+  _input:
+    description: Block name -> parameters (C(libvirt_hooks_library)).
+    type: dict
+    required: true
+  files_dir:
+    description: Directory holding C(common.py) and C(<block>.py) (the role's C(files/library)).
+    type: path
+    required: true
+  python:
+    description: Absolute path of the Python (>= 3.9) the scripts run with on the host.
+    type: str
+    default: /usr/bin/python3
+"""
+
+EXAMPLES = r"""
+- name: Expand the library
+  ansible.builtin.set_fact:
+    scripts: "{{ libvirt_hooks_library | virthooks.libvirt.library_scripts(role_path ~ '/files/library', '/usr/bin/python3') }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Script declarations, in the format of C(libvirt_hooks_scripts) entries (always with C(content)).
+  type: list
+  elements: dict
+"""
+
+import ipaddress
+import json
+import os
+import urllib.parse
+
+from ansible.errors import AnsibleFilterError
+
+# block -> step -> rule fields. Setup steps run before users' scripts (order 30), undo steps after (70).
+PREPARE = {"operations": ["prepare"], "suboperations": ["begin"], "order": 30}
+RELEASE = {"operations": ["release"], "suboperations": ["end"], "order": 70}
+STEPS = {
+    "port_forward": {
+        "add": {"operations": ["started"], "suboperations": ["begin"], "order": 30},
+        "remove": {"operations": ["stopped"], "suboperations": ["end"], "order": 70},
+        # A failing reconnect hook kills the running guest: never let a firewall problem do that.
+        "readd": {"operations": ["reconnect"], "suboperations": ["begin"], "order": 30, "on_failure": "ignore"},
+    },
+    "hugepages": {
+        "reserve": dict(PREPARE, xpath="/domain/memoryBacking/hugepages", timeout=120),
+        "release": dict(RELEASE),
+    },
+    "disk_snapshot": {
+        "snapshot": dict(PREPARE, xpath="/domain/devices/disk/driver[@type='qcow2']", timeout=600),
+    },
+    "cpu_isolation": {
+        "isolate": dict(PREPARE, xpath="/domain/cputune/vcpupin"),
+        "restore": dict(RELEASE),
+    },
+    "vfio_bind": {
+        "bind": dict(PREPARE, xpath="/domain/devices/hostdev[@type='pci']"),
+        "unbind": dict(RELEASE),
+    },
+    "notify": {
+        "post": {"order": 90},
+    },
+}
+COMMON_KEYS = ("state",)
+KEYS = {
+    "port_forward": ("guests",),
+    "hugepages": ("guests",),
+    "disk_snapshot": ("guests", "keep"),
+    "cpu_isolation": ("guests", "mode", "units", "cgroups"),
+    "vfio_bind": ("guests",),
+    "notify": ("url", "guests", "driver", "operations", "suboperations", "timeout", "retries", "headers", "on_failure"),
+}
+NOTIFY_DRIVERS = ("daemon", "qemu", "lxc", "libxl", "bhyve", "network")
+
+
+class _Errors(list):
+    def add(self, where, msg):
+        self.append("libvirt_hooks_library.%s: %s" % (where, msg))
+
+
+def _glob_literal(name):
+    """A glob that matches exactly this name (libvirt names may contain *, ? and [)."""
+    return "".join("[%s]" % c if c in "*?[" else c for c in name)
+
+
+def _str_list(value, where, errors, default):
+    if value is None:
+        return list(default)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        errors.add(where, "must be a non-empty list of non-empty strings, got %r" % (value,))
+        return list(default)
+    return list(value)
+
+
+def _int(value, where, errors, default, lo, hi):
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        errors.add(where, "must be an integer from %d to %d, got %r" % (lo, hi, value))
+        return default
+    return value
+
+
+def _port_forward(params, errors):
+    guests = params.get("guests")
+    if not isinstance(guests, dict) or not guests:
+        errors.add("port_forward.guests", "must be a non-empty mapping of guest name to {ip, forwards}, got %r" % (guests,))
+        return None, None
+    owners, clean = {}, {}
+    for name, cfg in guests.items():
+        where = "port_forward.guests.%s" % name
+        if not isinstance(name, str) or not name or "/" in name or "\n" in name:
+            errors.add(where, "not a valid guest name")
+            continue
+        if not isinstance(cfg, dict):
+            errors.add(where, "must be a mapping with ip and forwards, got %r" % (cfg,))
+            continue
+        unknown = sorted(set(cfg) - {"ip", "forwards"})
+        if unknown:
+            errors.add(where, "unknown key(s) %s (valid: ip, forwards)" % ", ".join(unknown))
+        try:
+            ip = str(ipaddress.ip_address(str(cfg.get("ip"))))
+        except ValueError:
+            errors.add(where + ".ip", "must be the guest's IPv4 or IPv6 address, got %r" % (cfg.get("ip"),))
+            continue
+        forwards = cfg.get("forwards")
+        if not isinstance(forwards, list) or not forwards:
+            errors.add(where + ".forwards", "must be a non-empty list of {host_port, guest_port, proto}")
+            continue
+        out = []
+        for i, fwd in enumerate(forwards):
+            fwhere = "%s.forwards[%d]" % (where, i)
+            if not isinstance(fwd, dict):
+                errors.add(fwhere, "must be a mapping with host_port, guest_port, proto")
+                continue
+            unknown = sorted(set(fwd) - {"host_port", "guest_port", "proto"})
+            if unknown:
+                errors.add(fwhere, "unknown key(s) %s (valid: host_port, guest_port, proto)" % ", ".join(unknown))
+            ok = True
+            for key in ("host_port", "guest_port"):
+                if isinstance(fwd.get(key), bool) or not isinstance(fwd.get(key), int) or not 1 <= fwd[key] <= 65535:
+                    errors.add("%s.%s" % (fwhere, key), "must be a port number 1-65535, got %r" % (fwd.get(key),))
+                    ok = False
+            proto = fwd.get("proto", "tcp")
+            if proto not in ("tcp", "udp"):
+                errors.add(fwhere + ".proto", "must be tcp or udp, got %r" % (proto,))
+                ok = False
+            if not ok:
+                continue
+            key = (proto, fwd["host_port"])
+            if key in owners:
+                errors.add(fwhere, "host port %s/%d is already forwarded by %s" % (proto, fwd["host_port"], owners[key]))
+                continue
+            owners[key] = "libvirt_hooks_library." + fwhere
+            out.append({"host_port": fwd["host_port"], "guest_port": fwd["guest_port"], "proto": proto})
+        clean[name] = {"ip": ip, "forwards": out}
+    return {"guests": clean}, [_glob_literal(n) for n in sorted(clean)]
+
+
+def _guests_only(block):
+    def check(params, errors):
+        guests = _str_list(params.get("guests"), block + ".guests", errors, ["*"])
+        return {"guests": guests}, guests
+    return check
+
+
+def _disk_snapshot(params, errors):
+    guests = _str_list(params.get("guests"), "disk_snapshot.guests", errors, ["*"])
+    keep = _int(params.get("keep"), "disk_snapshot.keep", errors, 3, 1, 1000)
+    return {"guests": guests, "keep": keep}, guests
+
+
+def _cpu_isolation(params, errors):
+    guests = _str_list(params.get("guests"), "cpu_isolation.guests", errors, ["*"])
+    mode = params.get("mode", "auto")
+    if mode not in ("auto", "systemd", "cgroup_v1", "cgroup_v2"):
+        errors.add("cpu_isolation.mode", "must be auto, systemd, cgroup_v1 or cgroup_v2, got %r" % (mode,))
+    units = _str_list(params.get("units"), "cpu_isolation.units", errors, ["system.slice", "user.slice", "init.scope"])
+    cgroups = params.get("cgroups")
+    if cgroups is not None:
+        cgroups = _str_list(cgroups, "cpu_isolation.cgroups", errors, [])
+        for group in cgroups:
+            if "/" in group or group.startswith(".") or group.startswith("machine"):
+                errors.add("cpu_isolation.cgroups", "%r: give top-level group names other than libvirt's machine*" % group)
+    return {"guests": guests, "mode": mode, "units": units, "cgroups": cgroups or []}, guests
+
+
+def _notify(params, errors):
+    url = params.get("url")
+    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        # Never echo the URL: it may hold credentials.
+        errors.add("notify.url", "must be an http:// or https:// URL with a host")
+    guests = _str_list(params.get("guests"), "notify.guests", errors, ["*"])
+    driver = params.get("driver", "qemu")
+    if driver not in NOTIFY_DRIVERS:
+        errors.add("notify.driver", "must be one of %s, got %r" % (", ".join(NOTIFY_DRIVERS), driver))
+    operations = _str_list(params.get("operations"), "notify.operations", errors, ["started", "stopped"])
+    suboperations = _str_list(params.get("suboperations"), "notify.suboperations", errors, ["*"])
+    timeout = _int(params.get("timeout"), "notify.timeout", errors, 5, 1, 120)
+    retries = _int(params.get("retries"), "notify.retries", errors, 2, 0, 10)
+    headers = params.get("headers") or {}
+    if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        errors.add("notify.headers", "must be a mapping of header name to string value")
+        headers = {}
+    on_failure = params.get("on_failure", "ignore")
+    if on_failure not in ("fail", "ignore"):
+        errors.add("notify.on_failure", "must be fail or ignore, got %r" % (on_failure,))
+    clean = {"url": url, "timeout": timeout, "retries": retries, "headers": headers, "driver": driver}
+    rule = {"driver": driver, "operations": operations, "suboperations": suboperations, "on_failure": on_failure,
+            # the whole retry budget: each attempt, the back-off sleeps between them, and a margin
+            "timeout": timeout * (retries + 1) + sum(min(2 ** i, 5) for i in range(retries)) + 5}
+    return clean, (guests, rule)
+
+
+CHECKS = {
+    "port_forward": _port_forward,
+    "hugepages": _guests_only("hugepages"),
+    "disk_snapshot": _disk_snapshot,
+    "cpu_isolation": _cpu_isolation,
+    "vfio_bind": _guests_only("vfio_bind"),
+    "notify": _notify,
+}
+
+
+def render(block: str, step: str, params: dict, files_dir: str, python: str, paths: dict | None = None) -> str:
+    """The script text of one step: header (interpreter, parameters), common.py, <block>.py, main()."""
+    parts = []
+    for name in ("common.py", block + ".py"):
+        try:
+            with open(os.path.join(files_dir, name)) as f:
+                parts.append(f.read())
+        except OSError as exc:
+            raise AnsibleFilterError("library_scripts: cannot read %s: %s" % (name, exc))
+    header = ("#!%s -IS\n"
+              "# virthooks library block %s, step %s: generated by the role virthooks.libvirt.hooks from its\n"
+              "# files/library/{common,%s}.py. Change libvirt_hooks_library, not this file.\n"
+              "BLOCK = %r\nSTEP = %r\nPARAMS = %r\nPATHS = %r\n"
+              % (python, block, step, block, block, step, json.loads(json.dumps(params)), dict(paths or {})))
+    return header + "\n".join(parts) + "\n\nif __name__ == \"__main__\":\n    main()\n"
+
+
+def library_scripts(library, files_dir, python="/usr/bin/python3"):
+    if library in (None, ""):
+        return []
+    if not isinstance(library, dict):
+        raise AnsibleFilterError("libvirt_hooks_library must be a mapping of building block to parameters, got %s"
+                                 % type(library).__name__)
+    if not isinstance(python, str) or not python.startswith("/"):
+        raise AnsibleFilterError("library_scripts: python must be an absolute path, got %r" % (python,))
+    errors, out = _Errors(), []
+    for block in sorted(library):
+        params = library[block]
+        if block not in CHECKS:
+            errors.add(block, "unknown building block (valid: %s)" % ", ".join(sorted(CHECKS)))
+            continue
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            errors.add(block, "must be a mapping of parameters, got %s" % type(params).__name__)
+            continue
+        unknown = sorted(set(params) - set(KEYS[block]) - set(COMMON_KEYS))
+        if unknown:
+            errors.add(block, "unknown parameter(s) %s (valid: %s)" % (", ".join(unknown), ", ".join(KEYS[block] + COMMON_KEYS)))
+            continue
+        state = params.get("state", "present")
+        if state not in ("present", "absent"):
+            errors.add(block + ".state", "must be present or absent, got %r" % (state,))
+            continue
+        if state == "absent":
+            out.extend({"name": "lib-%s-%s" % (block, step), "state": "absent"} for step in STEPS[block])
+            continue
+        before = len(errors)
+        clean, objects = CHECKS[block]({k: v for k, v in params.items() if k != "state"}, errors)
+        if len(errors) != before:
+            continue
+        extra_rule = {}
+        if block == "notify":
+            objects, extra_rule = objects
+        for step, rule in STEPS[block].items():
+            entry = {"name": "lib-%s-%s" % (block, step), "objects": objects}
+            entry.update(rule)
+            entry.update(extra_rule)
+            entry["content"] = render(block, step, clean, files_dir, python)
+            out.append(entry)
+    if errors:
+        raise AnsibleFilterError("invalid libvirt_hooks_library (no host was changed):\n  " + "\n  ".join(errors))
+    return out
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"library_scripts": library_scripts}

@@ -1,0 +1,254 @@
+"""The library of ready-made hooks on a real libvirtd with real guests (marker `libvirt`).
+
+This machine's libvirtd and its /etc/libvirt/hooks are shared with other test runs (they deploy their own
+config.json there), so this test runs a libvirtd of its own: Debian's libvirtd and virtlogd in a private
+mount and network namespace (`unshare -m -n`), with /etc/libvirt, /var/lib|log|cache/libvirt and /run bound
+to tmp_path, hugetlbfs mounted for it alone. The role deploys the library into that /etc/libvirt/hooks
+(through `nsenter`, before the daemon starts, so no reload is needed); real guests then fire the hooks.
+The host's firewall is untouched (the NAT network, libvirt's iptables rules and our nft table live in the
+namespace); nr_hugepages and the cgroup v1 cpuset hierarchy are the host's own (kernel-wide), given back.
+No passthrough hardware here: vfio_bind is deployed and listed, its logic is tested on a fake sysfs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, ansible_env
+
+pytestmark = pytest.mark.libvirt
+NR = Path("/proc/sys/vm/nr_hugepages")
+CPUSET = Path("/sys/fs/cgroup/cpuset")
+NET_XML = ("<network><name>vhlib-net</name><forward mode='nat'/><bridge name='vhlibbr0'/>"
+           "<ip address='192.168.150.1' netmask='255.255.255.0'/></network>")
+
+SETUP = r"""
+set -e
+W=$1
+[ -n "$W" ] && [ -d "$W/etc" ] || { echo "no work dir" >&2; exit 1; }
+mount --make-rprivate /
+mount -t tmpfs tmpfs /run
+mkdir -p /run/libvirt /run/lock
+cp -a /etc/libvirt/. "$W/etc/"
+rm -rf "$W/etc/hooks"/* "$W/etc/qemu/networks"/*.xml "$W/etc/qemu/networks/autostart"/* "$W/etc/qemu"/*.xml
+printf 'user = "root"\ngroup = "root"\nsecurity_driver = "none"\nhugetlbfs_mount = "%s/hugepages"\n' "$W" >>"$W/etc/qemu.conf"
+mount --bind "$W/etc" /etc/libvirt
+for d in lib log cache; do mount --bind "$W/var-$d" /var/$d/libvirt; done
+mkdir -p /var/lib/libvirt/dnsmasq /var/lib/libvirt/qemu /var/log/libvirt/qemu
+mount -t hugetlbfs hugetlbfs "$W/hugepages"
+ip link set lo up
+echo ready
+exec sleep 3600
+"""
+
+WEBHOOK = r"""
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+out = sys.argv[1]
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open(out, "a") as f:
+            f.write(json.dumps({"auth": self.headers.get("Authorization"), "event": json.loads(body)}) + "\n")
+        self.send_response(204); self.end_headers()
+    def log_message(self, *a): pass
+HTTPServer(("127.0.0.1", 18088), H).serve_forever()
+"""
+
+
+class PrivateLibvirt:
+    def __init__(self, work: Path):
+        self.work = work
+        for d in ("etc", "var-lib", "var-log", "var-cache", "hugepages", "images"):
+            (work / d).mkdir()
+        self.holder = subprocess.Popen(["unshare", "-m", "-n", "sh", "-c", SETUP, "sh", str(work)],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.holder.stdout.readline()
+        if line.strip() != "ready":
+            raise AssertionError("the private namespace could not be set up: %s" % self.holder.stderr.read())
+        self.enter = ["nsenter", "-t", str(self.holder.pid), "-m", "-n"]
+
+    def run(self, *cmd, check=True, timeout=180, **kw) -> subprocess.CompletedProcess:
+        proc = subprocess.run(self.enter + list(cmd), capture_output=True, text=True, timeout=timeout, check=False, **kw)
+        if check and proc.returncode != 0:
+            raise AssertionError("%s failed (%d): %s%s" % (" ".join(cmd), proc.returncode, proc.stdout, proc.stderr))
+        return proc
+
+    def virsh(self, *args, check=True) -> subprocess.CompletedProcess:
+        return self.run("virsh", "-q", "-c", "qemu:///system", *args, check=check)
+
+    def define(self, kind: str, xml: str) -> None:
+        path = self.work / ("def-%d.xml" % time.monotonic_ns())
+        path.write_text(xml)
+        self.virsh(kind, str(path))
+
+    def start_daemons(self) -> None:
+        self.run("/usr/sbin/virtlogd", "-d")
+        self.run("/usr/sbin/libvirtd", "-d")
+        for _ in range(300):
+            if self.virsh("version", check=False).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError("the private libvirtd does not answer")
+
+    def close(self) -> None:
+        for name in ("libvirtd", "virtlogd"):
+            pid = self.run("cat", "/run/%s.pid" % name, check=False).stdout.strip()
+            if pid.isdigit():
+                self.run("kill", pid, check=False)
+                for _ in range(100):
+                    if not Path("/proc", pid).exists():
+                        break
+                    time.sleep(0.05)
+        self.holder.kill()
+        self.holder.wait()
+
+
+def guest(name: str, image: Path, memory_mib: int = 64, mac: str = "52:54:00:15:00:0a") -> str:
+    return ("<domain type='qemu'><name>%s</name><memory unit='MiB'>%d</memory><vcpu>1</vcpu>"
+            "<memoryBacking><hugepages/></memoryBacking><cputune><vcpupin vcpu='0' cpuset='1'/></cputune>"
+            "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><memballoon model='none'/>"
+            "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
+            "<target dev='vda' bus='virtio'/></disk>"
+            "<interface type='network'><source network='vhlib-net'/><mac address='%s'/>"
+            "<model type='e1000'/></interface></devices></domain>" % (name, memory_mib, image, mac))
+
+
+def snapshots(image: Path) -> list:
+    out = subprocess.run(["qemu-img", "snapshot", "-U", "-l", str(image)], capture_output=True, text=True, check=True).stdout
+    return [line.split()[1] for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
+
+
+@pytest.fixture
+def private(tmp_path):
+    if os.geteuid() != 0:
+        pytest.fail("needs root (a private libvirtd, nr_hugepages, cgroups)")
+    for tool in ("unshare", "nsenter", "nft", "qemu-img", "dnsmasq", "/usr/sbin/libvirtd", "/usr/sbin/virtlogd"):
+        if not shutil.which(tool):
+            pytest.fail("%s is missing: run tests/setup/prepare-host.sh (tests/setup/debian-packages.txt)" % tool)
+    if not (CPUSET / "cpuset.cpus").exists() or len(os.sched_getaffinity(0)) < 2:
+        pytest.fail("needs the cgroup v1 cpuset hierarchy and 2 CPUs (this Debian 12 test machine has both)")
+    work = tmp_path / "w"
+    work.mkdir()
+    # A host cgroup of our own with a process in it stands for "the host's processes": the real cpuset
+    # hierarchy is exercised without restricting anything else running on this shared machine.
+    host_cg = CPUSET / ("vhlib-host-%d" % os.getpid())
+    host_cg.mkdir()
+    (host_cg / "cpuset.cpus").write_text((CPUSET / "cpuset.cpus").read_text())
+    (host_cg / "cpuset.mems").write_text((CPUSET / "cpuset.mems").read_text())
+    sleeper = subprocess.Popen(["sleep", "3600"])
+    (host_cg / "cgroup.procs").write_text(str(sleeper.pid))
+    lv = None
+    try:
+        lv = PrivateLibvirt(work)
+        yield lv, host_cg
+    finally:
+        if lv is not None:
+            for name in lv.virsh("list", "--all", "--name", check=False).stdout.split():
+                lv.virsh("destroy", name, check=False)
+                lv.virsh("undefine", name, check=False)
+            lv.virsh("net-destroy", "vhlib-net", check=False)
+            lv.virsh("net-undefine", "vhlib-net", check=False)
+            lv.close()
+        sleeper.kill()
+        sleeper.wait()
+        for _ in range(50):
+            try:
+                host_cg.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def deploy(lv: PrivateLibvirt, library: dict) -> None:
+    inventory = {"all": {"hosts": {"vhlib-local": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
+        "libvirt_hooks_restart": "never", "libvirt_hooks_cli_link": "",
+        "libvirt_hooks_log": {"file": str(lv.work / "dispatch.jsonl")},
+        "libvirt_hooks_library": library}}}}
+    (lv.work / "hosts.json").write_text(json.dumps(inventory))
+    play = [{"hosts": "all", "gather_facts": False, "roles": ["virthooks.libvirt.hooks"]}]
+    (lv.work / "play.yml").write_text(json.dumps(play))
+    proc = lv.run(str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(lv.work / "hosts.json"),
+                  str(lv.work / "play.yml"), check=False, env=ansible_env(), timeout=300, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def nft_table(lv) -> str:
+    proc = lv.run("nft", "list", "table", "inet", "virthooks", check=False)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def test_library_blocks_on_a_real_libvirtd_with_real_guests(private):
+    lv, host_cg = private
+    image = lv.work / "images" / "vhlib-all.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
+    webhook_log = lv.work / "webhook.jsonl"
+    server = subprocess.Popen(lv.enter + [sys.executable, "-c", WEBHOOK, str(webhook_log)])
+    try:
+        deploy(lv, {
+            "port_forward": {"guests": {"vhlib-all": {"ip": "192.168.150.10", "forwards": [
+                {"host_port": 18080, "guest_port": 80}, {"host_port": 15353, "guest_port": 53, "proto": "udp"}]}}},
+            "hugepages": {"guests": ["vhlib-*"]},
+            "disk_snapshot": {"guests": ["vhlib-*"], "keep": 3},
+            "cpu_isolation": {"guests": ["vhlib-*"], "mode": "cgroup_v1", "cgroups": [host_cg.name]},
+            "vfio_bind": {"guests": ["vhlib-*"]},
+            "notify": {"url": "http://hook:s3cret@127.0.0.1:18088/events", "guests": ["vhlib-*"]},
+        })
+        listed = lv.run("/etc/libvirt/hooks/virthooks/virthooks", "list").stdout
+        for name in ("lib-port_forward-add", "lib-port_forward-remove", "lib-port_forward-readd", "lib-hugepages-reserve",
+                     "lib-hugepages-release", "lib-disk_snapshot-snapshot", "lib-cpu_isolation-isolate",
+                     "lib-cpu_isolation-restore", "lib-vfio_bind-bind", "lib-vfio_bind-unbind", "lib-notify-post"):
+            assert name in listed, listed
+        lv.start_daemons()
+        lv.define("net-define", NET_XML)
+        lv.virsh("net-start", "vhlib-net")
+        lv.define("define", guest("vhlib-all", image))
+        nr_before, cpus_before = int(NR.read_text()), (host_cg / "cpuset.cpus").read_text().strip()
+        assert nft_table(lv) == ""
+
+        lv.virsh("start", "vhlib-all")
+        assert lv.virsh("domstate", "vhlib-all").stdout.strip() == "running"
+        table = nft_table(lv)
+        assert "tcp dport 18080 dnat ip to 192.168.150.10:80" in table and "udp dport 15353" in table, table
+        assert int(NR.read_text()) == nr_before + 32
+        assert (host_cg / "cpuset.cpus").read_text().strip() == "0"
+        assert len(snapshots(image)) == 1
+
+        lv.virsh("destroy", "vhlib-all")
+        assert nft_table(lv) == ""
+        assert int(NR.read_text()) == nr_before
+        assert (host_cg / "cpuset.cpus").read_text().strip() == cpus_before
+
+        for _ in range(3):
+            lv.virsh("start", "vhlib-all")
+            lv.virsh("destroy", "vhlib-all")
+        assert len(snapshots(image)) == 3 and all(n.startswith("virthooks-") for n in snapshots(image))
+        lv.virsh("start", "vhlib-all")                   # still boots, with the oldest snapshot pruned again
+        assert lv.virsh("domstate", "vhlib-all").stdout.strip() == "running"
+        lv.virsh("destroy", "vhlib-all")
+
+        events = [json.loads(line) for line in webhook_log.read_text().splitlines()]
+        assert [(e["event"]["object"], e["event"]["operation"]) for e in events] == [
+            ("vhlib-all", "started"), ("vhlib-all", "stopped")] * 5
+        assert events[0]["auth"] == "Basic aG9vazpzM2NyZXQ="
+        assert "s3cret" not in (lv.work / "dispatch.jsonl").read_text()
+
+        # Too large for this host: refused by the prepare hook with its message, nothing reserved.
+        big = lv.work / "images" / "vhlib-big.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(big), "16M"], check=True)
+        lv.define("define", guest("vhlib-big", big, memory_mib=1024 * 1024, mac="52:54:00:15:00:0b"))
+        proc = lv.virsh("start", "vhlib-big", check=False)
+        assert proc.returncode != 0
+        assert "virthooks hugepages: vhlib-big: needs 1048576 MiB of huge pages" in proc.stderr, proc.stderr
+        assert int(NR.read_text()) == nr_before and (host_cg / "cpuset.cpus").read_text().strip() == cpus_before
+    finally:
+        server.kill()
+        server.wait()

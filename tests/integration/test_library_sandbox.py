@@ -1,0 +1,43 @@
+"""libvirt_hooks_library through the role on sandbox hosts: expansion, idempotence, controller-side refusal."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from tests.integration.test_role_sandbox import SH, Fleet, recap, tree_state
+
+LIBRARY = {"hugepages": {"guests": ["vm-*"]},
+           "notify": {"url": "http://ops:secret@127.0.0.1:9/hook", "operations": ["started"]}}
+
+
+def test_library_blocks_are_installed_as_scripts_and_rules_and_a_rerun_changes_nothing(tmp_path):
+    fleet = Fleet(tmp_path)
+    fleet.write(gpu={"libvirt_hooks_library": LIBRARY,
+                     "libvirt_hooks_scripts__gpu": [{"name": "mine", "operations": ["prepare"], "content": SH % tmp_path}]})
+    first = fleet.deploy()
+    assert first.returncode == 0, first.stdout + first.stderr
+    scripts = fleet.hooks("host-a") / "virthooks" / "current" / "scripts"
+    assert sorted(os.listdir(scripts)) == ["lib-hugepages-release", "lib-hugepages-reserve", "lib-notify-post", "mine"]
+    assert (scripts / "lib-hugepages-reserve").read_text().startswith("#!/usr/bin/python3 -IS\n")
+    assert not (fleet.hooks("host-b") / "virthooks" / "current" / "scripts" / "lib-notify-post").exists()
+    rules = {r["name"]: r for r in json.loads((fleet.hooks("host-a") / "virthooks" / "config.json").read_text())["rules"]}
+    assert rules["lib-hugepages-reserve"]["xpath"] == "/domain/memoryBacking/hugepages"
+    assert rules["lib-notify-post"]["on_failure"] == "ignore" and rules["lib-notify-post"]["operations"] == ["started"]
+    listed = subprocess.run([str(fleet.hooks("host-a") / "virthooks" / "virthooks"), "list"], capture_output=True,
+                            text=True, check=False, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+    assert "lib-notify-post" in listed.stdout, listed
+    second = fleet.deploy()
+    assert second.returncode == 0 and recap(second)["host-a"]["changed"] == 0
+
+
+def test_a_bad_library_parameter_fails_on_the_controller_and_hosts_keep_their_hooks(tmp_path):
+    fleet = Fleet(tmp_path)
+    fleet.write(gpu={"libvirt_hooks_library": LIBRARY})
+    assert fleet.deploy().returncode == 0
+    before = tree_state(tmp_path / "host-a")
+    fleet.write(gpu={"libvirt_hooks_library": {"disk_snapshot": {"keep": 0}}})
+    proc = fleet.deploy()
+    assert proc.returncode != 0
+    assert "libvirt_hooks_library.disk_snapshot.keep: must be an integer from 1 to 1000" in proc.stdout
+    assert tree_state(tmp_path / "host-a") == before

@@ -1,0 +1,84 @@
+"""The library_scripts filter: every block's parameters validated on the controller, expanded into scripts."""
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import library_scripts
+from ansible_collections.virthooks.libvirt.plugins.filter.script_plan import script_plan
+from tests.conftest import REPO
+
+FILES = str(REPO / "roles" / "hooks" / "files" / "library")
+PF = {"guests": {"web[1]": {"ip": "10.0.0.5", "forwards": [{"host_port": 80, "guest_port": 8080}]}}}
+
+
+def expand(library):
+    return library_scripts(library, FILES, "/usr/bin/python3")
+
+
+def test_each_block_becomes_lib_block_step_scripts_that_script_plan_accepts():
+    out = expand({"port_forward": PF, "hugepages": None, "disk_snapshot": {"keep": 2}, "cpu_isolation": {},
+                  "vfio_bind": {}, "notify": {"url": "https://h.example/x"}})
+    names = [e["name"] for e in out]
+    assert names == ["lib-cpu_isolation-isolate", "lib-cpu_isolation-restore", "lib-disk_snapshot-snapshot",
+                     "lib-hugepages-reserve", "lib-hugepages-release", "lib-notify-post", "lib-port_forward-add",
+                     "lib-port_forward-remove", "lib-port_forward-readd", "lib-vfio_bind-bind", "lib-vfio_bind-unbind"]
+    plan = script_plan({"libvirt_hooks_library": out})
+    assert plan["drivers"] == ["qemu"] and len(plan["rules"]) == 11
+    for entry in out:
+        assert entry["content"].startswith("#!/usr/bin/python3 -IS\n")
+        compile(entry["content"], entry["name"], "exec")
+
+
+def test_port_forward_rules_match_exactly_its_guests_and_reconnect_never_kills_a_guest():
+    out = {e["name"]: e for e in expand({"port_forward": PF})}
+    assert out["lib-port_forward-add"]["objects"] == ["web[[]1]"]
+    assert out["lib-port_forward-add"]["operations"] == ["started"]
+    assert out["lib-port_forward-remove"]["operations"] == ["stopped"]
+    assert out["lib-port_forward-readd"]["on_failure"] == "ignore"
+
+
+def test_notify_defaults_and_retry_budget_in_the_timeout():
+    (entry,) = expand({"notify": {"url": "http://h/x", "timeout": 2, "retries": 3}})
+    assert entry["operations"] == ["started", "stopped"] and entry["on_failure"] == "ignore"
+    assert entry["timeout"] == 2 * 4 + (1 + 2 + 4) + 5
+
+
+def test_absent_block_removes_its_scripts():
+    assert expand({"hugepages": {"state": "absent"}}) == [
+        {"name": "lib-hugepages-reserve", "state": "absent"}, {"name": "lib-hugepages-release", "state": "absent"}]
+
+
+@pytest.mark.parametrize("library,needle", [
+    ({"firewall": {}}, "libvirt_hooks_library.firewall: unknown building block"),
+    ({"hugepages": {"size": 2}}, "libvirt_hooks_library.hugepages: unknown parameter(s) size"),
+    ({"port_forward": {}}, "port_forward.guests: must be a non-empty mapping"),
+    ({"port_forward": {"guests": {"w": {"ip": "10.0.0.300", "forwards": [{"host_port": 1, "guest_port": 1}]}}}},
+     "port_forward.guests.w.ip: must be the guest's IPv4 or IPv6 address"),
+    ({"port_forward": {"guests": {"w": {"ip": "10.0.0.3", "forwards": [{"host_port": 0, "guest_port": 1}]}}}},
+     "port_forward.guests.w.forwards[0].host_port: must be a port number 1-65535"),
+    ({"port_forward": {"guests": {"w": {"ip": "10.0.0.3", "forwards": [{"host_port": 5, "guest_port": 1, "proto": "sctp"}]}}}},
+     "forwards[0].proto: must be tcp or udp"),
+    ({"port_forward": {"guests": {"a": {"ip": "10.0.0.3", "forwards": [{"host_port": 5, "guest_port": 1}]},
+                                  "b": {"ip": "10.0.0.4", "forwards": [{"host_port": 5, "guest_port": 2}]}}}},
+     "host port tcp/5 is already forwarded by libvirt_hooks_library.port_forward.guests.a.forwards[0]"),
+    ({"disk_snapshot": {"keep": 0}}, "disk_snapshot.keep: must be an integer from 1 to 1000"),
+    ({"disk_snapshot": {"guests": "vm1"}}, "disk_snapshot.guests: must be a non-empty list"),
+    ({"cpu_isolation": {"mode": "v3"}}, "cpu_isolation.mode: must be auto, systemd"),
+    ({"cpu_isolation": {"cgroups": ["machine.slice"]}}, "give top-level group names other than libvirt's machine*"),
+    ({"notify": {}}, "notify.url: must be an http:// or https:// URL"),
+    ({"notify": {"url": "ftp://u:pw@h/"}}, "notify.url: must be an http:// or https:// URL"),
+    ({"notify": {"url": "http://h/", "on_failure": "retry"}}, "notify.on_failure: must be fail or ignore"),
+    ({"vfio_bind": []}, "vfio_bind: must be a mapping of parameters"),
+])
+def test_bad_parameters_name_the_block_and_parameter(library, needle):
+    with pytest.raises(AnsibleFilterError) as err:
+        expand(library)
+    assert needle in str(err.value) and "no host was changed" in str(err.value)
+    assert "pw@" not in str(err.value)
+
+
+def test_a_user_script_named_like_a_library_step_is_a_duplicate():
+    with pytest.raises(AnsibleFilterError, match="the name 'lib-hugepages-reserve' is already used"):
+        script_plan({"libvirt_hooks_library": expand({"hugepages": {}}),
+                     "libvirt_hooks_scripts": [{"name": "lib-hugepages-reserve", "content": "#!/bin/sh\n"}]})
