@@ -40,7 +40,8 @@ from .runtime.events import DRIVERS
 from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_text, ensure_dir, file_state, fsync_dir,
                               host_path, read_bytes)
 from .runtime.generations import (DeployLock, all_ids, content_digest, current_id, generation_path, new_id, prune,
-                                  read_meta, read_state, remove_leftovers, switch, write_generation)
+                                  read_meta, read_state, remove_leftovers, retire_old_layout, switch,
+                                  write_generation)
 from .runtime.layout import (ADOPTED_DIR, CLI_FILE, CONFIG_FILE, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
                              META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR)
 from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config, validate_name
@@ -102,7 +103,7 @@ def config_text(rules: list, log: dict | None = None, tree: dict | None = None, 
 class Change(NamedTuple):
     """One planned operation on the host (applied in plan order by RuntimeInstaller.apply)."""
 
-    kind: str                       # adopt write symlink generation switch restore remove rmtree prune
+    kind: str                       # adopt write symlink generation switch retire restore remove rmtree prune
     path: str
     data: Optional[bytes] = None    # write: the new content
     mode: Optional[int] = None
@@ -344,7 +345,7 @@ class RuntimeInstaller(object):
         previous = current_id(self.own)
         if previous and digest == read_meta(self.own, previous).get("digest") and self._intact(previous, scripts):
             return previous
-        gen_id = new_id(digest)
+        gen_id = new_id(self.own, digest)
         meta = {"id": gen_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "deployer": deployer,
                 "digest": digest, "rules": len(normalized["rules"]), "scripts": len(scripts), "drivers": drivers,
                 "python": self.python, "tree": normalized["tree"]["enabled"], "runtime": self.digest,
@@ -390,14 +391,15 @@ class RuntimeInstaller(object):
 
     def _plan_old_layout(self, changes) -> None:
         """hooks/virthooks/config.json becomes a link to the current one; the scripts/ of a host
-        deployed before generations go (after the switch: calls no longer read them)."""
+        deployed before generations go (after the switch, once no call of that layout runs)."""
         config = "%s/%s" % (self.own, CONFIG_FILE)
-        link = "%s/%s" % (CURRENT, CONFIG_FILE)
-        if not (os.path.islink(config) and os.readlink(config) == link):
-            changes.append(Change("symlink", config, target=link, note="link to the current generation's config"))
+        relink = not (os.path.islink(config) and os.readlink(config) == "%s/%s" % (CURRENT, CONFIG_FILE))
         old_scripts = "%s/%s" % (self.own, SCRIPTS_DIR)
-        if os.path.isdir(old_scripts) and not os.path.islink(old_scripts):
-            changes.append(Change("rmtree", old_scripts, note="scripts of the layout before generations"))
+        remove = os.path.isdir(old_scripts) and not os.path.islink(old_scripts)
+        if relink or remove:
+            changes.append(Change("retire", self.own, data=bytes([relink, remove]),
+                                  note="config.json linked to the current generation%s"
+                                  % (", scripts/ of the layout before generations removed" if remove else "")))
 
     def _plan_entry_point_removals(self, changes, drivers) -> list:
         removed = []
@@ -481,7 +483,7 @@ class RuntimeInstaller(object):
         appliers = {"adopt": self.copy_adopted, "write": self.write_file, "symlink": self.make_symlink,
                     "generation": self.write_generation, "switch": self.switch_generation,
                     "restore": self.restore_adopted, "remove": self.remove_file, "rmtree": self.remove_tree,
-                    "prune": self.prune_generations}
+                    "prune": self.prune_generations, "retire": self.retire_old_layout}
         with DeployLock(self.own) if creating else _NoLock():
             self.remove_leftovers()
             for change in plan.changes:
@@ -529,6 +531,9 @@ class RuntimeInstaller(object):
 
     def prune_generations(self, change: Change) -> None:
         prune(self.own, change.mode)
+
+    def retire_old_layout(self, change: Change) -> None:
+        retire_old_layout(self.own, bool(change.data[0]), bool(change.data[1]), self.uid, self.gid)
 
     def copy_adopted(self, change: Change) -> None:
         ensure_dir(os.path.dirname(change.target), 0o755, self.uid, self.gid)

@@ -83,9 +83,17 @@ def content_digest(config: bytes, scripts: dict, extra: str = "") -> str:
     return digest.hexdigest()[:16]
 
 
-def new_id(digest: str, now: float = None) -> str:
+def new_id(own: str, digest: str, now: float = None) -> str:
+    """A generation id that sorts after every existing one: <UTC time, microseconds>-<digest>."""
     now = time.time() if now is None else now
-    return "%s-%s" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)), digest)
+    micros = int(now * 1000000)
+    newest = max(all_ids(own), default="")
+    while True:
+        seconds, fraction = divmod(micros, 1000000)
+        gen_id = "%s.%06dZ-%s" % (time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)), fraction, digest)
+        if gen_id[:len("YYYYmmddTHHMMSS.ffffffZ")] > newest[:len("YYYYmmddTHHMMSS.ffffffZ")]:
+            return gen_id
+        micros += 1
 
 
 # --- one hook call ---------------------------------------------------------------------------
@@ -102,7 +110,15 @@ def open_current(own: str):
         try:
             link = os.readlink(link_path)
         except FileNotFoundError:
-            return own, "", -1
+            # The layout before generations. Lock hooks/virthooks/ itself, then look again: the
+            # first deploy switches to a generation and only then, holding this lock exclusively,
+            # replaces config.json and removes scripts/, so a call sees one state or the other.
+            fd = os.open(own, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            if not os.path.lexists(link_path):
+                return own, "", fd
+            os.close(fd)
+            continue
         base = "%s/%s" % (own, link)
         try:
             fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -239,6 +255,38 @@ def prune(own: str, keep: int) -> list:
     return removed
 
 
+def retire_old_layout(own: str, changes_config: bool, removes_scripts: bool, uid: int = -1, gid: int = -1,
+                      timeout: float = LOCK_TIMEOUT) -> bool:
+    """After the first switch: make hooks/virthooks/config.json a link to the current one and remove
+    the scripts/ of the layout before generations, once no hook call of that layout is running
+    (they hold hooks/virthooks/ shared). False if calls kept it busy past timeout (the next deploy
+    retires it)."""
+    import fcntl
+    import shutil
+    from .fileops import atomic_symlink
+    fd = os.open(own, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.01)
+        if changes_config:
+            atomic_symlink("%s/%s" % (own, CONFIG_FILE), "%s/%s" % (CURRENT, CONFIG_FILE), uid, gid)
+        scripts = "%s/%s" % (own, SCRIPTS_DIR)
+        if removes_scripts and os.path.isdir(scripts) and not os.path.islink(scripts):
+            doomed = "%s/%s%s" % (own, REMOVING_PREFIX, SCRIPTS_DIR)
+            os.rename(scripts, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+        return True
+    finally:
+        os.close(fd)
+
+
 def remove_leftovers(own: str) -> None:
     """Half-written or half-removed generations of a run that was killed, and stale temp links."""
     import shutil
@@ -255,6 +303,9 @@ def remove_leftovers(own: str) -> None:
         tmp = "%s/%s%s" % (own, name, TEMP_SUFFIX)
         if os.path.islink(tmp):
             os.unlink(tmp)
+    doomed = "%s/%s%s" % (own, REMOVING_PREFIX, SCRIPTS_DIR)
+    if os.path.isdir(doomed):
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def read_state(directory: str) -> tuple:

@@ -1,0 +1,305 @@
+"""Generations: deploys switch a host in one step, and any host can roll back, with real processes.
+
+Hook calls go through the real entry point while real deploys (the installer the modules use)
+add, remove, rename and change scripts and rules.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ansible_collections.virthooks.libvirt.plugins.module_utils import install
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import generations
+
+from .conftest import SYSTEM_PYTHON, Sandbox
+
+OK = b"#!/bin/sh\ncat >/dev/null\nexit 0\n"
+FAIL = b"#!/bin/sh\necho 'storage pool /srv/images is not available' >&2\nexit 1\n"
+COLLECTIONS = str(Path(__file__).resolve().parents[4] / "tests" / "output" / "collections")
+
+
+def rule(name, **kw):
+    return dict({"name": name, "script": "scripts/" + name}, **kw)
+
+
+def installer(box, python=None) -> install.RuntimeInstaller:
+    return install.RuntimeInstaller(str(box.hooks), python or box.python, -1, -1)
+
+
+def deploy(box, rules, scripts, drivers=("qemu",), keep=3, purge=True):
+    inst = installer(box)
+    plan = inst.plan(list(drivers), rules, log={"file": str(box.log)}, scripts=scripts, purge=purge, keep=keep,
+                     deployer="tester")
+    inst.apply(plan)
+    return plan
+
+
+def present(*names, data=OK):
+    return [{"name": n, "state": "present", "data": data} for n in names]
+
+
+def cli(box, *args):
+    proc = subprocess.run([str(box.own / "virthooks"), *args], capture_output=True, text=True, timeout=60, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def state_for(step: int):
+    """Deploy number step: scripts and rules that add, remove, rename and change each other."""
+    names = ["keep"]
+    if step % 2:
+        names.append("odd-%d" % step)              # renamed every other deploy
+    if step % 3 == 0:
+        names.append("third")                      # added and removed
+    scripts = present(*names, data=OK + b"# deploy %d\n" % step)   # changed every deploy
+    rules = [rule(n, operations=["prepare"], objects=["vm*" if step % 4 else "vm"], timeout=10 + step % 5)
+             for n in names]
+    return scripts, rules, sorted(names)
+
+
+# --- the no-window guarantee -----------------------------------------------------------------
+
+def test_30_deploys_while_events_fire_no_call_fails_and_each_sees_one_generation(sandbox):
+    expected = {}
+    scripts, rules, names = state_for(0)
+    expected[deploy(sandbox, rules, scripts, keep=40).generation] = names
+    codes, stop = [], threading.Event()
+
+    def fire_forever():
+        while not stop.is_set():
+            fired = sandbox.fire("qemu", "vm", "prepare", "begin", stdin=b"<domain/>")
+            codes.append((fired.rc, fired.stderr))
+
+    firing = [threading.Thread(target=fire_forever) for _ in range(3)]
+    for thread in firing:
+        thread.start()
+    try:
+        for step in range(1, 31):
+            scripts, rules, names = state_for(step)
+            expected[deploy(sandbox, rules, scripts, keep=40).generation] = names
+            calls = len(codes)
+            deadline = time.monotonic() + 10
+            while len(codes) < calls + 2 and time.monotonic() < deadline:     # let calls meet this one
+                time.sleep(0.005)
+    finally:
+        stop.set()
+        for thread in firing:
+            thread.join()
+    failures = [c for c in codes if c[0] != 0]
+    assert len(codes) > 60 and failures == [], failures[:3]
+    records = [r for r in sandbox.records() if r.get("operation") == "prepare"]
+    assert len(records) == len(codes)
+    seen = set()
+    for record in records:
+        generation = record["generation"]
+        seen.add(generation)
+        assert sorted(s["name"] for s in record["scripts"]) == expected[generation], record
+        assert all(s["status"] == "ok" for s in record["scripts"]), record
+    assert len(seen) > 5, "the calls saw too few generations to prove anything: %d" % len(seen)
+
+
+def test_a_run_that_changes_nothing_makes_no_generation(sandbox):
+    scripts, rules, _names = state_for(1)
+    first = deploy(sandbox, rules, scripts)
+    again = deploy(sandbox, rules, scripts)
+    assert again.changes == [] and again.generation == first.generation == again.previous
+    assert generations.all_ids(str(sandbox.own)) == [first.generation]
+
+
+def test_a_script_chmod_by_hand_is_repaired_by_a_new_generation(sandbox):
+    scripts, rules, _names = state_for(1)
+    first = deploy(sandbox, rules, scripts)
+    sandbox.installed("keep").chmod(0o777)
+    second = deploy(sandbox, rules, scripts)
+    assert second.generation != first.generation and second.scripts.updated == ["keep"]
+    assert sandbox.installed("keep").stat().st_mode & 0o7777 == 0o755
+
+
+def test_only_the_newest_generations_are_kept_after_the_switch(sandbox):
+    made = []
+    for step in range(5):
+        scripts, rules, _names = state_for(step)
+        made.append(deploy(sandbox, rules, scripts, keep=3).generation)
+    assert generations.all_ids(str(sandbox.own)) == made[-3:]
+    assert generations.current_id(str(sandbox.own)) == made[-1]
+
+
+def test_a_generation_in_use_by_a_hook_call_is_not_removed(sandbox):
+    made = []
+    scripts, rules, _names = state_for(0)
+    made.append(deploy(sandbox, rules, scripts, keep=1).generation)
+    held = os.open(str(sandbox.own / "generations" / made[0]), os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(held, fcntl.LOCK_SH)               # what a running hook call holds
+    try:
+        scripts, rules, _names = state_for(1)
+        made.append(deploy(sandbox, rules, scripts, keep=1).generation)
+        assert generations.all_ids(str(sandbox.own)) == made
+    finally:
+        os.close(held)
+    scripts, rules, _names = state_for(2)
+    made.append(deploy(sandbox, rules, scripts, keep=1).generation)
+    assert generations.all_ids(str(sandbox.own)) == made[-1:]
+
+
+def test_generations_lists_time_deployer_digest_and_counts(sandbox):
+    first = deploy(sandbox, [rule("keep", operations=["prepare"])], present("keep"))
+    second = deploy(sandbox, [rule("keep"), rule("two")], present("keep", "two"))
+    code, out = cli(sandbox, "generations")
+    assert code == 0, out
+    lines = out.splitlines()
+    old = next(line for line in lines if first.generation in line)
+    new = next(line for line in lines if second.generation in line)
+    assert new.startswith("*") and not old.startswith("*")
+    assert "tester" in new and " 2 " in new and "qemu" in new
+    meta = json.loads((sandbox.own / "generations" / second.generation / "meta.json").read_text())
+    assert meta["previous"] == first.generation and meta["rules"] == 2 and meta["scripts"] == 2
+
+
+# --- rollback ----------------------------------------------------------------------------------
+
+def test_rollback_after_a_deploy_that_adds_a_failing_prepare_script(sandbox):
+    good = deploy(sandbox, [rule("keep", operations=["prepare"])], present("keep"))
+    bad = deploy(sandbox, [rule("keep", operations=["prepare"]), rule("check-storage", operations=["prepare"])],
+                 present("keep") + present("check-storage", data=FAIL))
+    fired = sandbox.fire("qemu", "vm", "prepare", "begin", stdin=b"<domain/>")
+    assert fired.rc == 1 and "storage pool" in fired.stderr
+    code, out = cli(sandbox, "rollback")
+    assert code == 0, out
+    assert "rule check-storage: removed" in out and "script check-storage: removed" in out
+    assert "rolled back from generation %s to %s" % (bad.generation, good.generation) in out
+    assert generations.current_id(str(sandbox.own)) == good.generation
+    fired = sandbox.fire("qemu", "vm", "prepare", "begin", stdin=b"<domain/>")
+    assert fired.rc == 0, fired
+    assert sandbox.records()[-1]["generation"] == good.generation
+    assert [s["name"] for s in sandbox.records()[-1]["scripts"]] == ["keep"]
+    assert installer(sandbox).plan(["qemu"], [rule("keep", operations=["prepare"])], log={"file": str(sandbox.log)},
+                                   scripts=present("keep"), purge=True).previous == good.generation
+
+
+def test_rollback_puts_entry_points_back_and_names_the_daemon_to_reload(sandbox):
+    deploy(sandbox, [rule("keep")], present("keep"), drivers=("qemu", "network"))
+    deploy(sandbox, [rule("keep")], present("keep"), drivers=("qemu", "lxc"))
+    assert not (sandbox.hooks / "network").exists() and (sandbox.hooks / "lxc").exists()
+    code, out = cli(sandbox, "rollback", "--dry-run")
+    assert code == 0 and "would roll back" in out and (sandbox.hooks / "lxc").exists()
+    code, out = cli(sandbox, "rollback")
+    assert code == 0, out
+    assert "entry point hooks/network: added" in out and "entry point hooks/lxc: removed" in out
+    assert (sandbox.hooks / "network").exists() and not (sandbox.hooks / "lxc").exists()
+    assert "reload" in out
+    code, out = cli(sandbox, "validate")
+    assert code == 0, out
+
+
+def test_rollback_with_no_previous_generation_says_so_and_changes_nothing(sandbox):
+    only = deploy(sandbox, [rule("keep")], present("keep"))
+    before = sorted(os.listdir(sandbox.hooks)), os.readlink(sandbox.own / "current")
+    code, out = cli(sandbox, "rollback")
+    assert code == 1 and "oldest generation" in out and "nothing was changed" in out
+    assert (sorted(os.listdir(sandbox.hooks)), os.readlink(sandbox.own / "current")) == before
+    assert generations.current_id(str(sandbox.own)) == only.generation
+
+
+def test_rollback_to_a_named_generation_and_forward_again(sandbox):
+    made = [deploy(sandbox, [rule("s%d" % i)], present("s%d" % i)).generation for i in range(3)]
+    code, out = cli(sandbox, "rollback", made[0])
+    assert code == 0 and generations.current_id(str(sandbox.own)) == made[0], out
+    code, out = cli(sandbox, "rollback", made[2])
+    assert code == 0 and generations.current_id(str(sandbox.own)) == made[2], out
+    code, out = cli(sandbox, "rollback", "20000101T000000Z-nothere")
+    assert code == 1 and "is not kept" in out
+
+
+# --- killed deploys ----------------------------------------------------------------------------
+
+DEPLOY_LOOP = """
+import sys
+sys.path.insert(0, {path!r})
+from ansible_collections.virthooks.libvirt.plugins.module_utils.install import RuntimeInstaller
+step = int(sys.argv[1])
+names = ["keep"] + (["odd-%d" % step] if step % 2 else [])
+scripts = [dict(name=n, state="present", data=b"#!/bin/sh\\ncat >/dev/null\\n# %d\\n" % step) for n in names]
+rules = [dict(name=n, script="scripts/" + n, operations=["prepare"]) for n in names]
+i = RuntimeInstaller({hooks!r}, {python!r}, -1, -1)
+plan = i.plan(["qemu"] + (["network"] if step % 3 == 0 else []), rules, log=dict(file={log!r}), scripts=scripts,
+              purge=True, keep=3)
+print("ready", flush=True)
+sys.stdin.readline()
+i.apply(plan)
+"""
+
+
+def test_deploy_killed_at_random_points_leaves_a_current_generation_that_works(sandbox):
+    deploy(sandbox, [rule("keep", operations=["prepare"])], present("keep"))
+    code = DEPLOY_LOOP.format(path=COLLECTIONS, hooks=str(sandbox.hooks), python=sandbox.python, log=str(sandbox.log))
+    rng = random.Random(7)
+    for step in range(1, 26):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(step)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert proc.stdout.readline().strip() == b"ready"
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        time.sleep(rng.uniform(0, 0.04))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        current = generations.current_id(str(sandbox.own))
+        fired = sandbox.fire("qemu", "vm", "prepare", "begin", stdin=b"<domain/>")
+        assert fired.rc == 0 and fired.stderr == "", (step, fired)
+        record = sandbox.records()[-1]
+        assert record["generation"] == current
+        config = json.loads((sandbox.own / "generations" / current / "config.json").read_text())
+        scripts = sorted(os.listdir(sandbox.own / "generations" / current / "scripts"))
+        assert sorted(r["name"] for r in config["rules"]) == scripts == sorted(s["name"] for s in record["scripts"])
+    deploy(sandbox, [rule("keep", operations=["prepare"])], present("keep"))      # a rerun converges
+    leftovers = [n for n in os.listdir(sandbox.own / "generations") if n.startswith(".")]
+    assert leftovers == [] and len(generations.all_ids(str(sandbox.own))) <= 3
+
+
+# --- hosts deployed before generations ---------------------------------------------------------
+
+def make_old_layout(box) -> None:
+    """Turn a deployed host into the layout of the previous release: config.json and scripts/ in
+    hooks/virthooks/ itself, no generations (the runtime library is the new one: a deploy switches
+    the library first, and the new dispatcher reads the old layout)."""
+    current = box.own / "current"
+    gen_dir = box.own / os.readlink(current)
+    (box.own / "config.json").unlink()
+    os.rename(gen_dir / "config.json", box.own / "config.json")
+    os.rename(gen_dir / "scripts", box.own / "scripts")
+    current.unlink()
+    subprocess.run(["rm", "-rf", str(box.own / "generations")], check=True)
+
+
+def test_a_host_of_the_old_layout_is_converted_in_place_without_a_window(tmp_path):
+    box = Sandbox(tmp_path, SYSTEM_PYTHON)
+    deploy(box, [rule("keep", operations=["prepare"]), rule("other", operations=["prepare"])], present("keep", "other"))
+    make_old_layout(box)
+    assert box.fire("qemu", "vm", "prepare", "begin", stdin=b"<domain/>").rc == 0
+    assert "generation" not in box.records()[-1]
+    codes, stop = [], threading.Event()
+
+    def fire_forever():
+        while not stop.is_set():
+            codes.append(box.fire("qemu", "vm", "prepare", "begin", stdin=b"<domain/>").rc)
+
+    firing = threading.Thread(target=fire_forever)
+    firing.start()
+    try:
+        time.sleep(0.3)
+        plan = deploy(box, [rule("keep", operations=["prepare"])], present("keep"))   # 'other' goes
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        firing.join()
+    assert codes and all(c == 0 for c in codes), codes
+    assert plan.previous == "" and plan.scripts.removed == ["other"]
+    assert not (box.own / "scripts").exists()
+    assert os.readlink(box.own / "config.json") == "current/config.json"
+    assert json.loads((box.own / "config.json").read_text())["rules"][0]["name"] == "keep"
+    assert box.records()[-1]["generation"] == plan.generation
