@@ -605,8 +605,14 @@ def detect(root: str = "", sysconfdir: str = "", search_path: tuple = DEFAULT_SE
         "selinux": detect_selinux(root, binaries),
         "apparmor": detect_apparmor(root),
         "files": files,
+        "metrics_job_files": [p for p in METRICS_JOB_FILES if os.path.lexists(under(root, p))],
         "warnings": warnings + hook_warnings(files, native),
     }
+
+
+# Where the role's periodic `virthooks metrics` job lives by default (roles/hooks/tasks/metrics.yml).
+METRICS_JOB_FILES = ("/etc/cron.d/virthooks-metrics", "/etc/systemd/system/virthooks-metrics.service",
+                     "/etc/systemd/system/virthooks-metrics.timer")
 
 
 def resolve_hooks_dir(explicit: str, root: str = "", sysconfdir: str = "") -> str:

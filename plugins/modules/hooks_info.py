@@ -167,6 +167,15 @@ libvirt:
       type: str
       choices: [systemd, sysvinit, openrc, bsdrc, unknown]
       sample: sysvinit
+    metrics_job_files:
+      description:
+        - Which files of the role's periodic C(virthooks metrics) job exist at their default paths
+          (C(/etc/cron.d/virthooks-metrics), C(/etc/systemd/system/virthooks-metrics.service) and C(.timer)),
+          as the host sees them.
+      returned: always
+      type: list
+      elements: str
+      sample: []
     reload_possible:
       description: Whether at least one hook-running daemon runs and can be sent C(SIGHUP).
       returned: always

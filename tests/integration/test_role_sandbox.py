@@ -189,3 +189,69 @@ def test_image_root_deploys_under_the_root_with_host_paths(fleet, tmp_path):
     entry = (image / "etc" / "libvirt" / "hooks" / "qemu").read_text()
     assert "'/etc/libvirt/hooks'" in entry and str(tmp_path) not in entry
     assert (image / "etc" / "libvirt" / "hooks" / "virthooks" / "current" / "scripts" / "isolate").exists()
+
+
+def current_generation(fleet, host: str) -> str:
+    return os.readlink(fleet.hooks(host) / "virthooks" / "current").rsplit("/", 1)[-1]
+
+
+def test_a_no_change_run_makes_no_generation_and_costs_at_most_three_module_calls(fleet, tmp_path):
+    fleet.write(common={"libvirt_hooks_scripts": [{"name": "audit", "operations": ["started"], "content": SH % fleet.tmp}]},
+                gpu=gpu_scripts(fleet.tmp))
+    assert fleet.deploy().returncode == 0
+    before = {h: current_generation(fleet, h) for h in ("host-a", "host-b")}
+    counts = tmp_path / "calls.json"
+    env = dict(ansible_env(), ANSIBLE_CALLBACK_PLUGINS=str(REPO / "benchmarks" / "callback_plugins"),
+               ANSIBLE_CALLBACKS_ENABLED="count_calls", VIRTHOOKS_COUNT_FILE=str(counts))
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(fleet.inventory / "hosts.yml"),
+           str(REPO / "playbooks" / "deploy-hooks.yml")]
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert all(r["changed"] == 0 for r in recap(again).values()), again.stdout
+    assert {h: current_generation(fleet, h) for h in ("host-a", "host-b")} == before
+    calls = json.loads(counts.read_text())
+    assert calls and all(n <= 3 for n in calls.values()), calls
+
+
+def test_a_deploy_that_does_not_validate_on_a_host_is_rolled_back_there(fleet, tmp_path):
+    fleet.write(gpu=gpu_scripts(fleet.tmp))
+    assert fleet.deploy().returncode == 0
+    good = current_generation(fleet, "host-a")
+    # An interpreter in a directory a user owns: the installer takes it (it exists), the host's
+    # trust check refuses it, so `virthooks validate` fails after the switch.
+    user_bin = tmp_path / "user-bin"
+    user_bin.mkdir()
+    shell = user_bin / "sh"
+    shell.write_bytes(Path("/bin/sh").resolve().read_bytes())
+    shell.chmod(0o755)
+    os.chown(user_bin, 65534, 65534)
+    scripts = gpu_scripts(fleet.tmp)
+    scripts["libvirt_hooks_scripts__gpu"].append(
+        {"name": "untrusted", "operations": ["prepare"], "content": "#!%s\nexit 0\n" % shell})
+    fleet.write(gpu=scripts)
+    bad = fleet.deploy()
+    assert bad.returncode != 0
+    assert recap(bad)["host-a"]["failed"] == 1, bad.stdout
+    assert "Rolled back to generation %s" % good in bad.stdout, bad.stdout
+    assert current_generation(fleet, "host-a") == good
+    fired = fleet.fire("host-a", "win10", "prepare", "begin", "-")
+    assert fired.returncode == 0, fired.stderr
+    assert recap(bad)["host-b"]["failed"] == 0
+
+
+def test_no_rollback_when_it_is_turned_off(fleet, tmp_path):
+    fleet.write(gpu=gpu_scripts(fleet.tmp))
+    assert fleet.deploy().returncode == 0
+    good = current_generation(fleet, "host-a")
+    user_bin = tmp_path / "user-bin"
+    user_bin.mkdir()
+    (user_bin / "sh").write_bytes(Path("/bin/sh").resolve().read_bytes())
+    (user_bin / "sh").chmod(0o755)
+    os.chown(user_bin, 65534, 65534)
+    scripts = gpu_scripts(fleet.tmp)
+    scripts["libvirt_hooks_scripts__gpu"].append(
+        {"name": "untrusted", "operations": ["prepare"], "content": "#!%s\nexit 0\n" % (user_bin / "sh")})
+    fleet.write(gpu=scripts, common={"libvirt_hooks_rollback_on_failure": False})
+    bad = fleet.deploy()
+    assert bad.returncode != 0 and "Not rolled back: libvirt_hooks_rollback_on_failure is false" in bad.stdout
+    assert current_generation(fleet, "host-a") != good

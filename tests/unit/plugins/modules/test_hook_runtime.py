@@ -77,3 +77,19 @@ def test_cli_link(ansible_module, tmp_path):
     ansible_module(MODULE, args(tmp_path, cli_link=str(link)))
     proc = subprocess.run([str(link), "list"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0 and "rec" in proc.stdout
+
+
+def test_rollback_state_goes_back_to_the_previous_generation(ansible_module, tmp_path):
+    one = ansible_module(MODULE, args(tmp_path, scripts=[{"name": "rec", "content": "#!/bin/sh\nexit 0\n"}]))
+    two = ansible_module(MODULE, args(tmp_path, scripts=[{"name": "rec", "content": "#!/bin/sh\nexit 1\n"}],
+                                      drivers=["qemu", "network"]))
+    assert two["previous_generation"] == one["generation"] != two["generation"]
+    checked = ansible_module(MODULE, {"hooks_dir": str(tmp_path / "hooks"), "state": "rollback"}, check=True)
+    assert checked["changed"] and checked["generation"] == one["generation"]
+    assert (tmp_path / "hooks" / "network").exists()
+    back = ansible_module(MODULE, {"hooks_dir": str(tmp_path / "hooks"), "state": "rollback"})
+    assert back["changed"] and back["generation"] == one["generation"] and back["removed"] == ["network"]
+    assert "script rec: changed" in back["summary"]
+    assert not (tmp_path / "hooks" / "network").exists()
+    nothing = ansible_module(MODULE, {"hooks_dir": str(tmp_path / "hooks"), "state": "rollback"})
+    assert nothing["failed"] and "nothing to roll back to" in nothing["msg"]
