@@ -548,15 +548,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
 
 
 def runtime_version() -> str:
-    try:
-        from . import VERSION       # the installed runtime package (install.runtime_sources)
-        return str(VERSION)
-    except ImportError:
-        try:
-            from .install import VERSION as collection_version
-            return collection_version
-        except ImportError:
-            return "unknown"
+    from . import VERSION           # the collection's version, installed with the package
+    return str(VERSION)
 
 
 def write_textfile(log_path: str, backups: int, textfile_dir: str, state_file: str = "") -> dict:

@@ -93,3 +93,13 @@ def test_rollback_state_goes_back_to_the_previous_generation(ansible_module, tmp
     assert not (tmp_path / "hooks" / "network").exists()
     nothing = ansible_module(MODULE, {"hooks_dir": str(tmp_path / "hooks"), "state": "rollback"})
     assert nothing["failed"] and "nothing to roll back to" in nothing["msg"]
+
+
+def test_the_host_gets_the_runtime_package_whole(ansible_module, tmp_path):
+    """Through Ansible's module packer (AnsiballZ): every file of the runtime folder, byte for byte."""
+    from pathlib import Path
+    ansible_module(MODULE, args(tmp_path))
+    installed = tmp_path / "hooks" / "virthooks" / "lib" / "current" / "virthooks_runtime"
+    folder = Path(__file__).resolve().parents[4] / "plugins" / "module_utils" / "runtime"
+    shipped = {p.name: p.read_bytes() for p in installed.glob("*.py")}
+    assert shipped == {p.name: p.read_bytes() for p in folder.glob("*.py")}

@@ -104,8 +104,9 @@ def latin1_locale(tmp_path_factory):
     try:
         subprocess.run(["localedef", "-i", "en_US", "-f", "ISO-8859-1", str(locpath / "en_US.ISO-8859-1")],
                        capture_output=True, timeout=60, check=True)
-    except (OSError, subprocess.SubprocessError):
-        pytest.skip("localedef cannot build a latin-1 locale here")
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.fail("localedef cannot build a latin-1 locale (Debian package 'locales', installed by "
+                    "tests/setup/prepare-host.sh): %s" % exc)
     return {"LC_ALL": "en_US.ISO-8859-1", "LOCPATH": str(locpath)}
 
 

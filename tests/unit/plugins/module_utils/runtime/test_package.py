@@ -1,0 +1,55 @@
+"""The runtime package: what it may import, what is shipped to hosts, and its version."""
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+RUNTIME = Path(__file__).resolve().parents[5] / "plugins" / "module_utils" / "runtime"
+REPO = RUNTIME.parents[2]
+STDLIB = set(sys.stdlib_module_names)
+
+
+def runtime_files() -> list:
+    return sorted(RUNTIME.glob("*.py"))
+
+
+def imports_of(path: Path) -> list:
+    """(level, module) of every import in a file, nested ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.extend((0, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.level, node.module or ""))
+    return found
+
+
+@pytest.mark.parametrize("path", runtime_files(), ids=lambda p: p.name)
+def test_runtime_imports_only_the_standard_library_and_itself(path):
+    for level, module in imports_of(path):
+        if level:
+            assert level == 1, "%s: 'from %s%s import' leaves the runtime package" % (path.name, "." * level, module)
+            continue
+        top = module.split(".")[0]
+        if top == "lxml":
+            continue        # optional, imported lazily for XPath beyond the built-in subset
+        assert top in STDLIB, "%s imports %s, which is not in the standard library" % (path.name, module)
+        assert top != "ansible", "%s imports Ansible" % path.name
+
+
+def test_runtime_is_a_leaf_nothing_of_the_installer_reaches_into_it_from_inside():
+    installer_side = {p.stem for p in (RUNTIME.parent).glob("*.py")} - {"__init__"}
+    for path in runtime_files():
+        for _level, module in imports_of(path):
+            assert module.split(".")[0] not in installer_side, "%s imports installer code (%s)" % (path.name, module)
+
+
+def test_runtime_version_is_the_collection_version():
+    galaxy = (REPO / "galaxy.yml").read_text()
+    version = re.search(r"^version:\s*['\"]?([^'\"\s]+)", galaxy, re.M).group(1)
+    from ansible_collections.virthooks.libvirt.plugins.module_utils import runtime
+    assert runtime.VERSION == version
