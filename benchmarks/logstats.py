@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """How long the fleet report's reader takes on one host: N log records (default 1 million).
 
 Writes N dispatcher-shaped records (1-3 scripts each, a few failures, timeouts and refusals, a

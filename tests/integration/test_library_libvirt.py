@@ -92,7 +92,7 @@ class PrivateLibvirt:
     def start_daemons(self) -> None:
         self.run("/usr/sbin/virtlogd", "-d")
         self.run("/usr/sbin/libvirtd", "-d")
-        for _ in range(300):
+        for _ignored in range(300):
             if self.virsh("version", check=False).returncode == 0:
                 return
             time.sleep(0.1)
@@ -103,7 +103,7 @@ class PrivateLibvirt:
             pid = self.run("cat", "/run/%s.pid" % name, check=False).stdout.strip()
             if pid.isdigit():
                 self.run("kill", pid, check=False)
-                for _ in range(100):
+                for _ignored in range(100):
                     if not Path("/proc", pid).exists():
                         break
                     time.sleep(0.05)
@@ -159,7 +159,7 @@ def private(tmp_path):
             lv.close()
         sleeper.kill()
         sleeper.wait()
-        for _ in range(50):
+        for _ignored in range(50):
             try:
                 host_cg.rmdir()
                 break
@@ -227,7 +227,7 @@ def test_library_blocks_on_a_real_libvirtd_with_real_guests(private):
         assert int(NR.read_text()) == nr_before
         assert (host_cg / "cpuset.cpus").read_text().strip() == cpus_before
 
-        for _ in range(3):
+        for _ignored in range(3):
             lv.virsh("start", "vhlib-all")
             lv.virsh("destroy", "vhlib-all")
         assert len(snapshots(image)) == 3 and all(n.startswith("virthooks-") for n in snapshots(image))

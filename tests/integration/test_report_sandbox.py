@@ -99,10 +99,10 @@ def fire_known_events(fleet: Fleet) -> None:
     """host-a: 7 calls, 4 failures (2 failed, 1 timeout, 1 refused); host-b: 2 ok calls."""
     script = fleet.hooks("host-a") / "virthooks" / "current" / "scripts" / "refuse-me"
     script.chmod(0o775)                                    # group-writable: the dispatcher refuses it
-    codes = [fleet.fire("host-a", "vm1", "prepare") for _ in range(3)]
-    codes += [fleet.fire("host-a", "vm-fail", "prepare") for _ in range(2)]
+    codes = [fleet.fire("host-a", "vm1", "prepare") for _ignored in range(3)]
+    codes += [fleet.fire("host-a", "vm-fail", "prepare") for _ignored in range(2)]
     codes += [fleet.fire("host-a", "vm-hang", "start"), fleet.fire("host-a", "vm-ref", "started")]
-    codes += [fleet.fire("host-b", "vm1", "prepare") for _ in range(2)]
+    codes += [fleet.fire("host-b", "vm1", "prepare") for _ignored in range(2)]
     assert codes == [0, 0, 0, 1, 1, 1, 0, 0, 0], codes
     # host-b: a corrupt line and a record older than the window, neither counted as a call.
     with fleet.log("host-b").open("a") as f:
@@ -300,7 +300,7 @@ def test_metrics_job_feeds_node_exporter_and_promtool_accepts_it(fired):
         assert got["node_textfile_scrape_error"] == 0
 
         # More calls, enough to rotate host-a's log several times: the counters only go up, by exactly that.
-        for _ in range(12):
+        for _ignored in range(12):
             assert fired.fire("host-a", "vm1", "prepare") == 0
         assert fired.fire("host-a", "vm-fail", "prepare") == 1
         run = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=60, check=False)

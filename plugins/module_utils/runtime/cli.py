@@ -226,8 +226,8 @@ def cmd_validate(args, out):
         _emit(out, "FAIL %s" % problem)
     for warning in warnings:
         _emit(out, "WARN %s" % warning)
-    _emit(out, "%s: %d rule(s), %d problem(s), %d warning(s)" % (path, len(config["rules"]), len(problems),
-                                                                len(warnings)))
+    _emit(out, "%s: %d rule(s), %d problem(s), %d warning(s)"
+          % (path, len(config["rules"]), len(problems), len(warnings)))
     return 1 if problems else 0
 
 
@@ -289,8 +289,8 @@ def cmd_generations(args, out):
     if not ids:
         _emit(out, "no generations in %s (nothing deployed, or deployed before generations)" % own)
         return 0
-    _emit(out, "  %-36s %-20s %-14s %-16s %5s %7s  %s" % ("generation", "time", "deployer", "digest", "rules",
-                                                           "scripts", "entry points"))
+    _emit(out, "  %-36s %-20s %-14s %-16s %5s %7s  %s"
+          % ("generation", "time", "deployer", "digest", "rules", "scripts", "entry points"))
     for gen in ids:
         meta = read_meta(own, gen)
         _emit(out, "%s %-36s %-20s %-14s %-16s %5s %7s  %s" % (
@@ -333,6 +333,8 @@ def cmd_rollback(args, out):
         _emit(out, "entry points changed: %s must reload to see them (virthooks rollback --reload, or "
               "service %s reload)" % (", ".join(daemons), daemons[0]))
     return 0
+
+
 def cmd_metrics(args, out):
     from .logstats import cmd_metrics as write_metrics
     return write_metrics(args, out, _load(args.hooks_dir))

@@ -232,9 +232,9 @@ def prefilter_case(specs, fallback: str, level: int = 0) -> list:
     if not specs:
         return [fallback]
     if level == len(CASE_FIELDS) - 1:
-        if any(objects is None for _, _, objects in specs):
+        if any(objects is None for _ops, _subs, objects in specs):
             return []
-        patterns = _union(objects for _, _, objects in specs)
+        patterns = _union(objects for _ops, _subs, objects in specs)
         return _case(CASE_FIELDS[level], [(patterns, [])], [fallback])
     literals = _union(spec[level] or () for spec in specs)
     default = prefilter_case([s for s in specs if s[level] is None], fallback, level + 1)

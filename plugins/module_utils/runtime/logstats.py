@@ -142,8 +142,7 @@ def read_lines(fd: int, start: int, end: int, final: bool):
         pos += len(data)
         lines = (rest + data).split(b"\n")
         rest = lines.pop()
-        for line in lines:
-            yield line
+        yield from lines
     consumed = pos - len(rest)
     if rest and final:
         yield rest

@@ -164,7 +164,7 @@ def stop(leader: int, run_id: str, grace: float):
     while procs and time.monotonic() < deadline:
         time.sleep(0.02)
         procs = members(leader, run_id)
-    for _ in range(KILL_ROUNDS):
+    for _ignored in range(KILL_ROUNDS):
         if not procs:
             break
         signal_all(procs, SIGKILL)

@@ -432,7 +432,7 @@ def script_path(own_dir: str, script: str) -> str:
 
 
 def steps_for_event(config: dict, hooks_dir: str, own_dir: str, driver: str, obj: str, operation: str,
-         suboperation: str, extra: str, daemon=None) -> tuple:
+                    suboperation: str, extra: str, daemon=None) -> tuple:
     """(steps in run order, notes): what runs for an event, XPath conditions not yet evaluated."""
     steps = []
     notes = []

@@ -77,7 +77,7 @@ def test_30_deploys_while_events_fire_no_call_fails_and_each_sees_one_generation
             fired = sandbox.fire("qemu", "vm", "prepare", "begin", stdin=b"<domain/>")
             codes.append((fired.rc, fired.stderr))
 
-    firing = [threading.Thread(target=fire_forever) for _ in range(3)]
+    firing = [threading.Thread(target=fire_forever) for _ignored in range(3)]
     for thread in firing:
         thread.start()
     try:

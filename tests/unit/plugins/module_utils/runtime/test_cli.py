@@ -184,8 +184,8 @@ def test_list_and_simulate_escape_guest_names_rule_fields_and_script_output(sand
     sandbox.deploy([rule("noisy", operations=["prepare"], objects=["\x1b[31m*", "*"], extras=["\x9b*", "*"])])
     guest = b"g\x1b[2J\x9b\xff\r"
     for name, env, encoding in locales(latin1_locale):
-        for args in (["list"], ["list", "qemu", guest, "prepare"], ["simulate", "--dry-run", "qemu", guest,
-                                                                     "prepare", "begin"],
+        for args in (["list"], ["list", "qemu", guest, "prepare"],
+                     ["simulate", "--dry-run", "qemu", guest, "prepare", "begin"],
                      ["simulate", "qemu", guest, "prepare", "begin"], ["log"]):
             code, out, err = cli_raw(sandbox, *args, env=env)
             assert code == (1 if args[:2] == ["simulate", "qemu"] else 0), (name, args, out, err)

@@ -68,7 +68,7 @@ def test_match_all_rule_needs_no_prefilter():
     assert prefilter_specs("qemu", rules) == [(None, None, None)]
     text = render_entry_point("qemu", "/etc/libvirt/hooks", "/usr/bin/python3", rules)
     assert text.startswith("#!/bin/sh\n# virthooks-entry-point")
-    assert "exit 0 ;;" not in text.split("(reconnect|attach)")[0]    # nothing filtered before the launch
+    assert "exit 0 ;;" not in text.split("(reconnect|attach)", maxsplit=1)[0]    # nothing filtered before the launch
     network = render_entry_point("network", "/etc/libvirt/hooks", "/usr/bin/python3",
                                  [dict(rules[0], driver="network")])
     assert "case" not in network          # no prefilter, no guest to spare: a plain exec

@@ -140,7 +140,7 @@ def test_counters_never_go_down_across_rotations(tmp_path):
     total = 0
     previous = 0
     for batch in (3, 5, 1, 4, 0, 5, 2, 5):                  # each batch fits in the log and its 3 backups
-        write(log, [rec() for _ in range(batch)], max_bytes=900, backups=3)
+        write(log, [rec() for _ignored in range(batch)], max_bytes=900, backups=3)
         total += batch
         _done, got = metrics(log, textfile)
         assert got[CALLS_OK] == total >= previous
@@ -151,9 +151,9 @@ def test_counters_never_go_down_across_rotations(tmp_path):
 def test_records_rotated_away_unread_are_lost_but_counters_still_only_rise(tmp_path):
     log, textfile = tmp_path / "v.jsonl", tmp_path / "tf"
     textfile.mkdir()
-    write(log, [rec() for _ in range(3)], max_bytes=900, backups=1)
+    write(log, [rec() for _ignored in range(3)], max_bytes=900, backups=1)
     _done, first = metrics(log, textfile, backups=1)
-    write(log, [rec() for _ in range(20)], max_bytes=900, backups=1)   # the file read last is deleted
+    write(log, [rec() for _ignored in range(20)], max_bytes=900, backups=1)   # the file read last is deleted
     _done, second = metrics(log, textfile, backups=1)
     assert first[CALLS_OK] == 3 < second[CALLS_OK] < 23
 

@@ -52,8 +52,8 @@ def _class_char(draw, items, negate):
 @st.composite
 def glob_and_names(draw):
     """A rule glob from pieces, names built to match it (mostly), and a few random names."""
-    glob, name_parts = [], [[] for _ in range(3)]
-    for _ in range(draw(st.integers(1, 7))):
+    glob, name_parts = [], [[] for _ignored in range(3)]
+    for _ignored in range(draw(st.integers(1, 7))):
         kind = draw(st.sampled_from(["literal", "literal", "star", "any", "class"]))
         if kind == "literal":
             text = draw(st.text(CHARS, min_size=1, max_size=4))
@@ -61,14 +61,14 @@ def glob_and_names(draw):
             fills = [text] * 3
         elif kind == "star":
             glob.append("*")
-            fills = [draw(st.text(CHARS, max_size=4)) for _ in range(3)]
+            fills = [draw(st.text(CHARS, max_size=4)) for _ignored in range(3)]
         elif kind == "any":
             glob.append("?")
-            fills = [draw(CHARS) for _ in range(3)]
+            fills = [draw(CHARS) for _ignored in range(3)]
         else:
             text, items, negate = _class(draw)
             glob.append(text)
-            fills = [_class_char(draw, items, negate) for _ in range(3)]
+            fills = [_class_char(draw, items, negate) for _ignored in range(3)]
         for part, fill in zip(name_parts, fills):
             part.append(fill)
     names = ["".join(p) for p in name_parts] + draw(st.lists(st.text(CHARS, max_size=8), max_size=2))
@@ -81,7 +81,7 @@ def rule_sets(draw):
     rules, events = [], []
     for i in range(draw(st.integers(1, 3))):
         globs, names = [], []
-        for _ in range(draw(st.integers(1, 2))):
+        for _ignored in range(draw(st.integers(1, 2))):
             glob, matching = draw(glob_and_names())
             globs.append(glob)
             names.extend(matching)
@@ -220,7 +220,7 @@ def test_time_for_a_long_name_is_that_of_a_short_one():
     rules = normalize_config({"version": 1, "rules": [dict({"name": "r%d" % i, "script": "s"}, **shape)
                                                       for i, shape in enumerate(SLOW_SHAPES)]})["rules"]
     long_events = [(name, op, "begin") for name in LONG_NAMES.values() for op in ("prepare", "start", "stopped")]
-    short_events = [("ab-cd", op, "begin") for _ in LONG_NAMES for op in ("prepare", "start", "stopped")]
+    short_events = [("ab-cd", op, "begin") for _ignored in LONG_NAMES for op in ("prepare", "start", "stopped")]
     timings = {}
     for label, events in (("long", long_events), ("short", short_events)):
         program = prefilter_program(rules, events * 5)

@@ -54,7 +54,7 @@ def test_v2_two_guests_isolate_and_restore_in_any_order(blocks, v2):
 
 
 def test_isolating_twice_changes_nothing(blocks, v2):
-    for _ in range(2):
+    for _ignored in range(2):
         assert blocks.run("cpu_isolation", "isolate", {}, "a", pinned("a", "3", "2")).rc == 0
     assert cpus(v2, "system") == "0-1"
 
@@ -127,7 +127,7 @@ def v1_group():
         sleeper.kill()
         sleeper.wait()
         for group in (child, top):
-            for _ in range(50):
+            for _ignored in range(50):
                 try:
                     group.rmdir()
                     break

@@ -37,7 +37,7 @@ def xml(a, b, raw, extra=""):
 def test_four_starts_keep_the_newest_three_snapshots_of_each_qcow2_disk(blocks, disks):
     a, b, raw = disks
     names = []
-    for _ in range(4):
+    for _ignored in range(4):
         ran = blocks.run("disk_snapshot", "snapshot", {"guests": ["vm"], "keep": 3}, "vm", xml(a, b, raw))
         assert ran.rc == 0, ran
         names.append(blocks.state_of("disk_snapshot", "vm")["snapshot"])
@@ -48,7 +48,7 @@ def test_four_starts_keep_the_newest_three_snapshots_of_each_qcow2_disk(blocks, 
 
 def test_keep_one(blocks, disks):
     a, b, raw = disks
-    for _ in range(2):
+    for _ignored in range(2):
         assert blocks.run("disk_snapshot", "snapshot", {"keep": 1}, "vm", xml(a, b, raw)).rc == 0
     assert len(snapshots(b)) == 1 and snapshots(a)[0] == "mine"
 

@@ -45,7 +45,7 @@ def test_reserves_the_guests_pages_and_gives_back_exactly_those(blocks, host, tm
 
 
 def test_reserving_twice_changes_nothing(blocks, host):
-    for _ in range(2):
+    for _ignored in range(2):
         assert blocks.run("hugepages", "reserve", {}, "g1", domain("g1", HP, 64)).rc == 0
     assert pages(host)[("global", 2048)] == 32
 

@@ -11,8 +11,9 @@ import pytest
 from .conftest import domain
 
 PARAMS = {"guests": {
-    "web": {"ip": "192.168.122.10", "forwards": [{"host_port": 8080, "guest_port": 80, "proto": "tcp"},
-                                               {"host_port": 5353, "guest_port": 53, "proto": "udp"}]},
+    "web": {"ip": "192.168.122.10", "forwards": [
+        {"host_port": 8080, "guest_port": 80, "proto": "tcp"},
+        {"host_port": 5353, "guest_port": 53, "proto": "udp"}]},
     "db": {"ip": "fd00::5", "forwards": [{"host_port": 15432, "guest_port": 5432, "proto": "tcp"}]},
 }}
 
@@ -23,7 +24,7 @@ def netns():
     proc = subprocess.Popen(["unshare", "-n", "sleep", "600"])
     try:
         wrap = ["nsenter", "-t", str(proc.pid), "-n"]
-        for _ in range(100):   # until unshare has exec'd sleep in the new namespace
+        for _ignored in range(100):   # until unshare has exec'd sleep in the new namespace
             if os.readlink("/proc/%d/ns/net" % proc.pid) != os.readlink("/proc/self/ns/net"):
                 break
             time.sleep(0.02)

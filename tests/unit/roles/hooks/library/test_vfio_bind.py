@@ -111,7 +111,7 @@ def test_binds_to_vfio_pci_and_gives_each_device_back_to_its_own_driver(blocks, 
 
 
 def test_binding_twice_changes_nothing(blocks, sysfs):
-    for _ in range(2):
+    for _ignored in range(2):
         assert blocks.run("vfio_bind", "bind", {}, "gpu", hostdevs(DEV_A)).rc == 0
     assert len(sysfs.log) == 2
 
