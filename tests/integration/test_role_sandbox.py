@@ -213,12 +213,9 @@ def test_a_no_change_run_makes_no_generation_and_costs_at_most_three_module_call
     assert calls and all(n <= 3 for n in calls.values()), calls
 
 
-def test_a_deploy_that_does_not_validate_on_a_host_is_rolled_back_there(fleet, tmp_path):
-    fleet.write(gpu=gpu_scripts(fleet.tmp))
-    assert fleet.deploy().returncode == 0
-    good = current_generation(fleet, "host-a")
-    # An interpreter in a directory a user owns: the installer takes it (it exists), the host's
-    # trust check refuses it, so `virthooks validate` fails after the switch.
+def with_an_untrusted_script(fleet, tmp_path) -> dict:
+    """gpu's scripts plus one whose interpreter is in a directory a user owns: the installer takes
+    it (the interpreter exists), the host's trust check refuses it, so `virthooks validate` fails."""
     user_bin = tmp_path / "user-bin"
     user_bin.mkdir()
     shell = user_bin / "sh"
@@ -228,7 +225,14 @@ def test_a_deploy_that_does_not_validate_on_a_host_is_rolled_back_there(fleet, t
     scripts = gpu_scripts(fleet.tmp)
     scripts["libvirt_hooks_scripts__gpu"].append(
         {"name": "untrusted", "operations": ["prepare"], "content": "#!%s\nexit 0\n" % shell})
-    fleet.write(gpu=scripts)
+    return scripts
+
+
+def test_a_deploy_that_does_not_validate_on_a_host_is_rolled_back_there(fleet, tmp_path):
+    fleet.write(gpu=gpu_scripts(fleet.tmp))
+    assert fleet.deploy().returncode == 0
+    good = current_generation(fleet, "host-a")
+    fleet.write(gpu=with_an_untrusted_script(fleet, tmp_path))
     bad = fleet.deploy()
     assert bad.returncode != 0
     assert recap(bad)["host-a"]["failed"] == 1, bad.stdout
@@ -243,15 +247,7 @@ def test_no_rollback_when_it_is_turned_off(fleet, tmp_path):
     fleet.write(gpu=gpu_scripts(fleet.tmp))
     assert fleet.deploy().returncode == 0
     good = current_generation(fleet, "host-a")
-    user_bin = tmp_path / "user-bin"
-    user_bin.mkdir()
-    (user_bin / "sh").write_bytes(Path("/bin/sh").resolve().read_bytes())
-    (user_bin / "sh").chmod(0o755)
-    os.chown(user_bin, 65534, 65534)
-    scripts = gpu_scripts(fleet.tmp)
-    scripts["libvirt_hooks_scripts__gpu"].append(
-        {"name": "untrusted", "operations": ["prepare"], "content": "#!%s\nexit 0\n" % (user_bin / "sh")})
-    fleet.write(gpu=scripts, common={"libvirt_hooks_rollback_on_failure": False})
+    fleet.write(gpu=with_an_untrusted_script(fleet, tmp_path), common={"libvirt_hooks_rollback_on_failure": False})
     bad = fleet.deploy()
     assert bad.returncode != 0 and "Not rolled back: libvirt_hooks_rollback_on_failure is false" in bad.stdout
     assert current_generation(fleet, "host-a") != good

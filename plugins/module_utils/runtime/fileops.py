@@ -41,18 +41,23 @@ def fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+def write_fd(fd: int, data: bytes, mode: int, uid: int = -1, gid: int = -1) -> None:
+    """Write all of data to a new file's fd, give it its mode and owner (-1 keeps ours), flush it to disk."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fchmod(fd, mode)
+    if uid != -1 or gid != -1:
+        os.fchown(fd, uid, gid)
+    os.fsync(fd)
+
+
 def atomic_write(path: str, data: bytes, mode: int = 0o644, uid: int = -1, gid: int = -1) -> None:
     """Replace path with data atomically, with the given mode and owner (-1 keeps ours)."""
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=TEMP_SUFFIX, dir=directory)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fchmod(fd, mode)
-        if uid != -1 or gid != -1:
-            os.fchown(fd, uid, gid)
-        os.fsync(fd)
+        write_fd(fd, data, mode, uid, gid)
         os.close(fd)
         fd = -1
         os.rename(tmp, path)

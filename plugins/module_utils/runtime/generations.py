@@ -171,7 +171,7 @@ def write_generation(own: str, gen_id: str, files: dict, uid: int = -1, gid: int
     files: {relative path: (bytes, mode)}. Returns its directory.
     """
     import shutil
-    from .fileops import ensure_dir, fsync_dir
+    from .fileops import ensure_dir, fsync_dir, write_fd
     parent = generations_dir(own)
     ensure_dir(parent, 0o755, uid, gid)
     final = generation_path(own, gen_id)
@@ -191,13 +191,7 @@ def write_generation(own: str, gen_id: str, files: dict, uid: int = -1, gid: int
             directories.add(directory)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fchmod(fd, mode)
-            if uid != -1 or gid != -1:
-                os.fchown(fd, uid, gid)
-            os.fsync(fd)
+            write_fd(fd, data, mode, uid, gid)
         finally:
             os.close(fd)
     for directory in sorted(directories, reverse=True):
