@@ -292,7 +292,7 @@ class Call(object):
 
     def _run(self) -> int:
         try:
-            config = load_config(self.own_dir + "/" + CONFIG_FILE)
+            config = load_config(self.own_dir + "/" + CONFIG_FILE, event=(self.driver, self.obj, self.operation))
         except (OSError, ConfigError) as exc:
             return self.config_failure(exc)
         self.log = config["log"]

@@ -28,6 +28,12 @@ config.json, format version 1::
 Only ``version`` and, per rule, ``name`` and ``script`` are required; everything else has the
 defaults shown. A relative ``script`` is relative to the virthooks directory
 (``hooks/virthooks/``).
+
+The installer adds an ``index`` (see index_rules): which rules can apply to an event, by driver,
+guest name and operation, so that the dispatcher validates and matches only those, and a call
+costs the same with 500 rules as with one. It is only used while it belongs to the rules it was
+built for (their count and a checksum of their content): a config without one, or with rules
+edited by hand since, is read as before, every rule validated and matched.
 """
 
 from .events import DRIVERS, EVENTS, GUEST_DRIVERS, canonical_operation, operation_names
@@ -63,7 +69,9 @@ LOG_DEFAULTS = {
     "output_bytes": 2048,
 }
 TREE_DEFAULTS = {"enabled": True, "timeout": 30, "on_failure": "fail", "order": 50}
-TOP_KEYS = ("version", "generator", "log", "tree", "kill_grace", "rules")
+TOP_KEYS = ("version", "generator", "log", "tree", "kill_grace", "rules", "index")
+INDEX_VERSION = 1
+GLOB_CHARS = "*?["
 RULE_KEYS = ("name", "script") + tuple(RULE_DEFAULTS)
 
 
@@ -266,11 +274,12 @@ def _section(raw, defaults, name, errors):
     return section
 
 
-def normalize_config(raw, strict: bool = True) -> dict:
+def normalize_config(raw, strict: bool = True, only=None) -> dict:
     """Validate a parsed config.json and fill in defaults; raise ConfigError naming every problem.
 
     strict=False (the dispatcher) accepts operation names this version does not know, so a
-    config written for a newer libvirt still dispatches.
+    config written for a newer libvirt still dispatches. ``only`` (positions in ``rules``, from
+    an index that belongs to these rules) validates and keeps just those rules.
     """
     if not isinstance(raw, dict):
         raise ConfigError("config must be a JSON object")
@@ -295,13 +304,16 @@ def normalize_config(raw, strict: bool = True) -> dict:
         errors.append("tree: 'on_failure' must be one of %s" % ", ".join(ON_FAILURE))
     grace = raw.get("kill_grace", 2)
     _number(grace, "kill_grace", errors, "config", 0, 60)
+    if raw.get("index") is not None and not isinstance(raw["index"], dict):
+        errors.append("'index' must be an object (the installer writes it; remove it when editing rules by hand)")
     rules_raw = raw.get("rules", [])
     if not isinstance(rules_raw, list):
         errors.append("'rules' must be a list")
         rules_raw = []
-    rules = [normalize_rule(r, i, errors, strict) for i, r in enumerate(rules_raw)]
+    positions = range(len(rules_raw)) if only is None else only
+    rules = [normalize_rule(rules_raw[i], i, errors, strict) for i in positions]
     seen = {}
-    for i, rule in enumerate(rules):
+    for i, rule in zip(positions, rules):
         name = rule.get("name")
         if isinstance(name, str):
             if name in seen:
@@ -313,8 +325,13 @@ def normalize_config(raw, strict: bool = True) -> dict:
             "tree": tree, "kill_grace": grace, "rules": rules}
 
 
-def load_config(path: str, strict: bool = False) -> dict:
-    """Read, parse and validate config.json; raise ConfigError (or OSError) with the path."""
+def load_config(path: str, strict: bool = False, event=None) -> dict:
+    """Read, parse and validate config.json; raise ConfigError (or OSError) with the path.
+
+    With an event, (driver, object, operation), and an index that belongs to the rules, the
+    config holds only the rules the index gives for that event (a superset of those that match
+    it), and only those are validated; else every rule is.
+    """
     from .minijson import JSONError, loads
     with open(path, "rb") as f:
         data = f.read()
@@ -322,10 +339,75 @@ def load_config(path: str, strict: bool = False) -> dict:
         raw = loads(data)
     except JSONError as exc:
         raise ConfigError("%s is not valid JSON: %s" % (path, exc))
+    only = candidates(raw, *event) if event is not None else None
     try:
-        return normalize_config(raw, strict)
+        return normalize_config(raw, strict, only)
     except ConfigError as exc:
         raise ConfigError("%s: %s" % (path, exc))
+
+
+# --- the index -----------------------------------------------------------------------------
+
+def rules_checksum(rules) -> int:
+    """A checksum of the rules as parsed from config.json: an index is used only while it matches."""
+    import binascii
+    return binascii.crc32(repr(rules).encode("utf-8", "backslashreplace"))
+
+
+def _literal(pattern: str) -> bool:
+    return not any(c in pattern for c in GLOB_CHARS)
+
+
+def index_rules(rules: list, raw_rules: list) -> dict:
+    """The ``index`` the installer writes into config.json: for each driver, the positions of
+    the rules whose objects are all plain names, under each name (``names``), and of the other
+    rules under each of their operations, or ``*`` (``operations``); daemon-driver rules all go
+    under ``*`` (the daemon's name is looked up when any of them filters on it).
+
+    rules are the normalized rules, raw_rules the same as they are written (the checksum covers
+    them as the dispatcher will parse them back: keys sorted, through JSON).
+    """
+    import json
+    parsed = json.loads(json.dumps(list(raw_rules), sort_keys=True))
+    drivers = {}
+    for position, rule in enumerate(rules):
+        entry = drivers.setdefault(rule["driver"], {"names": {}, "operations": {}})
+        if rule["driver"] != "daemon" and all(_literal(o) for o in rule["objects"]):
+            keys, bucket = rule["objects"], entry["names"]
+        else:
+            keys, bucket = rule["operations"], entry["operations"]
+        for key in keys:
+            positions = bucket.setdefault(key, [])
+            if position not in positions:
+                positions.append(position)
+    return {"version": INDEX_VERSION, "count": len(parsed), "checksum": rules_checksum(parsed), "drivers": drivers}
+
+
+def candidates(raw, driver: str, obj: str, operation: str):
+    """Positions in raw["rules"] of the rules that may apply to an event, in order, by the
+    index; None when there is no index, it was built for other rules, or it is not what
+    index_rules writes (then every rule is read)."""
+    try:
+        index, rules = raw["index"], raw["rules"]
+        if index["version"] != INDEX_VERSION or index["count"] != len(rules) or type(rules) is not list:
+            return None
+        entry = index["drivers"].get(driver)
+        if entry is None:
+            found = set()
+        else:
+            found = set(entry["names"].get(obj, ()))
+            operations = entry["operations"]
+            found.update(operations.get("*", ()))
+            found.update(operations.get(canonical_operation(driver, operation), ()))
+        count = len(rules)
+        if not all(type(p) is int and 0 <= p < count for p in found):
+            return None
+        positions = sorted(found)
+        if index["checksum"] != rules_checksum(rules):
+            return None
+        return positions
+    except (TypeError, KeyError, AttributeError, ValueError, RecursionError):
+        return None
 
 
 # --- matching --------------------------------------------------------------------------------
