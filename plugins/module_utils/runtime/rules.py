@@ -372,7 +372,9 @@ def index_rules(rules: list, raw_rules: list) -> dict:
     drivers = {}
     for position, rule in enumerate(rules):
         entry = drivers.setdefault(rule["driver"], {"names": {}, "operations": {}})
-        if rule["driver"] != "daemon" and all(_literal(o) for o in rule["objects"]):
+        if rule["driver"] == "daemon":
+            keys, bucket = ["*"], entry["operations"]
+        elif all(_literal(o) for o in rule["objects"]):
             keys, bucket = rule["objects"], entry["names"]
         else:
             keys, bucket = rule["operations"], entry["operations"]

@@ -306,3 +306,35 @@ def test_every_pair_of_subset_predicates_agrees_on_the_mixed_document():
         for path in ("/a/b", "//b", "/a//b"):
             expr = path + first + second
             assert our_selection(parse_document(MIXED), expr, {}) == lxml_selection(MIXED, expr, {}), expr
+
+
+def _lxml_mapped_script(box, name):
+    """A script that records whether its parent (the dispatcher) has lxml's library mapped."""
+    return box.script(name, "grep -c 'lxml' /proc/$PPID/maps > %s/%s.lxml || true\n" % (box.seen, name))
+
+
+def test_the_dispatcher_loads_lxml_only_for_expressions_outside_the_subset(venv_sandbox):
+    box = venv_sandbox                                  # its Python has lxml
+    _lxml_mapped_script(box, "subset")
+    _lxml_mapped_script(box, "full")
+    _lxml_mapped_script(box, "never")
+    box.deploy([{"name": "subset", "script": "scripts/subset", "operations": ["prepare"],
+                 "xpath": "/domain/metadata/vh:gpu[@mode='passthrough']", "namespaces": {"vh": "urn:virthooks"}},
+                {"name": "never", "script": "scripts/never", "operations": ["prepare"],
+                 "xpath": "//hostdev[@type='scsi']"},
+                {"name": "full", "script": "scripts/full", "operations": ["start"],
+                 "xpath": "count(/domain/devices/disk) >= 2"}])
+    assert box.fire("qemu", "win10", "prepare", "begin", stdin=WIN10).rc == 0
+    assert box.fire("qemu", "win10", "start", "begin", stdin=WIN10).rc == 0
+    assert (box.seen / "subset.lxml").read_text().strip() == "0"
+    assert (box.seen / "full.lxml").read_text().strip() != "0"
+    assert not (box.seen / "never.lxml").exists()
+    skipped = [s for r in box.records() for s in r["scripts"] if s["status"] == "skipped"]
+    assert [s["name"] for s in skipped] == ["never"]
+
+
+def test_a_subset_condition_on_malformed_stdin_is_a_named_failure(sandbox):
+    sandbox.script("gpu", "exit 0\n")
+    sandbox.deploy([{"name": "gpu", "script": "scripts/gpu", "xpath": "/domain/devices/hostdev"}])
+    fired = sandbox.fire("qemu", "win10", "prepare", "begin", stdin=b"<domain><devices>")
+    assert fired.rc == 1 and "gpu" in fired.stderr and "not well-formed" in fired.stderr, fired
