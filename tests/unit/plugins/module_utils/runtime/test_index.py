@@ -54,7 +54,12 @@ def written(raw_rules: list) -> dict:
 
 
 def steps_via(raw: dict, event: tuple, only) -> tuple:
-    config = normalize_config(raw, strict=False, only=only)
+    """What runs for the event, reading the rules at these positions (None: every rule)."""
+    config = normalize_config(raw, strict=False, only=None if only is None else [(i, raw["rules"][i]) for i in only])
+    return steps_of(config, event)
+
+
+def steps_of(config: dict, event: tuple) -> tuple:
     driver, obj, op, sub = event
     steps, notes = steps_for_event(config, "/h", "/h/virthooks", driver, obj, op, sub, "-", "libvirtd")
     return [(s.name, s.path, s.order, s.timeout) for s in steps], notes, needs_daemon_name(config, driver)
@@ -101,13 +106,77 @@ def test_daemon_rules_are_all_read_for_daemon_events():
     assert steps_via(raw, event, only) == steps_via(raw, event, None) == ([], [], True)
 
 
+def write_config(path, raw_rules: list) -> str:
+    """config.json as the installer writes it (install.plan: json.dumps(indent=2, sort_keys=True))."""
+    document, _ = install.build_config(raw_rules, log={"file": "/tmp/x.jsonl"})
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_text_path_reads_the_same_rules_as_the_full_path(tmp_path, seed):
+    rng = random.Random(100 + seed)
+    path = write_config(tmp_path / "config.json", [random_rule(rng, i) for i in range(rng.choice((3, 40, 300)))])
+    data = (tmp_path / "config.json").read_bytes()
+    small = len(data) < rules.INDEX_MIN_BYTES
+    full = load_config(path)
+    for _ in range(200):
+        event = random_event(rng)
+        raw, picked = rules._read_indexed(data, event[:3])
+        assert raw is not None and "rules" not in raw            # the rules array was not parsed
+        assert [i for i, _r in picked] == candidates(minijson.loads(data), *event[:3])
+        config = load_config(path, event=event[:3])
+        assert small or len(config["rules"]) == len(picked)       # load_config took the text path
+        assert steps_of(config, event) == steps_of(full, event), event
+
+
+def test_the_deployed_config_takes_the_text_path(sandbox):
+    """If the installer writes config.json differently, the index text no longer matches: caught here."""
+    sandbox.deploy([rule("a", objects=["win10"]), rule("b", objects=["db-*"])])
+    raw, picked = rules._read_indexed((sandbox.own / "config.json").read_bytes(), ("qemu", "win10", "start"))
+    assert raw is not None and [(i, r["name"]) for i, r in picked] == [(0, "a"), (1, "b")]
+
+
+def test_an_edited_or_damaged_file_is_read_whole_or_fails_as_before(tmp_path):
+    rng = random.Random(5)
+    rule_list = [random_rule(rng, i) for i in range(40)]
+    path = write_config(tmp_path / "config.json", rule_list)
+    good = (tmp_path / "config.json").read_text()
+    edited = good.replace('"r001"', '"r001x"', 1)
+    assert rules._read_indexed(edited.encode(), ("qemu", "win10", "start")) == (None, None)
+    same_length = good.replace('"r001"', '"r00x"', 1)          # every offset still right, the CRC is not
+    assert len(same_length) == len(good) != len(edited)
+    assert rules._read_indexed(same_length.encode(), ("qemu", "win10", "start")) == (None, None)
+    for _ in range(400):
+        text = list(good)
+        for _edit in range(rng.randint(1, 3)):
+            at = rng.randrange(len(text))
+            text[at:at + rng.randint(0, 3)] = rng.choice(["", " ", "1", "]", "}", ",", '"', "\u00e9", "x", "[0]"])
+        damaged = "".join(text)
+        (tmp_path / "config.json").write_text(damaged)
+        event = random_event(rng)
+        try:
+            expected = steps_of(normalize_config(minijson.loads(damaged), strict=False), event)
+        except (minijson.JSONError, ConfigError, TypeError, AttributeError, KeyError):
+            expected = None
+        try:
+            got = steps_of(load_config(path, event=event[:3]), event)
+        except ConfigError:
+            got = None
+        if expected is not None:
+            assert got == expected, damaged
+        # (a damaged file may still dispatch where the full read fails: only in rules the event does
+        # not read, and only when the index text still matches, i.e. not in the rules array)
+
+
 def test_load_config_with_an_event_reads_only_the_candidates(tmp_path):
-    raw_rules = [{"name": "g%d" % i, "script": "s", "objects": ["guest-%d" % i]} for i in range(50)]
+    raw_rules = [{"name": "g%d" % i, "script": "s", "objects": ["guest-%d" % i]} for i in range(80)]
     document, _ = install.build_config(raw_rules)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    assert path.stat().st_size >= rules.INDEX_MIN_BYTES
     assert [r["name"] for r in load_config(str(path), event=("qemu", "guest-7", "start"))["rules"]] == ["g7"]
-    assert len(load_config(str(path))["rules"]) == 50                               # the CLI's view
+    assert len(load_config(str(path))["rules"]) == 80                               # the CLI's view
     assert len(load_config(str(path), event=("qemu", "guest-7", "start"), strict=True)["rules"]) == 1
 
 
@@ -186,9 +255,9 @@ def test_an_invalid_candidate_is_still_a_config_error():
     """Rules are validated as before, only fewer of them: a bad one the event reads fails it."""
     raw = written([{"name": "a", "script": "s", "objects": ["win10"]}])
     raw["rules"][0]["timeout"] = "soon"
-    raw["index"]["checksum"] = rules.rules_checksum(raw["rules"])     # an index forged to match
+    raw["index"]["checksum"] = rules.rules_checksum(raw["rules"], raw["index"]["drivers"])   # forged to match
     with pytest.raises(ConfigError, match="'timeout' must be a number"):
-        normalize_config(raw, strict=False, only=candidates(raw, "qemu", "win10", "start"))
+        normalize_config(raw, strict=False, only=[(0, raw["rules"][0])])
 
 
 def test_checksum_survives_the_installers_serialization_of_odd_values():
@@ -227,8 +296,10 @@ def test_many_per_guest_rules_dispatch_through_the_entry_point(sandbox):
 def test_a_config_edited_by_hand_is_read_whole(sandbox):
     sandbox.recorder("a")
     sandbox.recorder("b")
-    sandbox.deploy([rule("a", objects=["win10"]), rule("b", objects=["db"])])
+    padding = [rule("pad%02d" % i, objects=["guest-%02d" % i], script="scripts/a") for i in range(60)]
+    sandbox.deploy([rule("a", objects=["win10"]), rule("b", objects=["db"])] + padding)
     path = sandbox.own / "config.json"
+    assert path.stat().st_size >= rules.INDEX_MIN_BYTES          # the dispatcher would use the index
     config = json.loads(path.read_text())
     config["rules"][1]["objects"] = ["db", "win10"]            # the index still says b is for db only
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
