@@ -10,9 +10,10 @@ import random
 import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils import install
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import events, minijson, rules
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import events, minijson, ruleindex, rules
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.ruleindex import candidates
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import (
-    ConfigError, candidates, load_config, needs_daemon_name, normalize_config, steps_for_event)
+    ConfigError, load_config, needs_daemon_name, normalize_config, steps_for_event)
 
 GUESTS = ["win10", "win11", "db-1", "db-22", "web", "caf\u00e9", "a[b", "x*y", "-", "guest-007"]
 OBJECT_PATTERNS = GUESTS + ["*", "win*", "db-[0-9]*", "?eb", "[!w]*", "*-*", "caf\u00e9", "a[b"]
@@ -122,7 +123,7 @@ def test_the_text_path_reads_the_same_rules_as_the_full_path(tmp_path, seed):
     full = load_config(path)
     for _ in range(200):
         event = random_event(rng)
-        raw, picked = rules._read_indexed(data, event[:3])
+        raw, picked = ruleindex.read_indexed(data, event[:3])
         assert raw is not None and "rules" not in raw            # the rules array was not parsed
         assert [i for i, _r in picked] == candidates(minijson.loads(data), *event[:3])
         config = load_config(path, event=event[:3])
@@ -133,7 +134,7 @@ def test_the_text_path_reads_the_same_rules_as_the_full_path(tmp_path, seed):
 def test_the_deployed_config_takes_the_text_path(sandbox):
     """If the installer writes config.json differently, the index text no longer matches: caught here."""
     sandbox.deploy([rule("a", objects=["win10"]), rule("b", objects=["db-*"])])
-    raw, picked = rules._read_indexed((sandbox.own / "config.json").read_bytes(), ("qemu", "win10", "start"))
+    raw, picked = ruleindex.read_indexed((sandbox.own / "config.json").read_bytes(), ("qemu", "win10", "start"))
     assert raw is not None and [(i, r["name"]) for i, r in picked] == [(0, "a"), (1, "b")]
 
 
@@ -143,10 +144,10 @@ def test_an_edited_or_damaged_file_is_read_whole_or_fails_as_before(tmp_path):
     path = write_config(tmp_path / "config.json", rule_list)
     good = (tmp_path / "config.json").read_text()
     edited = good.replace('"r001"', '"r001x"', 1)
-    assert rules._read_indexed(edited.encode(), ("qemu", "win10", "start")) == (None, None)
+    assert ruleindex.read_indexed(edited.encode(), ("qemu", "win10", "start")) == (None, None)
     same_length = good.replace('"r001"', '"r00x"', 1)          # every offset still right, the CRC is not
     assert len(same_length) == len(good) != len(edited)
-    assert rules._read_indexed(same_length.encode(), ("qemu", "win10", "start")) == (None, None)
+    assert ruleindex.read_indexed(same_length.encode(), ("qemu", "win10", "start")) == (None, None)
     for _ in range(400):
         text = list(good)
         for _edit in range(rng.randint(1, 3)):
@@ -170,13 +171,13 @@ def test_an_edited_or_damaged_file_is_read_whole_or_fails_as_before(tmp_path):
 
 
 def test_load_config_with_an_event_reads_only_the_candidates(tmp_path):
-    raw_rules = [{"name": "g%d" % i, "script": "s", "objects": ["guest-%d" % i]} for i in range(80)]
+    raw_rules = [{"name": "g%d" % i, "script": "s", "objects": ["guest-%d" % i]} for i in range(160)]
     document, _ = install.build_config(raw_rules)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     assert path.stat().st_size >= rules.INDEX_MIN_BYTES
     assert [r["name"] for r in load_config(str(path), event=("qemu", "guest-7", "start"))["rules"]] == ["g7"]
-    assert len(load_config(str(path))["rules"]) == 80                               # the CLI's view
+    assert len(load_config(str(path))["rules"]) == 160                              # the CLI's view
     assert len(load_config(str(path), event=("qemu", "guest-7", "start"), strict=True)["rules"]) == 1
 
 
@@ -255,7 +256,7 @@ def test_an_invalid_candidate_is_still_a_config_error():
     """Rules are validated as before, only fewer of them: a bad one the event reads fails it."""
     raw = written([{"name": "a", "script": "s", "objects": ["win10"]}])
     raw["rules"][0]["timeout"] = "soon"
-    raw["index"]["checksum"] = rules.rules_checksum(raw["rules"], raw["index"]["drivers"])   # forged to match
+    raw["index"]["checksum"] = ruleindex.rules_checksum(raw["rules"], raw["index"]["drivers"])   # forged to match
     with pytest.raises(ConfigError, match="'timeout' must be a number"):
         normalize_config(raw, strict=False, only=[(0, raw["rules"][0])])
 
@@ -296,7 +297,7 @@ def test_many_per_guest_rules_dispatch_through_the_entry_point(sandbox):
 def test_a_config_edited_by_hand_is_read_whole(sandbox):
     sandbox.recorder("a")
     sandbox.recorder("b")
-    padding = [rule("pad%02d" % i, objects=["guest-%02d" % i], script="scripts/a") for i in range(60)]
+    padding = [rule("pad%02d" % i, objects=["guest-%02d" % i], script="scripts/a") for i in range(120)]
     sandbox.deploy([rule("a", objects=["win10"]), rule("b", objects=["db"])] + padding)
     path = sandbox.own / "config.json"
     assert path.stat().st_size >= rules.INDEX_MIN_BYTES          # the dispatcher would use the index
