@@ -215,7 +215,7 @@ def safety_costs(hook: Path) -> list:
 
     def per_call(fn, n):
         began = time.perf_counter()
-        for _ in range(n):
+        for _call in range(n):
             fn()
         return (time.perf_counter() - began) / n * 1e6
 

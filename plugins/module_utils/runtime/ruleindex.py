@@ -99,7 +99,7 @@ def positions_for(index: dict, count: int, driver: str, obj: str, operation: str
         return []
     found = set()
     names = entry["names"]
-    if type(names) is not str:
+    if not isinstance(names, str):
         return None
     if "\t" not in obj and "\n" not in obj:
         key = "\n%s\t" % obj
@@ -110,7 +110,7 @@ def positions_for(index: dict, count: int, driver: str, obj: str, operation: str
     operations = entry["operations"]
     found.update(operations.get("*", ()))
     found.update(operations.get(canonical_operation(driver, operation), ()))
-    if not all(type(p) is int and 0 <= p < count for p in found):
+    if not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < count for p in found):
         return None
     return sorted(found)
 
@@ -121,7 +121,7 @@ def candidates(raw, driver: str, obj: str, operation: str):
     index_rules writes (then every rule is read)."""
     try:
         rules = raw["rules"]
-        if type(rules) is not list:
+        if not isinstance(rules, list):
             return None
         positions = positions_for(raw["index"], len(rules), driver, obj, operation)
         if positions is None or raw["index"]["checksum"] != rules_checksum(rules, raw["index"]["drivers"]):

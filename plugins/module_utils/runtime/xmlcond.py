@@ -239,7 +239,7 @@ def parse_document(data: bytes) -> _Node:
         parser.Parse(data, True)
     except pyexpat.ExpatError as exc:
         raise ConditionError("stdin is not well-formed XML: %s" % exc)
-    document.content = [k for k in document.kids]     # text outside the root element is not in XPath's model
+    document.content = list(document.kids)     # text outside the root element is not in XPath's model
     return document
 
 

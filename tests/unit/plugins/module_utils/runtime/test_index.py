@@ -78,7 +78,7 @@ def test_indexed_steps_equal_full_steps_for_random_rule_sets(seed):
     raw = written([random_rule(rng, i) for i in range(rng.choice((3, 5, 40, 300)))])
     assert raw["index"]["count"] == len(raw["rules"])
     matched = 0
-    for _ in range(300):
+    for _round in range(300):
         event = random_event(rng)
         only = candidates(raw, *event[:3])
         assert only is not None                                 # the index belongs to these rules
@@ -109,7 +109,7 @@ def test_daemon_rules_are_all_read_for_daemon_events():
 
 def write_config(path, raw_rules: list) -> str:
     """config.json as the installer writes it (install.plan: json.dumps(indent=2, sort_keys=True))."""
-    document, _ = install.build_config(raw_rules, log={"file": "/tmp/x.jsonl"})
+    document, _normalized = install.build_config(raw_rules, log={"file": "/tmp/x.jsonl"})
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     return str(path)
 
@@ -121,7 +121,7 @@ def test_the_text_path_reads_the_same_rules_as_the_full_path(tmp_path, seed):
     data = (tmp_path / "config.json").read_bytes()
     small = len(data) < rules.INDEX_MIN_BYTES
     full = load_config(path)
-    for _ in range(200):
+    for _round in range(200):
         event = random_event(rng)
         raw, picked = ruleindex.read_indexed(data, event[:3])
         assert raw is not None and "rules" not in raw            # the rules array was not parsed
@@ -148,7 +148,7 @@ def test_an_edited_or_damaged_file_is_read_whole_or_fails_as_before(tmp_path):
     same_length = good.replace('"r001"', '"r00x"', 1)          # every offset still right, the CRC is not
     assert len(same_length) == len(good) != len(edited)
     assert ruleindex.read_indexed(same_length.encode(), ("qemu", "win10", "start")) == (None, None)
-    for _ in range(400):
+    for _round in range(400):
         text = list(good)
         for _edit in range(rng.randint(1, 3)):
             at = rng.randrange(len(text))
@@ -172,7 +172,7 @@ def test_an_edited_or_damaged_file_is_read_whole_or_fails_as_before(tmp_path):
 
 def test_load_config_with_an_event_reads_only_the_candidates(tmp_path):
     raw_rules = [{"name": "g%d" % i, "script": "s", "objects": ["guest-%d" % i]} for i in range(160)]
-    document, _ = install.build_config(raw_rules)
+    document, _normalized = install.build_config(raw_rules)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     assert path.stat().st_size >= rules.INDEX_MIN_BYTES
@@ -216,8 +216,8 @@ BAD_INDEXES = [None, [], "x", 1, {}, {"version": 2}, {"version": 1, "count": "1"
                {"version": 1, "count": 1, "drivers": {"qemu": {"names": {"win10": "0"}, "operations": {}}}},
                {"version": 1, "count": 1, "drivers": {"qemu": {"names": {"win10": [[0]]}, "operations": {}}}},
                {"version": 1, "count": 1, "drivers": {"qemu": {"names": {}, "operations": {"*": [0, "a"]}}}},
-               {"version": 1, "count": 1, "checksum": "x", "drivers": {"qemu": {"names": {"win10": [0]},
-                                                                               "operations": {}}}}]
+               {"version": 1, "count": 1, "checksum": "x",
+                "drivers": {"qemu": {"names": {"win10": [0]}, "operations": {}}}}]
 
 
 @pytest.mark.parametrize("index", BAD_INDEXES)
@@ -236,7 +236,7 @@ def test_random_damage_to_the_index_never_crashes():
     rng = random.Random(7)
     base = written([random_rule(rng, i) for i in range(30)])
     junk = [None, True, -1, 10 ** 30, 1.5, "", "*", [], {}, [0, 0], ["x"], {"*": [0]}, [[1]], 2, 29, 30]
-    for _ in range(2000):
+    for _round in range(2000):
         raw = copy.deepcopy(base)
         parent, key = raw, "index"
         while isinstance(parent[key], (dict, list)) and parent[key] and rng.random() < 0.8:
@@ -249,7 +249,7 @@ def test_random_damage_to_the_index_never_crashes():
         event = random_event(rng)
         only = candidates(raw, *event[:3])      # never raises
         if only is not None:                    # still plausible: any rule it leaves out must not match
-            assert all(type(p) is int and 0 <= p < len(raw["rules"]) for p in only)
+            assert all(isinstance(p, int) and 0 <= p < len(raw["rules"]) for p in only)
 
 
 def test_an_invalid_candidate_is_still_a_config_error():

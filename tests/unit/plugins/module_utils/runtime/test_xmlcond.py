@@ -168,9 +168,9 @@ def random_expression(rng: random.Random, data: bytes) -> str:
     tags, attrs, values, texts = _names(data)
     tags = tags + ["*", "nope", "vh:*"]
     steps = []
-    for _ in range(rng.randint(1, 4)):
+    for _step in range(rng.randint(1, 4)):
         step = rng.choice(("/", "//")) + rng.choice(tags)
-        for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
+        for _predicate in range(rng.choice((0, 0, 1, 1, 2, 3))):
             kind = rng.randrange(7)
             if kind == 0:
                 step += "[@%s]" % rng.choice(attrs + ["nope"])
@@ -196,7 +196,7 @@ def test_random_expressions_agree_with_lxml(name):
     rng = random.Random(11 + len(name))
     document = parse_document(data)
     seen = {True: 0, False: 0}
-    for _ in range(1500):
+    for _round in range(1500):
         expr = random_expression(rng, data)
         mine = our_selection(document, expr, NS)
         assert mine == lxml_selection(data, expr, NS), expr
