@@ -93,7 +93,10 @@ def build_config(rules: list, log: dict | None = None, tree: dict | None = None,
         raw["log"] = log
     if tree is not None:
         raw["tree"] = tree
-    return raw, normalize_config(raw, strict=True)
+    from .runtime.rules import index_rules      # the dispatcher's index: which rules to read for an event
+    normalized = normalize_config(raw, strict=True)
+    raw["index"] = index_rules(normalized["rules"], raw["rules"])
+    return raw, normalized
 
 
 def config_text(rules: list, log: dict | None = None, tree: dict | None = None, kill_grace: float = 2) -> str:

@@ -10,6 +10,7 @@ start.
 
 - ``dispatch``  one libvirt hook call: match the rules, run the scripts, apply the policy
 - ``rules``     config.json: format, validation, matching, the per-guest tree
+- ``ruleindex`` config.json's index: which rules an event reads (500 rules cost what one does)
 - ``events``    libvirt's hook events: what can abort, what reads XML, who calls
 - ``entrypoint`` the sh files libvirt runs (``hooks/<driver>``) and their prefilter
 - ``trust``     whether root may run a file (the whole path to it)

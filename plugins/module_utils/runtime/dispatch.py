@@ -298,7 +298,7 @@ class Call(object):
             self.base, generation, _lock = open_current(self.own_dir)
             if generation:
                 self.record["generation"] = generation
-            config = load_config(self.base + "/" + CONFIG_FILE)
+            config = load_config(self.base + "/" + CONFIG_FILE, event=(self.driver, self.obj, self.operation))
         except (OSError, ConfigError) as exc:
             return self.config_failure(exc)
         self.log = config["log"]

@@ -107,6 +107,62 @@ def loads(text):
     return value
 
 
+def _skip_ws(text, i):
+    while text[i] in _WS:
+        i += 1
+    return i
+
+
+def scan_object(text, skip):
+    """A top-level JSON object read member by member: ({key: value}, {key: (start, end)}).
+
+    skip(key, members so far, text, start) may return where the member's value ends (it is then
+    not parsed, only its span returned) or None (parsed). None for anything else than a plain
+    object with distinct keys (the caller then uses loads, which says what is wrong).
+    """
+    if _scan is None:  # pragma: no cover
+        return None
+    members, skipped = {}, {}
+    try:
+        i = _skip_ws(text, 0)
+        if text[i] != "{":
+            return None
+        i = _skip_ws(text, i + 1)
+        while text[i] != "}":
+            if text[i] != '"':
+                return None
+            key, i = _accel.scanstring(text, i + 1, True)
+            i = _skip_ws(text, i)
+            if text[i] != ":" or key in members or key in skipped:
+                return None
+            i = _skip_ws(text, i + 1)
+            end = skip(key, members, text, i)
+            if end is None:
+                members[key], i = _scan(text, i)
+            else:
+                skipped[key], i = (i, end), end
+            i = _skip_ws(text, i)
+            if text[i] == ",":
+                i = _skip_ws(text, i + 1)
+                if text[i] == "}":
+                    return None
+            elif text[i] != "}":
+                return None
+        if text[i + 1:].strip(_WS):
+            return None
+    except Exception:  # pylint: disable=broad-except  # IndexError at the end, a scanner error...
+        return None
+    return members, skipped
+
+
+def scan_value(text, start):
+    """The JSON value at text[start:] (and where it ends); JSONError if there is none."""
+    try:
+        return _scan(text, start)
+    except Exception as exc:  # pylint: disable=broad-except
+        raise JSONError(_scan_error(text, start, exc)) from None
+
+
 _quote = _accel.encode_basestring_ascii if _accel is not None else None
 
 

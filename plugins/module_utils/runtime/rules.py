@@ -28,6 +28,12 @@ config.json, format version 1::
 Only ``version`` and, per rule, ``name`` and ``script`` are required; everything else has the
 defaults shown. A relative ``script`` is relative to the virthooks directory
 (``hooks/virthooks/``).
+
+The installer adds an ``index`` (see ruleindex.py): which rules can apply to an event, by driver,
+guest name and operation, so that the dispatcher validates and matches only those, and a call
+costs the same with 500 rules as with one. It is only used while it belongs to the rules it was
+built for (their count and a checksum of their content): a config without one, or with rules
+edited by hand since, is read as before, every rule validated and matched.
 """
 
 from .events import DRIVERS, EVENTS, GUEST_DRIVERS, canonical_operation, operation_names
@@ -63,7 +69,8 @@ LOG_DEFAULTS = {
     "output_bytes": 2048,
 }
 TREE_DEFAULTS = {"enabled": True, "timeout": 30, "on_failure": "fail", "order": 50}
-TOP_KEYS = ("version", "generator", "log", "tree", "kill_grace", "rules")
+TOP_KEYS = ("version", "generator", "log", "tree", "kill_grace", "rules", "index")
+INDEX_MIN_BYTES = 16384     # a smaller config.json (some 60 rules) is read whole faster than through its index
 RULE_KEYS = ("name", "script") + tuple(RULE_DEFAULTS)
 
 
@@ -266,11 +273,12 @@ def _section(raw, defaults, name, errors):
     return section
 
 
-def normalize_config(raw, strict: bool = True) -> dict:
+def normalize_config(raw, strict: bool = True, only=None) -> dict:
     """Validate a parsed config.json and fill in defaults; raise ConfigError naming every problem.
 
     strict=False (the dispatcher) accepts operation names this version does not know, so a
-    config written for a newer libvirt still dispatches.
+    config written for a newer libvirt still dispatches. ``only``, (position, rule) pairs that
+    an index that belongs to the rules picked, validates and keeps just those rules.
     """
     if not isinstance(raw, dict):
         raise ConfigError("config must be a JSON object")
@@ -295,13 +303,17 @@ def normalize_config(raw, strict: bool = True) -> dict:
         errors.append("tree: 'on_failure' must be one of %s" % ", ".join(ON_FAILURE))
     grace = raw.get("kill_grace", 2)
     _number(grace, "kill_grace", errors, "config", 0, 60)
+    if raw.get("index") is not None and not isinstance(raw["index"], dict):
+        errors.append("'index' must be an object (the installer writes it; remove it when editing rules by hand)")
     rules_raw = raw.get("rules", [])
     if not isinstance(rules_raw, list):
         errors.append("'rules' must be a list")
         rules_raw = []
-    rules = [normalize_rule(r, i, errors, strict) for i, r in enumerate(rules_raw)]
+    picked = list(enumerate(rules_raw)) if only is None else only
+    rules = [normalize_rule(r, i, errors, strict) for i, r in picked]
+    positions = [i for i, _r in picked]
     seen = {}
-    for i, rule in enumerate(rules):
+    for i, rule in zip(positions, rules):
         name = rule.get("name")
         if isinstance(name, str):
             if name in seen:
@@ -313,19 +325,42 @@ def normalize_config(raw, strict: bool = True) -> dict:
             "tree": tree, "kill_grace": grace, "rules": rules}
 
 
-def load_config(path: str, strict: bool = False) -> dict:
-    """Read, parse and validate config.json; raise ConfigError (or OSError) with the path."""
+def load_config(path: str, strict: bool = False, event=None) -> dict:
+    """Read, parse and validate config.json; raise ConfigError (or OSError) with the path.
+
+    With an event, (driver, object, operation), and an index that belongs to the rules, the
+    config holds only the rules the index gives for that event (a superset of those that match
+    it), and only those are parsed and validated; else (or for a small file) every rule is.
+    """
     from .minijson import JSONError, loads
     with open(path, "rb") as f:
         data = f.read()
+    raw = only = None
+    indexed = event is not None and len(data) >= INDEX_MIN_BYTES
+    if indexed:
+        from .ruleindex import read_indexed
+        raw, only = read_indexed(data, event)
+    if raw is None:
+        try:
+            raw = loads(data)
+        except JSONError as exc:
+            raise ConfigError("%s is not valid JSON: %s" % (path, exc))
+        if indexed:
+            from .ruleindex import candidates
+            only = candidates(raw, *event)
+            only = None if only is None else [(i, raw["rules"][i]) for i in only]
     try:
-        raw = loads(data)
-    except JSONError as exc:
-        raise ConfigError("%s is not valid JSON: %s" % (path, exc))
-    try:
-        return normalize_config(raw, strict)
+        return normalize_config(raw, strict, only)
     except ConfigError as exc:
         raise ConfigError("%s: %s" % (path, exc))
+
+
+# --- the index (ruleindex.py: imported only where it is used) -------------------------------
+
+def index_rules(rules: list, raw_rules: list) -> dict:
+    """The ``index`` the installer writes into config.json (see ruleindex.build_index)."""
+    from .ruleindex import build_index
+    return build_index(rules, raw_rules)
 
 
 # --- matching --------------------------------------------------------------------------------
