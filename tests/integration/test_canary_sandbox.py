@@ -115,4 +115,5 @@ def test_no_canary_by_default_deploys_every_host_in_one_batch(fleet):
     proc = fleet.deploy(good_scripts(fleet.tmp))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Canary " not in proc.stdout and proc.stdout.count("PLAY [Deploy libvirt hooks]") == 1
+    assert "Could not match supplied host pattern" not in proc.stdout + proc.stderr
     assert all((fleet.hooks(h) / "virthooks" / "current" / "scripts" / "isolate").exists() for h in HOSTS)
