@@ -81,8 +81,8 @@ def test_a_canary_that_fails_validation_ends_the_run_and_no_other_host_changes(f
     assert first.returncode == 0, first.stdout + first.stderr
     good = {h: fleet.generation(h) for h in HOSTS}
     before = {h: tree_state(fleet.tmp / h / "etc") for h in ("host-b", "host-c")}
-    bad = good_scripts(fleet.tmp) + [{"name": "untrusted", "operations": ["prepare"],
-                                       "content": "#!%s\nexit 0\n" % untrusted_interpreter(fleet.tmp)}]
+    untrusted = {"name": "untrusted", "operations": ["prepare"], "content": "#!%s\nexit 0\n" % untrusted_interpreter(fleet.tmp)}
+    bad = good_scripts(fleet.tmp) + [untrusted]
     proc = fleet.deploy(bad, "-e", "libvirt_hooks_canary=1")
     assert proc.returncode != 0, proc.stdout
     counts = recap(proc)
