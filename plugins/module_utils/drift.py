@@ -1,0 +1,200 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a host's deployed hooks are, in a form peers can be compared on (the hooks_state module).
+
+Read-only. Paths that differ between hosts by construction (the hooks directory itself, the log file)
+are kept out of what is compared, so that two hosts that would run the same scripts the same way
+compare equal.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS, GUEST_DRIVERS
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import (
+    CONFIG_FILE, CURRENT, LIB_CURRENT, LIB_DIR, META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR)
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import ConfigError, load_config, steps_for_event
+
+DEFAULT_EVENTS = ("prepare begin", "migrate begin")
+VIRSH_TIMEOUT = 30
+HOOKS_DIR_TOKEN = "<hooks_dir>"
+_VERSION_LINE = re.compile(r'^VERSION\s*=\s*["\']([^"\']*)["\']', re.M)
+
+
+def file_digest(path: str, replace: str = "") -> str:
+    """sha256 of a file's content ('' when it cannot be read); `replace` is taken out first."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return ""
+    if replace:
+        data = data.replace(replace.encode("utf-8", "surrogateescape"), HOOKS_DIR_TOKEN.encode())
+    return hashlib.sha256(data).hexdigest()
+
+
+def runtime_version(own: str) -> dict:
+    """The installed runtime: its version and the digest directory lib/current points to."""
+    lib = "%s/%s" % (own, LIB_DIR)
+    try:
+        digest = os.readlink("%s/%s" % (lib, LIB_CURRENT)).rstrip("/").rsplit("/", 1)[-1]
+    except OSError:
+        return {"version": None, "lib": None}
+    version = None
+    try:
+        with open("%s/%s/%s/__init__.py" % (lib, LIB_CURRENT, RUNTIME_PACKAGE), "r", encoding="utf-8") as f:
+            match = _VERSION_LINE.search(f.read())
+        version = match.group(1) if match else None
+    except OSError:
+        pass
+    return {"version": version, "lib": digest}
+
+
+def comparable_rules(config: dict) -> list:
+    """The normalized rules, by name, with what the dispatcher uses of them."""
+    return sorted(config["rules"], key=lambda r: r["name"])
+
+
+def script_digests(generation: str) -> dict:
+    """{script file name: sha256} of the current generation's scripts/."""
+    directory = "%s/%s" % (generation, SCRIPTS_DIR)
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return {}
+    return {name: file_digest("%s/%s" % (directory, name)) for name in names}
+
+
+def entry_points(hooks_dir: str) -> dict:
+    """{driver: sha256 of hooks/<driver>, the hooks directory's path taken out} for each that exists."""
+    found = {}
+    for driver in DRIVERS:
+        path = "%s/%s" % (hooks_dir, driver)
+        if os.path.isfile(path):
+            found[driver] = file_digest(path, replace=hooks_dir)
+    return found
+
+
+def tree_digests(hooks_dir: str) -> dict:
+    """{'qemu.d/<guest>/<op>/<sub>/<file>': sha256 (+ ' x' when executable)} of the per-guest trees."""
+    found = {}
+    for driver in GUEST_DRIVERS + ("network",):
+        top = "%s/%s.d" % (hooks_dir, driver)
+        if not os.path.isdir(top):
+            continue
+        for dirpath, dirs, files in os.walk(top):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, hooks_dir)
+                found[rel] = file_digest(path) + (" x" if os.access(path, os.X_OK) else "")
+    return found
+
+
+def has_lxml(python: str) -> bool:
+    """Whether the dispatcher's Python can import lxml (as xmlcond does: without, then with site)."""
+    code = "import sys\ntry:\n import lxml.etree\nexcept ImportError:\n import site; site.main(); import lxml.etree\n"
+    try:
+        return subprocess.run([python, "-IS", "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=30, check=False).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def xpath_state(rules: list, lxml: bool) -> dict:
+    """Which rules need lxml for their condition, and those this host cannot evaluate."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.xmlcond import ENGINE_ETREE, ConditionError, check
+    needs = []
+    for rule in rules:
+        if rule.get("xpath"):
+            try:
+                check(rule["xpath"], rule.get("namespaces") or {}, engine=ENGINE_ETREE)
+            except ConditionError:
+                needs.append(rule["name"])
+    return {"lxml": lxml, "rules_needing_lxml": needs, "unsatisfied": [] if lxml else needs}
+
+
+def list_guests(virsh: str, uri: str) -> dict:
+    """{guest: XML} of every guest libvirt defines here (virsh list --all, virsh dumpxml)."""
+    names = subprocess.run([virsh, "-c", uri, "list", "--all", "--name"], capture_output=True, text=True,
+                           timeout=VIRSH_TIMEOUT, check=True).stdout.split("\n")
+    guests = {}
+    for name in (n.strip() for n in names):
+        if name:
+            guests[name] = subprocess.run([virsh, "-c", uri, "dumpxml", name], capture_output=True, text=True,
+                                          timeout=VIRSH_TIMEOUT, check=True).stdout
+    return guests
+
+
+def read_xml_dir(directory: str) -> dict:
+    """{guest: XML} from <directory>/<guest>.xml files."""
+    guests = {}
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".xml") and not name.startswith("."):
+            with open(os.path.join(directory, name), "r", encoding="utf-8") as f:
+                guests[name[:-4]] = f.read()
+    return guests
+
+
+def guest_steps(config: dict, hooks_dir: str, generation: str, guests: dict, events, driver: str = "qemu") -> dict:
+    """{guest: {event: [script names that would run, in order]}}; XPath conditions evaluated on its XML."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.xmlcond import ConditionError, Document
+    out = {}
+    for guest in sorted(guests):
+        document = Document(guests[guest].encode("utf-8"))
+        per_event = {}
+        for event in events:
+            operation, _sep, suboperation = event.partition(" ")
+            steps, notes = steps_for_event(config, hooks_dir, generation, driver, guest, operation, suboperation or "-", "-")
+            names = []
+            for step in steps:
+                if step.xpath:
+                    try:
+                        if not document.evaluate(step.xpath, step.namespaces):
+                            continue
+                    except ConditionError as exc:
+                        names.append("%s (condition error: %s)" % (step.name, exc))
+                        continue
+                names.append(step.name)
+            per_event[event] = names + ["note: %s" % n for n in notes]
+        out[guest] = per_event
+    return out
+
+
+def host_state(hooks_dir: str, python: str) -> dict:
+    """Everything peers are compared on; `generation` is '' on a host without a deploy."""
+    own = "%s/%s" % (hooks_dir, OWN_DIR)
+    generation = "%s/%s" % (own, CURRENT)
+    state = {"hooks_dir": hooks_dir, "runtime": runtime_version(own), "generation": "", "rules": [],
+             "scripts": {}, "entry_points": entry_points(hooks_dir), "tree": tree_digests(hooks_dir),
+             "xpath": {"lxml": False, "rules_needing_lxml": [], "unsatisfied": []}, "config_error": None}
+    try:
+        state["generation"] = os.readlink(generation).rstrip("/").rsplit("/", 1)[-1]
+    except OSError:
+        return state
+    try:
+        config = load_config("%s/%s" % (generation, CONFIG_FILE), strict=False)
+    except (OSError, ConfigError) as exc:
+        state["config_error"] = str(exc)
+        return state
+    state["rules"] = comparable_rules(config)
+    state["scripts"] = script_digests(generation)
+    state["xpath"] = xpath_state(config["rules"], has_lxml(meta_python(generation) or python))
+    state["_config"] = config
+    return state
+
+
+def meta_python(generation: str) -> str:
+    """The interpreter the deploy chose for the dispatcher (meta.json), or ''."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.minijson import JSONError, loads
+    try:
+        with open("%s/%s" % (generation, META_FILE), "rb") as f:
+            meta = loads(f.read())
+    except (OSError, JSONError):
+        return ""
+    python = meta.get("python") if isinstance(meta, dict) else None
+    return python if isinstance(python, str) and os.path.isabs(python) else ""
