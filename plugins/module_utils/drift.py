@@ -107,12 +107,12 @@ def has_lxml(python: str) -> bool:
 
 def xpath_state(rules: list, lxml: bool) -> dict:
     """Which rules need lxml for their condition, and those this host cannot evaluate."""
-    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.xmlcond import ENGINE_ETREE, ConditionError, check
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.xmlcond import ENGINE_SUBSET, ConditionError, check
     needs = []
     for rule in rules:
         if rule.get("xpath"):
             try:
-                check(rule["xpath"], rule.get("namespaces") or {}, engine=ENGINE_ETREE)
+                check(rule["xpath"], rule.get("namespaces") or {}, engine=ENGINE_SUBSET)
             except ConditionError:
                 needs.append(rule["name"])
     return {"lxml": lxml, "rules_needing_lxml": needs, "unsatisfied": [] if lxml else needs}
