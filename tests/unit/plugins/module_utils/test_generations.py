@@ -93,7 +93,7 @@ def test_30_deploys_while_events_fire_no_call_fails_and_each_sees_one_generation
         for thread in firing:
             thread.join()
     failures = [c for c in codes if c[0] != 0]
-    assert len(codes) > 60 and failures == [], failures[:3]
+    assert len(codes) >= 60 and failures == [], failures[:3]
     records = [r for r in sandbox.records() if r.get("operation") == "prepare"]
     assert len(records) == len(codes)
     seen = set()
