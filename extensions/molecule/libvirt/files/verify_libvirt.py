@@ -523,6 +523,7 @@ def main() -> int:
         say("ok  converge + idempotence: entry points daemon/network/qemu 0755 root, libvirtd pid %d unchanged since prepare" % prepare_pid)
         events_steps()
         policy_steps()
+        report_steps(args)
         ansible_steps(args)
     except Failed as e:
         print("FAILED: %s" % e, flush=True)
@@ -531,6 +532,39 @@ def main() -> int:
         cleanup()
     say("all checks passed in %.1fs" % (time.monotonic() - t0))
     return 0
+
+
+FAILED_RUNS = ("failed", "timeout", "refused", "error", "killed")
+
+
+def report_steps(args) -> None:
+    """The fleet report (playbooks/report.yml) on this real libvirtd counts exactly what the dispatcher
+    logged for the events fired above (ok calls, the failing and ignored prepare scripts, ...)."""
+    logged = [json.loads(line) for line in DISPATCH_LOG.read_text().splitlines() if line.strip()]
+    failures = 0
+    per_script = {}
+    for rec in logged:
+        bad = [s for s in rec.get("scripts", []) if s.get("status") in FAILED_RUNS]
+        failures += len(bad) or (1 if rec.get("result") in ("error", "interrupted") else 0)
+        for s in bad:
+            per_script[s["name"]] = per_script.get(s["name"], 0) + 1
+    out = Path(tempfile.mkdtemp(prefix="vh-report-"))
+    proc = run([args.ansible_playbook, "-i", args.inventory, str(Path(args.repo) / "playbooks" / "report.yml"),
+                "-e", "libvirt_hooks_report_dir=%s" % out, "-e", "libvirt_hooks_report_since=24h"],
+               timeout=300, check_rc=False)
+    check(proc.returncode == 0, "playbooks/report.yml failed", (proc.stdout + proc.stderr)[-3000:])
+    report = json.loads((out / "report.json").read_text())
+    host = next(h for h in report["hosts"] if h["host"] == "vh-local")
+    check(host["status"] == "ok", "the report did not read vh-local", host)
+    check(host["calls"] == len(logged) and host["failures"] == failures,
+          "report.json does not count what the dispatcher logged",
+          {"report": (host["calls"], host["failures"]), "log": (len(logged), failures)})
+    reported = {s["name"]: s["failures"] for s in host["stats"]["scripts"] if s["failures"]}
+    check(reported == per_script and per_script.get("fail-prepare", 0) >= 1,
+          "report.json's failures per script differ from the log", {"report": reported, "log": per_script})
+    check((out / "report.html").read_text().count("vh-local") >= 1, "report.html does not list vh-local")
+    say("ok  report: %d calls, %d failures (%s) counted as logged on the real libvirtd"
+        % (len(logged), failures, ", ".join("%s=%d" % kv for kv in sorted(per_script.items()))))
 
 
 def cleanup() -> None:
