@@ -42,8 +42,9 @@ attributes:
 options:
   hooks_dir:
     description:
-      - The libvirt hooks directory, as the host sees it (O(root) is not added).
-      - The default V("") finds it like M(virthooks.libvirt.hooks_info) does.
+      - The libvirt hooks directory to write to, O(root) included (as
+        RV(virthooks.libvirt.hooks_info#module:libvirt.hooks_dir) reports it).
+      - The default V("") finds it like M(virthooks.libvirt.hooks_info) does, from O(root) and O(sysconfdir).
     type: path
     default: ""
   scripts:
