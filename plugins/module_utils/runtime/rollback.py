@@ -98,23 +98,23 @@ def summarize(before_dir: str, after_dir: str, after: dict) -> list:
         before = _rules_by_name(_load(before_dir))
     except RollbackError:
         before = {}
-    now = _rules_by_name(after)
-    for name in sorted(set(before) | set(now)):
-        if name not in now:
-            lines.append("rule %s: removed" % name)
-        elif name not in before:
-            lines.append("rule %s: added" % name)
-        elif before[name] != now[name]:
-            lines.append("rule %s: changed" % name)
+    lines.extend(_differences("rule", before, _rules_by_name(after)))
     _config, scripts_before = read_state(before_dir)
     _config, scripts_after = read_state(after_dir)
-    for name in sorted(set(scripts_before) | set(scripts_after)):
-        if name not in scripts_after:
-            lines.append("script %s: removed" % name)
-        elif name not in scripts_before:
-            lines.append("script %s: added" % name)
-        elif scripts_before[name] != scripts_after[name]:
-            lines.append("script %s: changed" % name)
+    lines.extend(_differences("script", scripts_before, scripts_after))
+    return lines
+
+
+def _differences(kind: str, before: dict, after: dict) -> list:
+    """'<kind> <name>: removed|added|changed' for each name whose value differs, in name order."""
+    lines = []
+    for name in sorted(set(before) | set(after)):
+        if name not in after:
+            lines.append("%s %s: removed" % (kind, name))
+        elif name not in before:
+            lines.append("%s %s: added" % (kind, name))
+        elif before[name] != after[name]:
+            lines.append("%s %s: changed" % (kind, name))
     return lines
 
 
