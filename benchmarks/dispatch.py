@@ -35,6 +35,23 @@ DOMAIN_XML = (b"<domain type='kvm'><name>win10</name><memory unit='KiB'>65536</m
 TARGET = "#!/bin/sh\nexit 0\n"
 ENV = {"LC_ALL": "C", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
+# The widely shared per-guest tree helper (bash, dirname + find): what users run today.
+TREE_HELPER = r'''#!/bin/bash
+GUEST_NAME="$1"
+HOOK_NAME="$2"
+STATE_NAME="$3"
+BASEDIR="$(dirname $0)"
+HOOKPATH="$BASEDIR/qemu.d/$GUEST_NAME/$HOOK_NAME/$STATE_NAME"
+set -e
+if [ -f "$HOOKPATH" ]; then
+  eval \""$HOOKPATH"\" "$@"
+elif [ -d "$HOOKPATH" ]; then
+  while read file; do
+    eval \""$file"\" "$@"
+  done <<< "$(find -L "$HOOKPATH" -maxdepth 1 -type f -executable -print;)"
+fi
+'''
+
 
 def import_collection():
     link_root = Path(tempfile.mkdtemp(prefix="vh-bench-import-"))
@@ -76,21 +93,7 @@ def build_variants(base: Path, python: str, lxml_python: str | None) -> dict:
     variants["a"] = ("minimal sh hook that execs the target",
                      write(base / "a" / "qemu", '#!/bin/sh\nexec %s "$@"\n' % target), "win10")
     # The widely shared per-guest tree helper (bash, dirname + find), with one target in the tree.
-    tree_hook = write(base / "b" / "qemu", r'''#!/bin/bash
-GUEST_NAME="$1"
-HOOK_NAME="$2"
-STATE_NAME="$3"
-BASEDIR="$(dirname $0)"
-HOOKPATH="$BASEDIR/qemu.d/$GUEST_NAME/$HOOK_NAME/$STATE_NAME"
-set -e
-if [ -f "$HOOKPATH" ]; then
-  eval \""$HOOKPATH"\" "$@"
-elif [ -d "$HOOKPATH" ]; then
-  while read file; do
-    eval \""$file"\" "$@"
-  done <<< "$(find -L "$HOOKPATH" -maxdepth 1 -type f -executable -print;)"
-fi
-''')
+    tree_hook = write(base / "b" / "qemu", TREE_HELPER)
     write(base / "b" / "qemu.d" / "win10" / "prepare" / "begin" / "target", TARGET)
     variants["b"] = ("per-guest tree bash helper (dirname + find)", tree_hook, "win10")
     variants["p"] = ("floor: bare python3 -IS that fork-execs the target",

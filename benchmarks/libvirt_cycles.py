@@ -33,26 +33,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from dispatch import TREE_HELPER  # benchmarks/ is this script's directory, first on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 PIDFILES = ("/run/libvirtd.pid", "/var/run/libvirtd.pid")
 EVENTS = [("prepare", "begin"), ("start", "begin"), ("started", "begin"), ("stopped", "end"), ("release", "end")]
 SCRIPTS = 10
 TARGET = 1.02
-TREE_HELPER = r'''#!/bin/bash
-GUEST_NAME="$1"
-HOOK_NAME="$2"
-STATE_NAME="$3"
-BASEDIR="$(dirname $0)"
-HOOKPATH="$BASEDIR/qemu.d/$GUEST_NAME/$HOOK_NAME/$STATE_NAME"
-set -e
-if [ -f "$HOOKPATH" ]; then
-  eval \""$HOOKPATH"\" "$@"
-elif [ -d "$HOOKPATH" ]; then
-  while read file; do
-    eval \""$file"\" "$@"
-  done <<< "$(find -L "$HOOKPATH" -maxdepth 1 -type f -executable -print;)"
-fi
-'''
 
 
 def virsh(*args, check=True) -> subprocess.CompletedProcess:
