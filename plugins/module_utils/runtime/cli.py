@@ -332,6 +332,9 @@ def cmd_rollback(args, out):
     elif daemons:
         _emit(out, "entry points changed: %s must reload to see them (virthooks rollback --reload, or "
               "service %s reload)" % (", ".join(daemons), daemons[0]))
+    elif plan["added"] or plan["removed"]:
+        _emit(out, "entry points changed: no libvirt daemon that runs them is running; it reads them when it "
+              "starts (no reload needed)")
     return 0
 
 

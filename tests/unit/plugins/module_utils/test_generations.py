@@ -193,9 +193,78 @@ def test_rollback_puts_entry_points_back_and_names_the_daemon_to_reload(sandbox)
     assert code == 0, out
     assert "entry point hooks/network: added" in out and "entry point hooks/lxc: removed" in out
     assert (sandbox.hooks / "network").exists() and not (sandbox.hooks / "lxc").exists()
-    assert "reload" in out
+    assert "entry points changed" in out
     code, out = cli(sandbox, "validate")
     assert code == 0, out
+
+
+def fake_daemon(tmp_path, name):
+    """A real process whose name (/proc/PID/comm) is a libvirt daemon's; it records each SIGHUP it gets."""
+    script = tmp_path / name
+    record = tmp_path / (name + ".hup")
+    script.write_text("#!/bin/sh\ntrap 'echo hup >> %s' HUP\necho up >> %s\n"
+                      "while :; do sleep 0.05; done\n" % (record, record))
+    script.chmod(0o755)
+    proc = subprocess.Popen([str(script)], start_new_session=True)
+    for _ in range(200):
+        if record.exists():
+            break
+        time.sleep(0.01)
+    return proc, record
+
+
+def run_cli_in_process(box, monkeypatch, running, *args):
+    """The rollback command in this process, seeing only the daemons in running (never the host's real ones)."""
+    import io
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import cli as runtime_cli
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import rollback
+    monkeypatch.setattr(rollback, "running_daemons", lambda: running)
+    out = io.StringIO()
+    try:
+        runtime_cli.main(str(box.hooks), list(args), out)
+    except SystemExit as exc:
+        return exc.code, out.getvalue()
+    raise AssertionError("the command did not exit")
+
+
+def test_rollback_finds_the_daemons_by_process_name(tmp_path):
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import rollback
+    proc, _record = fake_daemon(tmp_path, "virtnetworkd")
+    try:
+        assert proc.pid in rollback.running_daemons().get("virtnetworkd", [])
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.pid not in rollback.running_daemons().get("virtnetworkd", [])
+
+
+def test_rollback_reload_signals_the_daemon_that_runs_the_changed_entry_point(sandbox, tmp_path, monkeypatch):
+    for drivers in (("qemu", "network"), ("qemu",), ("qemu", "network"), ("qemu",)):
+        deploy(sandbox, [rule("keep")], present("keep"), drivers=drivers, keep=5)
+    network, network_hups = fake_daemon(tmp_path, "virtnetworkd")
+    qemu, qemu_hups = fake_daemon(tmp_path, "virtqemud")
+    try:
+        running = {"virtnetworkd": [network.pid], "virtqemud": [qemu.pid]}
+        code, out = run_cli_in_process(sandbox, monkeypatch, running, "rollback", "--dry-run", "--reload")
+        assert code == 0 and "virtnetworkd must reload" in out and "reloaded" not in out, out
+        code, out = run_cli_in_process(sandbox, monkeypatch, running, "rollback", "--reload")
+        assert code == 0, out
+        assert "reloaded (SIGHUP) virtnetworkd: pid %d" % network.pid in out
+        for _ in range(200):
+            if "hup" in network_hups.read_text():
+                break
+            time.sleep(0.01)
+        assert network_hups.read_text().split() == ["up", "hup"]
+        assert qemu_hups.read_text().split() == ["up"], "only the daemon whose entry point changed reloads"
+        # Monolithic libvirtd runs every driver: it is the one to reload, whatever changed.
+        code, out = run_cli_in_process(sandbox, monkeypatch, {"libvirtd": [qemu.pid]}, "rollback")
+        assert code == 0 and "entry points changed: libvirtd must reload" in out, out
+        code, out = run_cli_in_process(sandbox, monkeypatch, {}, "rollback")
+        assert code == 0 and "no libvirt daemon that runs them is running" in out, out
+    finally:
+        for proc in (network, qemu):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def test_rollback_with_no_previous_generation_says_so_and_changes_nothing(sandbox):
