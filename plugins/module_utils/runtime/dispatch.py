@@ -31,10 +31,10 @@ Contract (see README "The runtime"):
 - SIGTERM, SIGINT or SIGHUP stop the running script's processes, write the log record and exit.
 """
 
-import os
 import sys
 import time
 
+from . import hostos as os  # os without importing os (0.9 ms at start-up): see hostos
 from .events import USER_FAILURE_EXIT, has_stdin_xml, is_abortable, kills_running_guest, reads_stdout
 from .generations import open_current
 from .layout import CONFIG_FILE, OWN_DIR

@@ -428,7 +428,7 @@ def is_backup_name(name: str) -> bool:
 
 def tree_scripts(directory: str) -> list:
     """Executable regular files of a tree directory, in byte order of their names."""
-    import os
+    from . import hostos as os
     try:
         entries = os.listdir(directory)
     except OSError:

@@ -7,9 +7,7 @@ A broken log never breaks a hook: every function here swallows its own errors an
 on the return value only.
 """
 
-import os
-import stat
-
+from . import hostos as os  # os without importing os (0.9 ms at start-up): see hostos
 from .minijson import dumps
 
 SYSLOG_IDENT = "virthooks"
@@ -42,7 +40,7 @@ def open_regular(path: str, flags: int) -> int:
     """open(2) that never blocks, never follows a symlink and keeps only a regular file."""
     fd = os.open(path, flags, 0o640)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        if not os.S_ISREG(os.fstat(fd).st_mode):
             raise NotRegularFile("%s is not a regular file" % path)
     except BaseException:
         os.close(fd)

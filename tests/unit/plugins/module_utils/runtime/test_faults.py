@@ -328,8 +328,8 @@ def test_spool_falls_back_to_the_next_directory_when_one_is_full(tmp_path, monke
         subprocess.run("head -c 65536 /dev/zero > %s/fill" % full, shell=True, check=False)
         spare = tmp_path / "spare"
         spare.mkdir()
-        monkeypatch.delattr(os, "memfd_create")
-        monkeypatch.setenv("TMPDIR", str(full))
+        monkeypatch.delattr(dispatch.os, "memfd_create")     # dispatch's os is runtime.hostos
+        monkeypatch.setitem(dispatch.os.environ, "TMPDIR", str(full))
         monkeypatch.setattr(dispatch, "TMP_DIRS", (str(spare),))
         fd = dispatch.anon_file(b"x" * 100000)
         try:
