@@ -16,7 +16,8 @@ those modules use is here, and that a dispatcher call never imports os.
 import sys
 
 import posix
-from posix import (  # noqa: F401  (the names the runtime's modules use, as os.NAME)
+# The names the runtime's modules use, as os.NAME (so unused here).
+from posix import (  # noqa: F401  # pylint: disable=unused-import
     F_OK, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR,
     O_WRONLY, P_PID, POSIX_SPAWN_DUP2, WEXITED, WNOHANG, WNOWAIT, X_OK,
     access, chdir, chmod, chown, close, dup, dup2, fstat, ftruncate, geteuid, getpid, getppid, listdir, lseek,
@@ -25,15 +26,15 @@ from posix import (  # noqa: F401  (the names the runtime's modules use, as os.N
 )
 
 try:  # Linux-only names: the runtime checks for them with hasattr, as it would on os
-    from posix import O_TMPFILE  # noqa: F401
+    from posix import O_TMPFILE  # noqa: F401  # pylint: disable=unused-import
 except ImportError:  # pragma: no cover
     pass
 try:
-    from posix import MFD_CLOEXEC, memfd_create  # noqa: F401
+    from posix import MFD_CLOEXEC, memfd_create  # noqa: F401  # pylint: disable=unused-import
 except ImportError:  # pragma: no cover
     pass
 try:
-    from posix import pidfd_open  # noqa: F401
+    from posix import pidfd_open  # noqa: F401  # pylint: disable=unused-import
 except ImportError:  # pragma: no cover
     pass
 

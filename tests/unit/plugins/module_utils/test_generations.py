@@ -206,7 +206,7 @@ def fake_daemon(tmp_path, name):
                       "while :; do sleep 0.05; done\n" % (record, record))
     script.chmod(0o755)
     proc = subprocess.Popen([str(script)], start_new_session=True)
-    for _ in range(200):
+    for _attempt in range(200):
         if record.exists():
             break
         time.sleep(0.01)
@@ -250,7 +250,7 @@ def test_rollback_reload_signals_the_daemon_that_runs_the_changed_entry_point(sa
         code, out = run_cli_in_process(sandbox, monkeypatch, running, "rollback", "--reload")
         assert code == 0, out
         assert "reloaded (SIGHUP) virtnetworkd: pid %d" % network.pid in out
-        for _ in range(200):
+        for _attempt in range(200):
             if "hup" in network_hups.read_text():
                 break
             time.sleep(0.01)
