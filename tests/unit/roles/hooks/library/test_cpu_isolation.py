@@ -166,6 +166,34 @@ def test_systemd_units_already_right_are_not_set_again(blocks, systemd):
     assert blocks.state_of("cpu_isolation", "b") == {"cpus": [2], "mode": "systemd"}
 
 
+@pytest.mark.parametrize("controllers, why", [
+    (None, "%(cgroup)s is not cgroup v2 (a v1/hybrid layout)"),
+    ("cpu io memory pids", "cgroup v2 has no cpuset controller (%(cgroup)s/cgroup.controllers: cpu io memory pids)"),
+], ids=["v1-or-hybrid", "v2-without-cpuset"])
+def test_auto_refuses_systemd_that_would_not_apply_allowed_cpus(blocks, systemd, controllers, why):
+    systemd.controllers(controllers)
+    ran = blocks.run("cpu_isolation", "isolate", UNITS, "a", pinned("a", "1"))
+    assert ran.rc == 1
+    assert ran.stderr == (
+        "virthooks cpu_isolation: a: systemd runs here but %s, so it would store AllowedCPUs without applying it: "
+        "boot with systemd.unified_cgroup_hierarchy=1, or choose a mode (cgroup_v1 with cgroups of your own, or "
+        "systemd to set the property anyway)\n" % (why % {"cgroup": systemd.cgroup}))
+    assert systemd.calls() == [] and blocks.state_of("cpu_isolation", "a") is None
+    assert not (blocks.state / "cpu_isolation" / ".original.json").exists()
+
+
+def test_mode_systemd_on_a_v1_layout_sets_the_property_and_logs_that_it_is_not_applied(blocks, systemd):
+    systemd.controllers(None)
+    params = dict(UNITS, mode="systemd")
+    ran = blocks.run("cpu_isolation", "isolate", params, "a", pinned("a", "1"))
+    assert ran.rc == 0, ran
+    assert systemd.allowed("system.slice") == "0,2-3"
+    assert ran.stdout.endswith(" cpu_isolation: host processes on 0,2-3, 1 kept for guests "
+                               "(systemd, NOT applied: %s is not cgroup v2 (a v1/hybrid layout))\n" % systemd.cgroup)
+    assert blocks.run("cpu_isolation", "restore", params, "a", "", op="release", sub="end").rc == 0
+    assert systemd.allowed("system.slice") == ""
+
+
 @pytest.fixture
 def v1_group():
     """A cpuset v1 group (with a child holding a real process) on this machine's real hierarchy."""
