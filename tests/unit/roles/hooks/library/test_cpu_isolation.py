@@ -167,17 +167,17 @@ def test_systemd_units_already_right_are_not_set_again(blocks, systemd):
 
 
 @pytest.mark.parametrize("controllers, why", [
-    (None, "%(cgroup)s is not cgroup v2 (a v1/hybrid layout)"),
-    ("cpu io memory pids", "cgroup v2 has no cpuset controller (%(cgroup)s/cgroup.controllers: cpu io memory pids)"),
+    (None, "%(cgroup)s is not cgroup v2 (v1/hybrid layout)"),
+    ("cpu io memory pids", "cgroup v2 at %(cgroup)s has no cpuset controller"),
 ], ids=["v1-or-hybrid", "v2-without-cpuset"])
 def test_auto_refuses_systemd_that_would_not_apply_allowed_cpus(blocks, systemd, controllers, why):
     systemd.controllers(controllers)
     ran = blocks.run("cpu_isolation", "isolate", UNITS, "a", pinned("a", "1"))
     assert ran.rc == 1
     assert ran.stderr == (
-        "virthooks cpu_isolation: a: systemd runs here but %s, so it would store AllowedCPUs without applying it: "
-        "boot with systemd.unified_cgroup_hierarchy=1, or choose a mode (cgroup_v1 with cgroups of your own, or "
-        "systemd to set the property anyway)\n" % (why % {"cgroup": systemd.cgroup}))
+        "virthooks cpu_isolation: a: systemd would not apply AllowedCPUs here: %s; boot with "
+        "systemd.unified_cgroup_hierarchy=1, or set mode (cgroup_v1 with cgroups of your own, or systemd to set it "
+        "anyway)\n" % (why % {"cgroup": systemd.cgroup}))
     assert systemd.calls() == [] and blocks.state_of("cpu_isolation", "a") is None
     assert not (blocks.state / "cpu_isolation" / ".original.json").exists()
 
@@ -189,7 +189,7 @@ def test_mode_systemd_on_a_v1_layout_sets_the_property_and_logs_that_it_is_not_a
     assert ran.rc == 0, ran
     assert systemd.allowed("system.slice") == "0,2-3"
     assert ran.stdout.endswith(" cpu_isolation: host processes on 0,2-3, 1 kept for guests "
-                               "(systemd, NOT applied: %s is not cgroup v2 (a v1/hybrid layout))\n" % systemd.cgroup)
+                               "(systemd, NOT applied: %s is not cgroup v2 (v1/hybrid layout))\n" % systemd.cgroup)
     assert blocks.run("cpu_isolation", "restore", params, "a", "", op="release", sub="end").rc == 0
     assert systemd.allowed("system.slice") == ""
 
