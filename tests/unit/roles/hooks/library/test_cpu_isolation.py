@@ -1,5 +1,6 @@
 """cpu_isolation: the real cgroup v1 cpuset hierarchy of this machine (a test group of our own), a fake cgroup v2
-tree, and systemd through a fake systemctl that records its calls (no systemd host here)."""
+tree, and systemd through a fake systemctl that keeps the properties and shows them as systemd 257 does
+(tests/integration/test_library_systemd.py runs the block against real systemd on a fleet host)."""
 from __future__ import annotations
 
 import os
@@ -86,20 +87,111 @@ def test_guests_without_vcpupin_are_left_alone(blocks, v2):
     assert cpus(v2, "system") == ""
 
 
-def test_systemd_slices_get_allowed_cpus_and_back(blocks, tmp_path, online):
+# systemctl as far as the block uses it: `set-property --runtime UNIT AllowedCPUs=X` keeps X, `show -p
+# AllowedCPUs --value UNIT` prints it with spaces between ranges, as systemd does ('0,2-3' shows '0 2-3').
+FAKE_SYSTEMCTL = """#!/bin/sh
+echo "$*" >> %(calls)s
+case $1 in
+  show) cat %(units)s/"$5" 2>/dev/null | tr ',' ' '; echo ;;
+  set-property) printf '%%s' "${4#AllowedCPUs=}" > %(units)s/"$3" ;;
+esac
+"""
+
+
+class FakeSystemd:
+    def __init__(self, tmp_path: Path):
+        self.units, self.calls_file = tmp_path / "units", tmp_path / "calls"
+        self.units.mkdir()
+        self.cgroup = tmp_path / "cgroup2"
+        self.cgroup.mkdir()
+        self.controllers("cpuset cpu io memory pids")
+        self.systemctl = tmp_path / "systemctl"
+        self.systemctl.write_text(FAKE_SYSTEMCTL % {"calls": self.calls_file, "units": self.units})
+        self.systemctl.chmod(0o755)
+
+    def controllers(self, text):
+        """cgroup v2 with these controllers at the cgroup root, or (None) a v1/hybrid layout without it."""
+        path = self.cgroup / "cgroup.controllers"
+        if text is None:
+            path.unlink()
+        else:
+            path.write_text(text + "\n")
+
+    def allowed(self, unit):
+        path = self.units / unit
+        return path.read_text() if path.exists() else ""
+
+    def calls(self):
+        return self.calls_file.read_text().splitlines() if self.calls_file.exists() else []
+
+
+@pytest.fixture
+def systemd(blocks, tmp_path, online):
+    fake = FakeSystemd(tmp_path)
     (tmp_path / "systemd").mkdir()
-    calls = tmp_path / "calls"
-    fake = tmp_path / "systemctl"
-    fake.write_text("#!/bin/sh\necho \"$*\" >> %s\n[ \"$1\" = show ] && echo ''\nexit 0\n" % calls)
-    fake.chmod(0o755)
-    blocks.paths.update(systemd=str(tmp_path / "systemd"), systemctl=str(fake))
-    assert blocks.run("cpu_isolation", "isolate", {"units": ["system.slice", "user.slice"]}, "a", pinned("a", "1-2")).rc == 0
-    assert blocks.run("cpu_isolation", "restore", {"units": ["system.slice", "user.slice"]}, "a", "", op="release", sub="end").rc == 0
-    assert calls.read_text().splitlines() == [
+    blocks.paths.update(systemd=str(tmp_path / "systemd"), systemctl=str(fake.systemctl), cgroup=str(fake.cgroup))
+    return fake
+
+
+UNITS = {"units": ["system.slice", "user.slice"]}
+
+
+def test_systemd_slices_get_allowed_cpus_and_back(blocks, systemd):
+    assert blocks.run("cpu_isolation", "isolate", UNITS, "a", pinned("a", "1-2")).rc == 0
+    assert systemd.allowed("system.slice") == systemd.allowed("user.slice") == "0,3"
+    assert blocks.run("cpu_isolation", "restore", UNITS, "a", "", op="release", sub="end").rc == 0
+    assert systemd.calls() == [
         "show -p AllowedCPUs --value system.slice", "show -p AllowedCPUs --value user.slice",
         "show -p AllowedCPUs --value user.slice", "set-property --runtime user.slice AllowedCPUs=0,3",
         "show -p AllowedCPUs --value system.slice", "set-property --runtime system.slice AllowedCPUs=0,3",
         "set-property --runtime system.slice AllowedCPUs=", "set-property --runtime user.slice AllowedCPUs="]
+
+
+def test_systemd_ranges_shown_with_spaces_are_narrowed_and_restored_exactly(blocks, systemd):
+    """An admin's AllowedCPUs=0,2-3 shows as '0 2-3': it is read, narrowed, and given back as it was shown."""
+    (systemd.units / "user.slice").write_text("0,2-3")
+    ran = blocks.run("cpu_isolation", "isolate", UNITS, "a", pinned("a", "2"))
+    assert ran.rc == 0, ran
+    assert systemd.allowed("user.slice") == "0,3" and systemd.allowed("system.slice") == "0-1,3"
+    assert blocks.run("cpu_isolation", "restore", UNITS, "a", "", op="release", sub="end").rc == 0
+    assert systemd.allowed("user.slice") == "0 2-3" and systemd.allowed("system.slice") == ""
+
+
+def test_systemd_units_already_right_are_not_set_again(blocks, systemd):
+    """A second guest on the same CPU changes nothing: '0,3' is shown as '0 3' and still equal."""
+    assert blocks.run("cpu_isolation", "isolate", UNITS, "a", pinned("a", "1-2")).rc == 0
+    calls = len(systemd.calls())
+    assert blocks.run("cpu_isolation", "isolate", UNITS, "b", pinned("b", "2")).rc == 0
+    assert [c for c in systemd.calls()[calls:] if c.startswith("set-property")] == []
+    assert blocks.state_of("cpu_isolation", "b") == {"cpus": [2], "mode": "systemd"}
+
+
+@pytest.mark.parametrize("controllers, why", [
+    (None, "%(cgroup)s is not cgroup v2 (v1/hybrid layout)"),
+    ("cpu io memory pids", "cgroup v2 at %(cgroup)s has no cpuset controller"),
+], ids=["v1-or-hybrid", "v2-without-cpuset"])
+def test_auto_refuses_systemd_that_would_not_apply_allowed_cpus(blocks, systemd, controllers, why):
+    systemd.controllers(controllers)
+    ran = blocks.run("cpu_isolation", "isolate", UNITS, "a", pinned("a", "1"))
+    assert ran.rc == 1
+    assert ran.stderr == (
+        "virthooks cpu_isolation: a: systemd would not apply AllowedCPUs here: %s; boot with "
+        "systemd.unified_cgroup_hierarchy=1, or set mode (cgroup_v1 with cgroups of your own, or systemd to set it "
+        "anyway)\n" % (why % {"cgroup": systemd.cgroup}))
+    assert systemd.calls() == [] and blocks.state_of("cpu_isolation", "a") is None
+    assert not (blocks.state / "cpu_isolation" / ".original.json").exists()
+
+
+def test_mode_systemd_on_a_v1_layout_sets_the_property_and_logs_that_it_is_not_applied(blocks, systemd):
+    systemd.controllers(None)
+    params = dict(UNITS, mode="systemd")
+    ran = blocks.run("cpu_isolation", "isolate", params, "a", pinned("a", "1"))
+    assert ran.rc == 0, ran
+    assert systemd.allowed("system.slice") == "0,2-3"
+    assert ran.stdout.endswith(" cpu_isolation: host processes on 0,2-3, 1 kept for guests "
+                               "(systemd, NOT applied: %s is not cgroup v2 (v1/hybrid layout))\n" % systemd.cgroup)
+    assert blocks.run("cpu_isolation", "restore", params, "a", "", op="release", sub="end").rc == 0
+    assert systemd.allowed("system.slice") == ""
 
 
 @pytest.fixture
