@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, ansible_env
+from tests.integration.libvirt_objects import (guest_xml, nat_network_xml, nft_table, nr_hugepages, snapshots,
+                                                 start_webhook, webhook_posts)
 
 pytestmark = pytest.mark.libvirt
-NR = Path("/proc/sys/vm/nr_hugepages")
 CPUSET = Path("/sys/fs/cgroup/cpuset")
-NET_XML = ("<network><name>vhlib-net</name><forward mode='nat'/><bridge name='vhlibbr0'/>"
-           "<ip address='192.168.150.1' netmask='255.255.255.0'/></network>")
+NET_XML = nat_network_xml("vhlib-net", "vhlibbr0", "192.168.150.1")
 
 SETUP = r"""
 set -e
@@ -47,21 +47,6 @@ ip link set lo up
 echo ready
 exec sleep 3600
 """
-
-WEBHOOK = r"""
-import json, sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
-out = sys.argv[1]
-class H(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        with open(out, "a") as f:
-            f.write(json.dumps({"auth": self.headers.get("Authorization"), "event": json.loads(body)}) + "\n")
-        self.send_response(204); self.end_headers()
-    def log_message(self, *a): pass
-HTTPServer(("127.0.0.1", 18088), H).serve_forever()
-"""
-
 
 class PrivateLibvirt:
     def __init__(self, work: Path):
@@ -112,18 +97,8 @@ class PrivateLibvirt:
 
 
 def guest(name: str, image: Path, memory_mib: int = 64, mac: str = "52:54:00:15:00:0a") -> str:
-    return ("<domain type='qemu'><name>%s</name><memory unit='MiB'>%d</memory><vcpu>1</vcpu>"
-            "<memoryBacking><hugepages/></memoryBacking><cputune><vcpupin vcpu='0' cpuset='1'/></cputune>"
-            "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><memballoon model='none'/>"
-            "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
-            "<target dev='vda' bus='virtio'/></disk>"
-            "<interface type='network'><source network='vhlib-net'/><mac address='%s'/>"
-            "<model type='e1000'/></interface></devices></domain>" % (name, memory_mib, image, mac))
-
-
-def snapshots(image: Path) -> list:
-    out = subprocess.run(["qemu-img", "snapshot", "-U", "-l", str(image)], capture_output=True, text=True, check=True).stdout
-    return [line.split()[1] for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
+    """A guest for every block: NIC on vhlib-net, qcow2 disk, huge pages, vCPU 0 pinned to host CPU 1."""
+    return guest_xml(name, network="vhlib-net", image=str(image), hugepages=True, vcpupin="1", memory_mib=memory_mib, mac=mac)
 
 
 @pytest.fixture
@@ -181,17 +156,12 @@ def deploy(lv: PrivateLibvirt, library: dict) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
-def nft_table(lv) -> str:
-    proc = lv.run("nft", "list", "table", "inet", "virthooks", check=False)
-    return proc.stdout if proc.returncode == 0 else ""
-
-
 def test_library_blocks_on_a_real_libvirtd_with_real_guests(private):
     lv, host_cg = private
     image = lv.work / "images" / "vhlib-all.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
     webhook_log = lv.work / "webhook.jsonl"
-    server = subprocess.Popen(lv.enter + [sys.executable, "-c", WEBHOOK, str(webhook_log)])
+    server = start_webhook(webhook_log, 18088, prefix=lv.enter)
     try:
         deploy(lv, {
             "port_forward": {"guests": {"vhlib-all": {"ip": "192.168.150.10", "forwards": [
@@ -211,20 +181,20 @@ def test_library_blocks_on_a_real_libvirtd_with_real_guests(private):
         lv.define("net-define", NET_XML)
         lv.virsh("net-start", "vhlib-net")
         lv.define("define", guest("vhlib-all", image))
-        nr_before, cpus_before = int(NR.read_text()), (host_cg / "cpuset.cpus").read_text().strip()
-        assert nft_table(lv) == ""
+        nr_before, cpus_before = nr_hugepages(), (host_cg / "cpuset.cpus").read_text().strip()
+        assert nft_table(lv.enter) == ""
 
         lv.virsh("start", "vhlib-all")
         assert lv.virsh("domstate", "vhlib-all").stdout.strip() == "running"
-        table = nft_table(lv)
+        table = nft_table(lv.enter)
         assert "tcp dport 18080 dnat ip to 192.168.150.10:80" in table and "udp dport 15353" in table, table
-        assert int(NR.read_text()) == nr_before + 32
+        assert nr_hugepages() == nr_before + 32
         assert (host_cg / "cpuset.cpus").read_text().strip() == "0"
         assert len(snapshots(image)) == 1
 
         lv.virsh("destroy", "vhlib-all")
-        assert nft_table(lv) == ""
-        assert int(NR.read_text()) == nr_before
+        assert nft_table(lv.enter) == ""
+        assert nr_hugepages() == nr_before
         assert (host_cg / "cpuset.cpus").read_text().strip() == cpus_before
 
         for _ignored in range(3):
@@ -235,7 +205,7 @@ def test_library_blocks_on_a_real_libvirtd_with_real_guests(private):
         assert lv.virsh("domstate", "vhlib-all").stdout.strip() == "running"
         lv.virsh("destroy", "vhlib-all")
 
-        events = [json.loads(line) for line in webhook_log.read_text().splitlines()]
+        events = webhook_posts(webhook_log)
         assert [(e["event"]["object"], e["event"]["operation"]) for e in events] == [
             ("vhlib-all", "started"), ("vhlib-all", "stopped")] * 5
         assert events[0]["auth"] == "Basic aG9vazpzM2NyZXQ="
@@ -248,7 +218,7 @@ def test_library_blocks_on_a_real_libvirtd_with_real_guests(private):
         proc = lv.virsh("start", "vhlib-big", check=False)
         assert proc.returncode != 0
         assert "virthooks hugepages: vhlib-big: needs 1048576 MiB of huge pages" in proc.stderr, proc.stderr
-        assert int(NR.read_text()) == nr_before and (host_cg / "cpuset.cpus").read_text().strip() == cpus_before
+        assert nr_hugepages() == nr_before and (host_cg / "cpuset.cpus").read_text().strip() == cpus_before
     finally:
         server.kill()
         server.wait()

@@ -23,6 +23,11 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+# The guest XML and probes shared with tests/integration/test_library_libvirt.py live in the repository's tests.
+REPO = Path(__file__).resolve().parents[4]
+sys.path.insert(0, str(REPO))
+from tests.integration.libvirt_objects import guest_xml
+
 STATE = Path("/var/tmp/virthooks-molecule")
 RECORDS = STATE / "records.jsonl"
 FOREIGN_LOG = STATE / "foreign.log"
@@ -35,15 +40,6 @@ BRIDGE = "vhmol0"
 CLI_LINK = Path("/usr/local/bin/virthooks")
 
 NET_XML = "<network><name>%s</name><bridge name='%s'/></network>" % (NET, BRIDGE)
-
-
-def guest_xml(name: str, network: bool = False, description: str = "") -> str:
-    """A disk-less TCG guest: enough for every qemu hook event (no OS: it ignores ACPI shutdown)."""
-    nic = ("<interface type='network'><source network='%s'/><model type='e1000'/></interface>" % NET) if network else ""
-    desc = "<description>%s</description>" % description if description else ""
-    return ("<domain type='qemu'><name>%s</name>%s<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
-            "<os><type arch='x86_64' machine='pc'>hvm</type></os>"
-            "<devices><memballoon model='none'/>%s</devices></domain>" % (name, desc, nic))
 
 
 class Failed(Exception):
@@ -215,7 +211,7 @@ def events_steps() -> None:
           "the adopted foreign hooks/network did not run for the network events", foreign)
     say("ok  the adopted foreign hooks/network ran first for the same events")
 
-    virsh_file("define", guest_xml("vh-tiny", network=True))
+    virsh_file("define", guest_xml("vh-tiny", network=NET))
     m = mark()
     virsh("start", "vh-tiny")
     recs = expect("virsh start (guest with a NIC on vh-net)", m,
