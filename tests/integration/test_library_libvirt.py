@@ -76,6 +76,9 @@ class PrivateLibvirt:
 
     def start_daemons(self) -> None:
         self.run("/usr/sbin/virtlogd", "-d")
+        self.start_libvirtd()
+
+    def start_libvirtd(self) -> None:
         self.run("/usr/sbin/libvirtd", "-d")
         for _ignored in range(300):
             if self.virsh("version", check=False).returncode == 0:
@@ -83,15 +86,28 @@ class PrivateLibvirt:
             time.sleep(0.1)
         raise AssertionError("the private libvirtd does not answer")
 
+    def stop(self, name: str) -> None:
+        """SIGTERM to the daemon, back once its process is gone (its guests' QEMU processes keep running)."""
+        pid = self.run("cat", "/run/%s.pid" % name, check=False).stdout.strip()
+        if pid.isdigit():
+            self.run("kill", pid, check=False)
+            for _ignored in range(200):
+                if not Path("/proc", pid).exists():
+                    return
+                time.sleep(0.05)
+            raise AssertionError("the private %s (pid %s) does not stop" % (name, pid))
+
+    def restart_libvirtd(self) -> None:
+        """Stop and start libvirtd: it reconnects to the running guests (qemu's `reconnect begin` hook)."""
+        self.stop("libvirtd")
+        self.start_libvirtd()
+
     def close(self) -> None:
         for name in ("libvirtd", "virtlogd"):
-            pid = self.run("cat", "/run/%s.pid" % name, check=False).stdout.strip()
-            if pid.isdigit():
-                self.run("kill", pid, check=False)
-                for _ignored in range(100):
-                    if not Path("/proc", pid).exists():
-                        break
-                    time.sleep(0.05)
+            try:
+                self.stop(name)
+            except AssertionError:
+                pass
         self.holder.kill()
         self.holder.wait()
 
@@ -222,3 +238,45 @@ def test_library_blocks_on_a_real_libvirtd_with_real_guests(private):
     finally:
         server.kill()
         server.wait()
+
+
+def wait_for(probe, timeout: float = 30):
+    """probe() once it returns something true, else its last value after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(0.1)
+
+
+def test_port_forward_comes_back_at_reconnect_after_a_firewall_reload(private):
+    """A firewall reload drops the table inet virthooks under a running guest; the next daemon restart's
+    `reconnect begin` (lib-port_forward-readd) puts the guest's forwards back, and the guest keeps running."""
+    lv, _host_cg = private
+    image = lv.work / "images" / "vhlib-pf.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
+    deploy(lv, {"port_forward": {"guests": {"vhlib-pf": {"ip": "192.168.150.11", "forwards": [
+        {"host_port": 18081, "guest_port": 80}, {"host_port": 15354, "guest_port": 53, "proto": "udp"}]}}}})
+    lv.start_daemons()
+    lv.define("net-define", NET_XML)
+    lv.virsh("net-start", "vhlib-net")
+    lv.define("define", guest_xml("vhlib-pf", network="vhlib-net", image=str(image)))
+    lv.virsh("start", "vhlib-pf")
+    added = nft_table(lv.enter)
+    assert "tcp dport 18081 dnat ip to 192.168.150.11:80" in added and "udp dport 15354" in added, added
+    qemu_pid = lv.run("cat", "/run/libvirt/qemu/vhlib-pf.pid").stdout.strip()
+
+    lv.run("nft", "delete", "table", "inet", "virthooks")      # what `nft -f /etc/nftables.conf` or firewalld do
+    assert nft_table(lv.enter) == ""
+    lv.restart_libvirtd()
+    # libvirt reconnects in a thread of its own: the hook may finish after the daemon answers.
+    back = wait_for(lambda: nft_table(lv.enter))
+    assert back == added, "the forwards after reconnect differ:\n%s\nbefore:\n%s" % (back, added)
+    assert lv.virsh("domstate", "vhlib-pf").stdout.strip() == "running"
+    assert lv.run("cat", "/run/libvirt/qemu/vhlib-pf.pid").stdout.strip() == qemu_pid, "the guest's QEMU was restarted"
+    readd = [json.loads(line) for line in (lv.work / "dispatch.jsonl").read_text().splitlines() if '"reconnect"' in line]
+    assert [(s["name"], s["status"]) for e in readd for s in e["scripts"]] == [("lib-port_forward-readd", "ok")], readd
+
+    lv.virsh("destroy", "vhlib-pf")                            # the re-added rules are removed as the first ones
+    assert nft_table(lv.enter) == ""
