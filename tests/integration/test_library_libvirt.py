@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import REPO, ansible_env
 from tests.integration.libvirt_objects import (guest_xml, nat_network_xml, nft_table, nr_hugepages, snapshots,
-                                                 start_webhook, webhook_posts)
+                                               start_webhook, webhook_posts)
 
 pytestmark = pytest.mark.libvirt
 CPUSET = Path("/sys/fs/cgroup/cpuset")
@@ -47,6 +47,7 @@ ip link set lo up
 echo ready
 exec sleep 3600
 """
+
 
 class PrivateLibvirt:
     def __init__(self, work: Path):
