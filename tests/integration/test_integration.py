@@ -1,7 +1,8 @@
 """The molecule scenarios of extensions/molecule/, run by pytest through pytest-ansible.
 
-- `libvirt`: the real libvirtd of this machine; real guests, a network, reload and restart fire the hooks
-  the role deployed (see extensions/molecule/libvirt/files/verify_libvirt.py for every step).
+- `libvirt`: the real libvirtd of this machine; real guests, networks, reload and restart fire the hooks
+  the role deployed, and the library blocks port_forward, hugepages, disk_snapshot and notify do their real
+  work on a guest (see extensions/molecule/libvirt/files/verify_libvirt.py for every step).
 - `fleet`: four podman hosts (Debian 12 and 13 packages, a source build under /usr/local, no libvirt), two
   host groups, real guests on every libvirt host (extensions/molecule/fleet/verify.yml).
 

@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, ansible_env
+from tests.integration.libvirt_objects import (guest_xml, nat_network_xml, nft_table, nr_hugepages, snapshots,
+                                               start_webhook, webhook_posts)
 
 pytestmark = pytest.mark.libvirt
-NR = Path("/proc/sys/vm/nr_hugepages")
 CPUSET = Path("/sys/fs/cgroup/cpuset")
-NET_XML = ("<network><name>vhlib-net</name><forward mode='nat'/><bridge name='vhlibbr0'/>"
-           "<ip address='192.168.150.1' netmask='255.255.255.0'/></network>")
+NET_XML = nat_network_xml("vhlib-net", "vhlibbr0", "192.168.150.1")
 
 SETUP = r"""
 set -e
@@ -46,20 +46,6 @@ mount -t hugetlbfs hugetlbfs "$W/hugepages"
 ip link set lo up
 echo ready
 exec sleep 3600
-"""
-
-WEBHOOK = r"""
-import json, sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
-out = sys.argv[1]
-class H(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        with open(out, "a") as f:
-            f.write(json.dumps({"auth": self.headers.get("Authorization"), "event": json.loads(body)}) + "\n")
-        self.send_response(204); self.end_headers()
-    def log_message(self, *a): pass
-HTTPServer(("127.0.0.1", 18088), H).serve_forever()
 """
 
 
@@ -91,6 +77,9 @@ class PrivateLibvirt:
 
     def start_daemons(self) -> None:
         self.run("/usr/sbin/virtlogd", "-d")
+        self.start_libvirtd()
+
+    def start_libvirtd(self) -> None:
         self.run("/usr/sbin/libvirtd", "-d")
         for _ignored in range(300):
             if self.virsh("version", check=False).returncode == 0:
@@ -98,32 +87,35 @@ class PrivateLibvirt:
             time.sleep(0.1)
         raise AssertionError("the private libvirtd does not answer")
 
+    def stop(self, name: str) -> None:
+        """SIGTERM to the daemon, back once its process is gone (its guests' QEMU processes keep running)."""
+        pid = self.run("cat", "/run/%s.pid" % name, check=False).stdout.strip()
+        if pid.isdigit():
+            self.run("kill", pid, check=False)
+            for _ignored in range(200):
+                if not Path("/proc", pid).exists():
+                    return
+                time.sleep(0.05)
+            raise AssertionError("the private %s (pid %s) does not stop" % (name, pid))
+
+    def restart_libvirtd(self) -> None:
+        """Stop and start libvirtd: it reconnects to the running guests (qemu's `reconnect begin` hook)."""
+        self.stop("libvirtd")
+        self.start_libvirtd()
+
     def close(self) -> None:
         for name in ("libvirtd", "virtlogd"):
-            pid = self.run("cat", "/run/%s.pid" % name, check=False).stdout.strip()
-            if pid.isdigit():
-                self.run("kill", pid, check=False)
-                for _ignored in range(100):
-                    if not Path("/proc", pid).exists():
-                        break
-                    time.sleep(0.05)
+            try:
+                self.stop(name)
+            except AssertionError:
+                pass
         self.holder.kill()
         self.holder.wait()
 
 
 def guest(name: str, image: Path, memory_mib: int = 64, mac: str = "52:54:00:15:00:0a") -> str:
-    return ("<domain type='qemu'><name>%s</name><memory unit='MiB'>%d</memory><vcpu>1</vcpu>"
-            "<memoryBacking><hugepages/></memoryBacking><cputune><vcpupin vcpu='0' cpuset='1'/></cputune>"
-            "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><memballoon model='none'/>"
-            "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='%s'/>"
-            "<target dev='vda' bus='virtio'/></disk>"
-            "<interface type='network'><source network='vhlib-net'/><mac address='%s'/>"
-            "<model type='e1000'/></interface></devices></domain>" % (name, memory_mib, image, mac))
-
-
-def snapshots(image: Path) -> list:
-    out = subprocess.run(["qemu-img", "snapshot", "-U", "-l", str(image)], capture_output=True, text=True, check=True).stdout
-    return [line.split()[1] for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
+    """A guest for every block: NIC on vhlib-net, qcow2 disk, huge pages, vCPU 0 pinned to host CPU 1."""
+    return guest_xml(name, network="vhlib-net", image=str(image), hugepages=True, vcpupin="1", memory_mib=memory_mib, mac=mac)
 
 
 @pytest.fixture
@@ -181,17 +173,12 @@ def deploy(lv: PrivateLibvirt, library: dict) -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
-def nft_table(lv) -> str:
-    proc = lv.run("nft", "list", "table", "inet", "virthooks", check=False)
-    return proc.stdout if proc.returncode == 0 else ""
-
-
 def test_library_blocks_on_a_real_libvirtd_with_real_guests(private):
     lv, host_cg = private
     image = lv.work / "images" / "vhlib-all.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
     webhook_log = lv.work / "webhook.jsonl"
-    server = subprocess.Popen(lv.enter + [sys.executable, "-c", WEBHOOK, str(webhook_log)])
+    server = start_webhook(webhook_log, 18088, prefix=lv.enter)
     try:
         deploy(lv, {
             "port_forward": {"guests": {"vhlib-all": {"ip": "192.168.150.10", "forwards": [
@@ -211,20 +198,20 @@ def test_library_blocks_on_a_real_libvirtd_with_real_guests(private):
         lv.define("net-define", NET_XML)
         lv.virsh("net-start", "vhlib-net")
         lv.define("define", guest("vhlib-all", image))
-        nr_before, cpus_before = int(NR.read_text()), (host_cg / "cpuset.cpus").read_text().strip()
-        assert nft_table(lv) == ""
+        nr_before, cpus_before = nr_hugepages(), (host_cg / "cpuset.cpus").read_text().strip()
+        assert nft_table(lv.enter) == ""
 
         lv.virsh("start", "vhlib-all")
         assert lv.virsh("domstate", "vhlib-all").stdout.strip() == "running"
-        table = nft_table(lv)
+        table = nft_table(lv.enter)
         assert "tcp dport 18080 dnat ip to 192.168.150.10:80" in table and "udp dport 15353" in table, table
-        assert int(NR.read_text()) == nr_before + 32
+        assert nr_hugepages() == nr_before + 32
         assert (host_cg / "cpuset.cpus").read_text().strip() == "0"
         assert len(snapshots(image)) == 1
 
         lv.virsh("destroy", "vhlib-all")
-        assert nft_table(lv) == ""
-        assert int(NR.read_text()) == nr_before
+        assert nft_table(lv.enter) == ""
+        assert nr_hugepages() == nr_before
         assert (host_cg / "cpuset.cpus").read_text().strip() == cpus_before
 
         for _ignored in range(3):
@@ -235,7 +222,7 @@ def test_library_blocks_on_a_real_libvirtd_with_real_guests(private):
         assert lv.virsh("domstate", "vhlib-all").stdout.strip() == "running"
         lv.virsh("destroy", "vhlib-all")
 
-        events = [json.loads(line) for line in webhook_log.read_text().splitlines()]
+        events = webhook_posts(webhook_log)
         assert [(e["event"]["object"], e["event"]["operation"]) for e in events] == [
             ("vhlib-all", "started"), ("vhlib-all", "stopped")] * 5
         assert events[0]["auth"] == "Basic aG9vazpzM2NyZXQ="
@@ -248,7 +235,49 @@ def test_library_blocks_on_a_real_libvirtd_with_real_guests(private):
         proc = lv.virsh("start", "vhlib-big", check=False)
         assert proc.returncode != 0
         assert "virthooks hugepages: vhlib-big: needs 1048576 MiB of huge pages" in proc.stderr, proc.stderr
-        assert int(NR.read_text()) == nr_before and (host_cg / "cpuset.cpus").read_text().strip() == cpus_before
+        assert nr_hugepages() == nr_before and (host_cg / "cpuset.cpus").read_text().strip() == cpus_before
     finally:
         server.kill()
         server.wait()
+
+
+def wait_for(probe, timeout: float = 30):
+    """probe() once it returns something true, else its last value after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(0.1)
+
+
+def test_port_forward_comes_back_at_reconnect_after_a_firewall_reload(private):
+    """A firewall reload drops the table inet virthooks under a running guest; the next daemon restart's
+    `reconnect begin` (lib-port_forward-readd) puts the guest's forwards back, and the guest keeps running."""
+    lv, _host_cg = private
+    image = lv.work / "images" / "vhlib-pf.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
+    deploy(lv, {"port_forward": {"guests": {"vhlib-pf": {"ip": "192.168.150.11", "forwards": [
+        {"host_port": 18081, "guest_port": 80}, {"host_port": 15354, "guest_port": 53, "proto": "udp"}]}}}})
+    lv.start_daemons()
+    lv.define("net-define", NET_XML)
+    lv.virsh("net-start", "vhlib-net")
+    lv.define("define", guest_xml("vhlib-pf", network="vhlib-net", image=str(image)))
+    lv.virsh("start", "vhlib-pf")
+    added = nft_table(lv.enter)
+    assert "tcp dport 18081 dnat ip to 192.168.150.11:80" in added and "udp dport 15354" in added, added
+    qemu_pid = lv.run("cat", "/run/libvirt/qemu/vhlib-pf.pid").stdout.strip()
+
+    lv.run("nft", "delete", "table", "inet", "virthooks")      # what `nft -f /etc/nftables.conf` or firewalld do
+    assert nft_table(lv.enter) == ""
+    lv.restart_libvirtd()
+    # libvirt reconnects in a thread of its own: the hook may finish after the daemon answers.
+    back = wait_for(lambda: nft_table(lv.enter))
+    assert back == added, "the forwards after reconnect differ:\n%s\nbefore:\n%s" % (back, added)
+    assert lv.virsh("domstate", "vhlib-pf").stdout.strip() == "running"
+    assert lv.run("cat", "/run/libvirt/qemu/vhlib-pf.pid").stdout.strip() == qemu_pid, "the guest's QEMU was restarted"
+    readd = [json.loads(line) for line in (lv.work / "dispatch.jsonl").read_text().splitlines() if '"reconnect"' in line]
+    assert [(s["name"], s["status"]) for e in readd for s in e["scripts"]] == [("lib-port_forward-readd", "ok")], readd
+
+    lv.virsh("destroy", "vhlib-pf")                            # the re-added rules are removed as the first ones
+    assert nft_table(lv.enter) == ""

@@ -1,18 +1,22 @@
 """Verify of the molecule scenario "libvirt": real events through the deployed hooks on this machine.
 
 Run as root on the test machine after converge (verify.yml does):
-    verify_libvirt.py --repo REPO --inventory INVENTORY --ansible-playbook PATH
+    verify_libvirt.py --repo REPO --inventory INVENTORY --ansible-playbook PATH --policy-json JSON --library-json JSON
 
 Every step drives the real libvirtd (virsh, service, ansible-playbook) and compares what the recorder
-scripts saw (records.jsonl: argv, stdin, environment of each call) with the expected table. Steps print
-one line each; the first mismatch stops with exit status 1 and the evidence. Guests and networks are named
-vh-*; everything this script creates is removed again in `finally` (cleanup.yml removes leftovers too).
+scripts saw (records.jsonl: argv, stdin, environment of each call) with the expected table; the library
+steps check what the library blocks did on the host itself (nft, nr_hugepages, qemu-img, a webhook). Steps
+print one line each; the first mismatch stops with exit status 1 and the evidence. Guests and networks are
+named vh-* (recorded) and vhmol-* (library); everything this script creates is removed again in `finally`
+(cleanup.yml removes leftovers too).
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -20,8 +24,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+# The guest XML and probes shared with tests/integration/test_library_libvirt.py live in the repository's tests.
+REPO = Path(__file__).resolve().parents[4]
+sys.path.insert(0, str(REPO))
+from tests.integration.libvirt_objects import (guest_xml, hugepage_kib, nat_network_xml, nft_table, nr_hugepages, snapshots,
+                                               start_webhook, webhook_posts)
 
 STATE = Path("/var/tmp/virthooks-molecule")
 RECORDS = STATE / "records.jsonl"
@@ -35,15 +46,6 @@ BRIDGE = "vhmol0"
 CLI_LINK = Path("/usr/local/bin/virthooks")
 
 NET_XML = "<network><name>%s</name><bridge name='%s'/></network>" % (NET, BRIDGE)
-
-
-def guest_xml(name: str, network: bool = False, description: str = "") -> str:
-    """A disk-less TCG guest: enough for every qemu hook event (no OS: it ignores ACPI shutdown)."""
-    nic = ("<interface type='network'><source network='%s'/><model type='e1000'/></interface>" % NET) if network else ""
-    desc = "<description>%s</description>" % description if description else ""
-    return ("<domain type='qemu'><name>%s</name>%s<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
-            "<os><type arch='x86_64' machine='pc'>hvm</type></os>"
-            "<devices><memballoon model='none'/>%s</devices></domain>" % (name, desc, nic))
 
 
 class Failed(Exception):
@@ -215,7 +217,7 @@ def events_steps() -> None:
           "the adopted foreign hooks/network did not run for the network events", foreign)
     say("ok  the adopted foreign hooks/network ran first for the same events")
 
-    virsh_file("define", guest_xml("vh-tiny", network=True))
+    virsh_file("define", guest_xml("vh-tiny", network=NET))
     m = mark()
     virsh("start", "vh-tiny")
     recs = expect("virsh start (guest with a NIC on vh-net)", m,
@@ -374,6 +376,72 @@ def _cmdline(p: Path) -> str:
         return ""
 
 
+# --- the library of ready-made hooks ------------------------------------------------------------------
+LIB_GUEST, LIB_NET, LIB_BRIDGE = "vhmol-lib", "vhmol-net", "vhmolnat0"
+LIB_IMAGE = STATE / "vhmol-lib.qcow2"
+WEBHOOK_LOG = STATE / "webhook.jsonl"
+
+
+def library_steps(library: dict) -> None:
+    """What the library blocks converge deployed (group_vars' libvirt_hooks_library) really do for vhmol-lib:
+    DNAT rules in nft while it runs, huge pages reserved and given back, `keep` disk snapshots, start/stop
+    posted to a webhook without the URL's credentials reaching the log."""
+    pf = library["port_forward"]["guests"][LIB_GUEST]
+    keep = int(library["disk_snapshot"]["keep"])
+    url = urllib.parse.urlsplit(library["notify"]["url"])
+    gateway = str(ipaddress.ip_interface(pf["ip"] + "/24").network[1])
+    run(["qemu-img", "create", "-q", "-f", "qcow2", str(LIB_IMAGE), "16M"])
+    virsh_file("net-define", nat_network_xml(LIB_NET, LIB_BRIDGE, gateway))
+    virsh("net-start", LIB_NET)
+    virsh_file("define", guest_xml(LIB_GUEST, network=LIB_NET, image=str(LIB_IMAGE), hugepages=True))
+    pages = 64 * 1024 // hugepage_kib()
+    nr = nr_hugepages()
+    check(nft_table() == "", "the table inet virthooks exists before a guest with forwards started", nft_table())
+    dnat = ["%s dport %d dnat ip to %s:%d" % (f.get("proto", "tcp"), f["host_port"], pf["ip"], f["guest_port"])
+            for f in pf["forwards"]]
+    server = start_webhook(WEBHOOK_LOG, url.port)
+    try:
+        virsh("start", LIB_GUEST)
+        check(domstate(LIB_GUEST) == "running", "vhmol-lib does not run")
+        table = nft_table()
+        check(all(rule in table for rule in dnat), "port_forward: the DNAT rules are not in inet virthooks", table)
+        check(nr_hugepages() == nr + pages, "hugepages: nr_hugepages is not %d + %d while vhmol-lib runs" % (nr, pages),
+              {"nr_hugepages": nr_hugepages()})
+        say("ok  library, virsh start vhmol-lib: %s in inet virthooks; nr_hugepages %d -> %d" % (" | ".join(dnat), nr, nr + pages))
+        virsh("destroy", LIB_GUEST)
+        check(nft_table() == "", "port_forward: the table inet virthooks is still there after destroy", nft_table())
+        check(nr_hugepages() == nr, "hugepages: nr_hugepages is not back to %d after destroy" % nr, {"nr_hugepages": nr_hugepages()})
+        say("ok  library, virsh destroy: no table inet virthooks, nr_hugepages back to %d" % nr)
+
+        for _ignored in range(keep):
+            virsh("start", LIB_GUEST)
+            virsh("destroy", LIB_GUEST)
+        names = snapshots(LIB_IMAGE)
+        check(len(names) == keep and all(n.startswith("virthooks-") for n in names),
+              "disk_snapshot: %d starts did not leave exactly keep=%d snapshots" % (keep + 1, keep), names)
+        say("ok  library, %d starts with keep=%d: qemu-img snapshot -l lists %s" % (keep + 1, keep, ", ".join(names)))
+
+        posts = webhook_posts(WEBHOOK_LOG)
+        got = [(p["event"]["object"], p["event"]["operation"], p["event"]["suboperation"], p["path"]) for p in posts]
+        check(got == [(LIB_GUEST, "started", "begin", url.path), (LIB_GUEST, "stopped", "end", url.path)] * (keep + 1),
+              "notify: the webhook did not get every start and stop", got)
+        basic = "Basic " + base64.b64encode(("%s:%s" % (url.username, url.password)).encode()).decode()
+        check(all(p["auth"] == basic for p in posts), "notify: the URL's credentials were not sent as Basic auth", posts[:2])
+        logged = DISPATCH_LOG.read_text()
+        redacted = "%s://%s:%d%s" % (url.scheme, url.hostname, url.port, url.path)
+        check(redacted in logged, "notify: the dispatcher log does not name %s (where did its output go?)" % redacted)
+        check(url.password not in logged, "notify: the URL's password is in the dispatcher log")
+        say("ok  library, notify: %d posts (started/stopped) with Basic auth; the log names %s, never the password"
+            % (len(posts), redacted))
+    finally:
+        server.kill()
+        server.wait()
+    virsh("undefine", LIB_GUEST)
+    virsh("net-destroy", LIB_NET)
+    virsh("net-undefine", LIB_NET)
+    LIB_IMAGE.unlink()
+
+
 # --- Ansible runs ---------------------------------------------------------------------------------------
 class Deploy:
     def __init__(self, args):
@@ -478,7 +546,7 @@ def ansible_steps(args) -> None:
     say("ok  purge: the undeclared script 'hang' is gone, %d others stay" % len(scripts))
 
     # 5. Purge everything: entry points and our directory go, the foreign hook is back as it was.
-    empty = {k: [] for k in ("libvirt_hooks_scripts__recorders", "libvirt_hooks_scripts__policy")}
+    empty = dict({k: [] for k in ("libvirt_hooks_scripts__recorders", "libvirt_hooks_scripts__policy")}, libvirt_hooks_library={})
     m = mark()
     deploy(variant=dict(empty, libvirt_hooks_purge=True))
     left = sorted(p.name for p in HOOKS.iterdir())
@@ -502,8 +570,10 @@ def main() -> int:
     ap.add_argument("--inventory", required=True)
     ap.add_argument("--ansible-playbook", required=True)
     ap.add_argument("--policy-json", required=True, help="the scenario's libvirt_hooks_scripts__policy as JSON")
+    ap.add_argument("--library-json", required=True, help="the scenario's libvirt_hooks_library as JSON")
     args = ap.parse_args()
     args.policy = json.loads(args.policy_json)
+    args.library = json.loads(args.library_json)
     t0 = time.monotonic()
     try:
         check(os.geteuid() == 0, "run as root")
@@ -524,6 +594,7 @@ def main() -> int:
         events_steps()
         policy_steps()
         report_steps(args)
+        library_steps(args.library)
         ansible_steps(args)
     except Failed as e:
         print("FAILED: %s" % e, flush=True)
@@ -574,6 +645,12 @@ def cleanup() -> None:
         virsh("undefine", dom, check_rc=False)
     virsh("net-destroy", NET, check_rc=False)
     virsh("net-undefine", NET, check_rc=False)
+    # With the hooks still deployed, destroying vhmol-lib gives its huge pages back and removes its forwards.
+    virsh("destroy", LIB_GUEST, check_rc=False)
+    virsh("undefine", LIB_GUEST, check_rc=False)
+    virsh("net-destroy", LIB_NET, check_rc=False)
+    virsh("net-undefine", LIB_NET, check_rc=False)
+    LIB_IMAGE.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
