@@ -54,6 +54,9 @@ ADOPTED_TIMEOUT = 300
 REMOVING_SUFFIX = ".virthooks-removing"
 DEFAULT_KEEP = 3
 DEFAULT_MAX_SIZE = 1 << 20
+# A generation's scripts: root (libvirtd) runs them and nobody else needs to read them; some hold
+# credentials (the notify block's webhook URL), so they are not world-readable.
+SCRIPT_MODE = 0o700
 
 
 def looks_like_tree_helper(data) -> bool:
@@ -333,7 +336,7 @@ class RuntimeInstaller(object):
             else:
                 wanted.pop(script["name"], None)
         intact = {n for n in wanted if n in have and have[n] == wanted[n]
-                  and self._file_ok("%s/%s/%s" % (current, SCRIPTS_DIR, n), 0o755)}
+                  and self._file_ok("%s/%s/%s" % (current, SCRIPTS_DIR, n), SCRIPT_MODE)}
         report = ScriptReport(added=sorted(n for n in wanted if n not in have),
                               updated=sorted(n for n in wanted if n in have and n not in intact),
                               removed=sorted(n for n in have if n not in wanted),
@@ -356,7 +359,7 @@ class RuntimeInstaller(object):
         files = {CONFIG_FILE: (config_bytes, 0o644),
                  META_FILE: ((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode(), 0o644)}
         for name, data in scripts.items():
-            files["%s/%s" % (SCRIPTS_DIR, name)] = (data, 0o755)
+            files["%s/%s" % (SCRIPTS_DIR, name)] = (data, SCRIPT_MODE)
         changes.append(Change("generation", generation_path(self.own, gen_id), files=files, data=config_bytes,
                               note="%d rule(s), %d script(s)" % (len(normalized["rules"]), len(scripts))))
         return gen_id
@@ -368,7 +371,7 @@ class RuntimeInstaller(object):
         if config is None or have != scripts:
             return False
         return self._file_ok("%s/%s" % (directory, CONFIG_FILE), 0o644) and all(
-            self._file_ok("%s/%s/%s" % (directory, SCRIPTS_DIR, name), 0o755) for name in scripts)
+            self._file_ok("%s/%s/%s" % (directory, SCRIPTS_DIR, name), SCRIPT_MODE) for name in scripts)
 
     def _file_ok(self, path, mode) -> bool:
         """Whether a regular file has the mode and owner a deploy gives it."""

@@ -10,7 +10,7 @@ module: hook
 short_description: Install or remove libvirt hook scripts for the virthooks dispatcher
 version_added: 0.1.0
 description:
-  - Installs, updates or removes user hook scripts, mode 0755, owned by root, where the virthooks
+  - Installs, updates or removes user hook scripts, mode 0700 (they may hold credentials), owned by root, where the virthooks
     dispatcher runs them (see M(virthooks.libvirt.hook_runtime) for the rules that decide when).
   - Scripts live in generations (C(hooks/virthooks/generations/<id>/scripts/)). A change makes a
     new generation holding the current rules and the new scripts, and switches to it in one step,

@@ -21,6 +21,10 @@ def test_library_blocks_are_installed_as_scripts_and_rules_and_a_rerun_changes_n
     assert sorted(os.listdir(scripts)) == ["lib-hugepages-release", "lib-hugepages-reserve", "lib-notify-post", "mine"]
     assert (scripts / "lib-hugepages-reserve").read_text().startswith("#!/usr/bin/python3 -IS\n")
     assert not (fleet.hooks("host-b") / "virthooks" / "current" / "scripts" / "lib-notify-post").exists()
+    # The webhook's password is in the notify script: no user but root may read any script.
+    assert "ops:secret@" in (scripts / "lib-notify-post").read_text()
+    for path in scripts.iterdir():
+        assert path.stat().st_mode & 0o7777 == 0o700 and path.stat().st_uid == 0, path
     rules = {r["name"]: r for r in json.loads((fleet.hooks("host-a") / "virthooks" / "config.json").read_text())["rules"]}
     assert rules["lib-hugepages-reserve"]["xpath"] == "/domain/memoryBacking/hugepages"
     assert rules["lib-notify-post"]["on_failure"] == "ignore" and rules["lib-notify-post"]["operations"] == ["started"]

@@ -100,7 +100,7 @@ def test_each_group_gets_its_scripts_and_a_rerun_changes_nothing(fleet):
     assert a == ["audit", "isolate", "release"] and b == ["audit", "mounts"]
     for host in ("host-a", "host-b"):
         for path in (fleet.hooks(host) / "virthooks" / "current" / "scripts").iterdir():
-            assert path.stat().st_mode & 0o7777 == 0o755 and path.stat().st_uid == 0
+            assert path.stat().st_mode & 0o7777 == 0o700 and path.stat().st_uid == 0
     second = fleet.deploy()
     assert second.returncode == 0
     assert {h: c["changed"] for h, c in recap(second).items()} == {"host-a": 0, "host-b": 0}

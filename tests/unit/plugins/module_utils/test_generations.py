@@ -116,10 +116,12 @@ def test_a_run_that_changes_nothing_makes_no_generation(sandbox):
 def test_a_script_chmod_by_hand_is_repaired_by_a_new_generation(sandbox):
     scripts, rules, _names = state_for(1)
     first = deploy(sandbox, rules, scripts)
-    sandbox.installed("keep").chmod(0o777)
-    second = deploy(sandbox, rules, scripts)
-    assert second.generation != first.generation and second.scripts.updated == ["keep"]
-    assert sandbox.installed("keep").stat().st_mode & 0o7777 == 0o755
+    assert sandbox.installed("keep").stat().st_mode & 0o7777 == install.SCRIPT_MODE == 0o700
+    for mode in (0o777, 0o755):         # world-writable; or readable, as a generation of 0.1.0 left them
+        sandbox.installed("keep").chmod(mode)
+        again = deploy(sandbox, rules, scripts)
+        assert again.generation != first.generation and again.scripts.updated == ["keep"]
+        assert sandbox.installed("keep").stat().st_mode & 0o7777 == 0o700
 
 
 def test_only_the_newest_generations_are_kept_after_the_switch(sandbox):

@@ -13,13 +13,13 @@ def test_installs_updates_removes_and_purges(ansible_module, tmp_path):
     first = ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [
         {"name": "a", "content": GOOD}, {"name": "b", "content": GOOD}]})
     assert first["changed"] and sorted(first["added"]) == ["a", "b"]
-    assert (scripts / "a").stat().st_mode & 0o7777 == 0o755 and (scripts / "a").stat().st_uid == 0
+    assert (scripts / "a").stat().st_mode & 0o7777 == 0o700 and (scripts / "a").stat().st_uid == 0
     again = ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [
         {"name": "a", "content": GOOD}, {"name": "b", "content": GOOD}]})
     assert again["changed"] is False and sorted(again["unchanged"]) == ["a", "b"]
     (scripts / "a").chmod(0o775)
     fixed = ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [{"name": "a", "content": GOOD}]})
-    assert fixed["updated"] == ["a"] and (scripts / "a").stat().st_mode & 0o7777 == 0o755
+    assert fixed["updated"] == ["a"] and (scripts / "a").stat().st_mode & 0o7777 == 0o700
     purged = ansible_module(MODULE, {"hooks_dir": str(hooks), "purge": True, "scripts": [{"name": "a", "content": GOOD}]})
     assert purged["removed"] == ["b"] and not (scripts / "b").exists()
     gone = ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [{"name": "a", "state": "absent"}]})
