@@ -1,13 +1,16 @@
-"""A libvirtd that does not come back after the role restarts it: a clear, named failure.
+"""A libvirtd that does not come back after the role restarts it, or hangs after its reload: a clear,
+named failure in bounded time, and (when the run made a new generation) the host rolled back.
 
-Runs in a fleet container (Debian 12, Debian's libvirt 9.0 and its sysvinit script) whose
-libvirtd.conf is broken on purpose, so the daemon cannot start again once stopped.
+Runs in fleet containers (Debian 12, Debian's libvirt 9.0 and its sysvinit script): one whose
+libvirtd.conf is broken on purpose, so the daemon cannot start again once stopped; one whose
+libvirtd is stopped with SIGSTOP, so it accepts connections and never answers (as a deadlocked one).
 """
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from tests.conftest import REPO, ansible_env
 
 FLEET = REPO / "extensions" / "molecule" / "utils" / "fleet"
 HOST = "vh-restart-fail"
+HUNG = "vh-reload-hang"
 
 pytestmark = pytest.mark.fleet
 
@@ -24,32 +28,89 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([str(FLEET / "podman"), *args], capture_output=True, text=True, timeout=300, check=check)
 
 
-@pytest.fixture
-def host():
+def fleet_host(name: str):
     subprocess.run([str(FLEET / "get-podman-collection.sh")], check=True, capture_output=True, timeout=600)
-    up = subprocess.run([str(FLEET / "fleet.sh"), "up", HOST + "=bookworm-libvirt"], capture_output=True, text=True,
+    up = subprocess.run([str(FLEET / "fleet.sh"), "up", name + "=bookworm-libvirt"], capture_output=True, text=True,
                         timeout=1800, check=False)
     assert up.returncode == 0, up.stdout + up.stderr
     try:
-        yield HOST
+        yield name
     finally:
-        subprocess.run([str(FLEET / "fleet.sh"), "down", HOST], capture_output=True, timeout=300, check=False)
+        subprocess.run([str(FLEET / "fleet.sh"), "down", name], capture_output=True, timeout=300, check=False)
+
+
+@pytest.fixture
+def host():
+    yield from fleet_host(HOST)
+
+
+@pytest.fixture
+def hung_host():
+    yield from fleet_host(HUNG)
+
+
+def inventory_for(host: str, tmp_path: Path, **host_vars) -> Path:
+    values = {"ansible_connection": "containers.podman.podman", "ansible_podman_executable": str(FLEET / "podman"),
+              "ansible_python_interpreter": "/usr/bin/python3", "ansible_become": False}
+    values.update(host_vars)
+    path = tmp_path / "hosts.json"
+    path.write_text(json.dumps({"hypervisors": {"hosts": {host: values}}}))
+    return path
+
+
+def deploy(inventory: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
+                           str(REPO / "playbooks" / "deploy-hooks.yml")], capture_output=True, text=True,
+                          env=ansible_env(), timeout=timeout, check=False)
 
 
 def test_daemon_that_does_not_come_back_fails_the_run_clearly(host, tmp_path):
-    inventory = {"hypervisors": {"hosts": {host: {
-        "ansible_connection": "containers.podman.podman", "ansible_podman_executable": str(FLEET / "podman"),
-        "ansible_python_interpreter": "/usr/bin/python3", "ansible_become": False,
-        "libvirt_hooks_restart": "restart", "libvirt_hooks_daemon_timeout": 5,
-        "libvirt_hooks_scripts": [{"name": "noop", "content": "#!/bin/sh\nexit 0\n"}]}}}}
-    (tmp_path / "hosts.json").write_text(json.dumps(inventory))
+    inventory = inventory_for(host, tmp_path, libvirt_hooks_restart="restart", libvirt_hooks_daemon_timeout=5,
+                              libvirt_hooks_scripts=[{"name": "noop", "content": "#!/bin/sh\nexit 0\n"}])
     # An invalid value: libvirtd refuses to start with it (it is read at start, not on SIGHUP).
     podman("exec", host, "sh", "-c", "echo 'max_clients = \"many\"' >> /etc/libvirt/libvirtd.conf")
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp_path / "hosts.json"),
-                           str(REPO / "playbooks" / "deploy-hooks.yml")], capture_output=True, text=True,
-                          env=ansible_env(), timeout=900, check=False)
+    proc = deploy(inventory)
     assert proc.returncode != 0
     assert "libvirtd on %s did not come back after its restart" % host in proc.stdout, proc.stdout[-4000:]
     # The hooks themselves were deployed completely before the restart was attempted.
     listing = podman("exec", host, "ls", "/etc/libvirt/hooks", "/etc/libvirt/hooks/virthooks/current/scripts/").stdout
     assert "qemu" in listing and "noop" in listing
+    # This run made the host's first generation: there is nothing to go back to, and it says so.
+    assert "Not rolled back: this run made no new generation to undo" in proc.stdout, proc.stdout[-4000:]
+
+
+def current_generation(host: str) -> str:
+    return podman("exec", host, "readlink", "/etc/libvirt/hooks/virthooks/current").stdout.strip().rsplit("/", 1)[-1]
+
+
+def test_a_daemon_that_hangs_after_its_reload_fails_the_run_in_bounded_time_and_is_rolled_back(hung_host, tmp_path):
+    noop = {"name": "noop", "content": "#!/bin/sh\nexit 0\n"}
+    inventory = inventory_for(hung_host, tmp_path, libvirt_hooks_daemon_timeout=8, libvirt_hooks_scripts=[noop])
+    first = deploy(inventory)
+    assert first.returncode == 0, first.stdout[-4000:]
+    good = current_generation(hung_host)
+    pid = podman("exec", hung_host, "cat", "/run/libvirtd.pid").stdout.strip()
+    podman("exec", hung_host, "kill", "-STOP", pid)
+    try:
+        # A network hook adds the network entry point: libvirtd must rescan, so the role reloads it.
+        inventory = inventory_for(hung_host, tmp_path, libvirt_hooks_daemon_timeout=8, libvirt_hooks_scripts=[
+            noop, dict(noop, name="net", driver="network")])
+        began = time.monotonic()
+        second = deploy(inventory, timeout=600)
+        took = time.monotonic() - began
+        assert second.returncode != 0
+        out = second.stdout
+        assert "libvirtd on %s does not answer 8 s after its reload" % hung_host in out, out[-4000:]
+        assert "accepts connections but does not answer" in out, out[-4000:]
+        assert "Rolled back to generation %s" % good in out, out[-4000:]
+        # The rollback removed the entry point again and reloaded once more, which a hung daemon cannot take.
+        assert "did not take the rolled-back entry points either" in out, out[-4000:]
+        assert current_generation(hung_host) == good
+        listing = podman("exec", hung_host, "ls", "/etc/libvirt/hooks").stdout.split()
+        assert "qemu" in listing and "network" not in listing
+        # Two waits of 8 s (the reload, the rollback's reload), each attempt cut at 5 s: bounded, not hung.
+        assert took < 120, took
+    finally:
+        podman("exec", hung_host, "kill", "-CONT", pid, check=False)
+    answer = podman("exec", hung_host, "timeout", "20", "virsh", "-c", "qemu:///system", "uri", check=False)
+    assert answer.returncode == 0 and "qemu:///system" in answer.stdout, answer
