@@ -170,10 +170,10 @@ def controller_version() -> str:
     return "%d.%d" % sys.version_info[:2]
 
 
-def junit_results(tree: Path) -> list:
-    """(name, outcome) of every test case ansible-test wrote to tests/output/junit."""
+def junit_results(tree: Path, pattern: str = "*.xml") -> list:
+    """(name, outcome) of every test case ansible-test wrote to tests/output/junit (files matching pattern)."""
     results = []
-    for path in sorted((tree / "tests" / "output" / "junit").glob("*.xml")):
+    for path in sorted((tree / "tests" / "output" / "junit").glob(pattern)):
         for case in ET.parse(str(path)).iter("testcase"):
             if case.find("skipped") is not None:
                 outcome = "skipped: " + (case.find("skipped").get("message") or case.find("skipped").text or "")
@@ -220,7 +220,7 @@ def test_ansible_test_units_pass(collection_tree, ansible_test_env):
                 "--python-interpreter", sys.executable], collection_tree, ansible_test_env)
     assert_ok(proc, "ansible-test units")
     # ansible-test exits 0 when every pytest worker crashed (e.g. a conftest that cannot be imported).
-    results = junit_results(collection_tree)
+    results = junit_results(collection_tree, "*-units.xml")     # not the sanity run's, in the same tree
     failed = [name for name, outcome in results if outcome == "failed"]
     passed = [name for name, outcome in results if outcome == "passed"]
     if failed or not passed or "no tests ran" in proc.stdout or "crashed" in proc.stdout:
