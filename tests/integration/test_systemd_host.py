@@ -117,3 +117,39 @@ def test_systemd_host_reload_and_restart_through_systemd(host, tmp_path):
     assert ("rec-daemon", ("-", "start", "-", "start"), "libvirtd") in seen, seen
     assert ("rec-qemu", (KEEP, "reconnect", "begin", "-"), "libvirtd") in seen, seen
     in_host("virsh -c qemu:///system destroy %s" % KEEP)
+
+    # 3. The metrics job under real systemd: the role writes the service and timer, systemd runs them,
+    #    and the textfile holds what the dispatcher logged above; turned off, the timer is gone.
+    prom = "/var/lib/vh-textfile/virthooks.prom"
+    metrics = {"textfile_dir": "/var/lib/vh-textfile", "interval": 2}
+    # No node_exporter here: its directory is missing, and the role says so instead of installing a job
+    # that would fail every 2 s where nobody looks.
+    missing = fh.deploy_run(HOST, tmp_path, scripts, libvirt_hooks_metrics=metrics)
+    assert missing.returncode != 0, missing.stdout[-3000:]
+    assert "textfile_dir /var/lib/vh-textfile is not a directory on %s" % HOST in missing.stdout, missing.stdout[-3000:]
+    assert in_host("ls /etc/systemd/system/ | grep -c virthooks-metrics || true").stdout.strip() == "0"
+    in_host("mkdir -p /var/lib/vh-textfile")
+    out = fh.deploy(HOST, tmp_path, scripts, libvirt_hooks_metrics=metrics)
+    assert fh.task_results(out, "Start the metrics timer") == ["changed: [%s]" % HOST], out[-4000:]
+    assert in_host("systemctl is-active virthooks-metrics.timer").stdout.strip() == "active"
+    assert in_host("systemctl is-enabled virthooks-metrics.timer").stdout.strip() == "enabled"
+    first = in_host("for i in $(seq 100); do [ -s %s ] && break; sleep 0.1; done; stat -c %%Y.%%s %s; cat %s"
+                    % (prom, prom, prom)).stdout
+    stamp, text = first.split("\n", 1)
+    def total(name):
+        return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name + "{") and 'result="ok"' in line)
+    # Every script run the recorders saw was logged by the dispatcher, and counted.
+    assert total("virthooks_script_runs_total") == len(records()) > 0, (len(records()), text[:3000])
+    assert total("virthooks_calls_total") > 0
+    # The timer fires again (every 2 s): systemd, not the role, keeps the file fresh.
+    again = in_host("for i in $(seq 100); do [ \"$(stat -c %%Y.%%s %s)\" != %s ] && break; sleep 0.1; done; "
+                    "stat -c %%Y.%%s %s" % (prom, stamp, prom)).stdout.strip()
+    assert again != stamp, "the timer did not run the job again"
+    units = in_host("journalctl -u virthooks-metrics.service --no-pager -o cat").stdout
+    assert units.count("Finished virthooks-metrics.service") >= 2 or units.count("Deactivated successfully") >= 2, \
+        units[-2000:]
+    out = fh.deploy(HOST, tmp_path, scripts)
+    assert in_host("systemctl is-active virthooks-metrics.timer", check=False).stdout.strip() in ("inactive", "")
+    assert in_host("ls /etc/systemd/system/virthooks-metrics.timer /etc/systemd/system/virthooks-metrics.service "
+                   "2>/dev/null || true").stdout.strip() == ""
