@@ -47,6 +47,12 @@ def journal() -> str:
     return in_host("journalctl -u libvirtd.service --no-pager -o cat").stdout
 
 
+def ok_total(prom: str, name: str) -> int:
+    """The sum of a counter's samples labelled result="ok" in a textfile."""
+    return sum(int(line.rsplit(" ", 1)[1]) for line in prom.splitlines()
+               if line.startswith(name + "{") and 'result="ok"' in line)
+
+
 @pytest.fixture
 def host():
     fh.fleet_up(HOST, "trixie-systemd")
@@ -136,12 +142,9 @@ def test_systemd_host_reload_and_restart_through_systemd(host, tmp_path):
     first = in_host("for i in $(seq 100); do [ -s %s ] && break; sleep 0.1; done; stat -c %%Y.%%s %s; cat %s"
                     % (prom, prom, prom)).stdout
     stamp, text = first.split("\n", 1)
-    def total(name):
-        return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(name + "{") and 'result="ok"' in line)
     # Every script run the recorders saw was logged by the dispatcher, and counted.
-    assert total("virthooks_script_runs_total") == len(records()) > 0, (len(records()), text[:3000])
-    assert total("virthooks_calls_total") > 0
+    assert ok_total(text, "virthooks_script_runs_total") == len(records()) > 0, (len(records()), text[:3000])
+    assert ok_total(text, "virthooks_calls_total") > 0
     # The timer fires again (every 2 s): systemd, not the role, keeps the file fresh.
     again = in_host("for i in $(seq 100); do [ \"$(stat -c %%Y.%%s %s)\" != %s ] && break; sleep 0.1; done; "
                     "stat -c %%Y.%%s %s" % (prom, stamp, prom)).stdout.strip()
