@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint, hostos
 
-from ..conftest import LIBVIRT_ENV
+from ..conftest import LIBVIRT_ENV, SYSTEM_PYTHON, Sandbox
 
 RUNTIME = Path(hostos.__file__).resolve().parent
 IMPORTS_HOSTOS = "from . import hostos as os"
@@ -90,9 +90,18 @@ def test_makedirs_creates_the_missing_parents_with_the_mode_and_fails_as_os_does
         hostos.makedirs(str(tmp_path / "f" / "x"), exist_ok=True)  # a file in the way
 
 
-def test_a_hook_call_never_imports_os_and_scripts_get_the_environment_byte_for_byte(sandbox):
-    """Through the entry point's own bootstrap: the modules a dispatcher call loaded, and the
-    environment a script saw, with a variable that is not UTF-8."""
+def hook_pythons() -> list:
+    """The system Python and every other host Python (3.9+) on this machine, once each."""
+    from .test_dispatch import _host_pythons
+    by_binary = {os.path.realpath(p): p for p in [SYSTEM_PYTHON] + _host_pythons()}
+    return sorted(by_binary.values())
+
+
+@pytest.mark.parametrize("python", hook_pythons())
+def test_a_hook_call_never_imports_os_and_scripts_get_the_environment_byte_for_byte(tmp_path, python):
+    """Through the entry point's own bootstrap, under each host Python: the modules a dispatcher
+    call loaded, and the environment a script saw, with a variable that is not UTF-8."""
+    sandbox = Sandbox(tmp_path, python)
     sandbox.recorder("rec")
     sandbox.deploy([{"name": "rec", "script": "scripts/rec", "operations": ["start"]}])
     report = "import atexit,sys;atexit.register(lambda:sys.stderr.write('MODULES %s\\n'%' '.join(sorted(sys.modules))))\n"
