@@ -460,6 +460,13 @@ def _host_pythons():
     return [p for p in found if os.access(p, os.X_OK) and int(p.rsplit(".", 1)[1]) >= 9]
 
 
+def hook_pythons() -> list:
+    """The system Python and every other host Python (3.9+) on this machine, once each."""
+    from ..conftest import SYSTEM_PYTHON
+    by_binary = {os.path.realpath(p): p for p in [SYSTEM_PYTHON] + _host_pythons()}
+    return sorted(by_binary.values())
+
+
 @pytest.mark.parametrize("python", _host_pythons())
 def test_runtime_works_under_every_host_python(tmp_path, python):
     from ..conftest import Sandbox

@@ -12,7 +12,8 @@ import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint, hostos
 
-from ..conftest import LIBVIRT_ENV, SYSTEM_PYTHON, Sandbox
+from ..conftest import LIBVIRT_ENV, Sandbox
+from .test_dispatch import hook_pythons
 
 RUNTIME = Path(hostos.__file__).resolve().parent
 IMPORTS_HOSTOS = "from . import hostos as os"
@@ -88,13 +89,6 @@ def test_makedirs_creates_the_missing_parents_with_the_mode_and_fails_as_os_does
     (tmp_path / "f").write_text("")
     with pytest.raises(OSError):
         hostos.makedirs(str(tmp_path / "f" / "x"), exist_ok=True)  # a file in the way
-
-
-def hook_pythons() -> list:
-    """The system Python and every other host Python (3.9+) on this machine, once each."""
-    from .test_dispatch import _host_pythons
-    by_binary = {os.path.realpath(p): p for p in [SYSTEM_PYTHON] + _host_pythons()}
-    return sorted(by_binary.values())
 
 
 @pytest.mark.parametrize("python", hook_pythons())

@@ -9,6 +9,7 @@ import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import minijson
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.minijson import JSONError, dumps, loads
+from .test_dispatch import hook_pythons
 
 SAMPLES = [{}, [], {"a": [1, -2, 3.5, 1e-7, None, True, False]}, "caf\u00e9 \u2603 \"q\" \\ \n\t",
            {"nested": {"deep": [[{"x": ""}]]}}, 0, 12345678901234567890]
@@ -89,13 +90,6 @@ print(minijson.dumps(problems))
 '''
 
 
-def host_pythons():
-    from .test_dispatch import _host_pythons
-    from ..conftest import SYSTEM_PYTHON
-    by_binary = {os.path.realpath(p): p for p in [SYSTEM_PYTHON] + _host_pythons()}
-    return sorted(by_binary.values())
-
-
 def real_configs() -> list:
     """config.json as the installer writes it for a few realistic rules, and as hand-edited (raw UTF-8)."""
     from ansible_collections.virthooks.libvirt.plugins.module_utils.install import config_text
@@ -107,7 +101,7 @@ def real_configs() -> list:
     return [text, json.dumps(json.loads(text), indent=4, ensure_ascii=False)]
 
 
-@pytest.mark.parametrize("python", host_pythons())
+@pytest.mark.parametrize("python", hook_pythons())
 def test_any_bad_input_is_a_clear_json_error_under_every_host_python(python):
     for text in real_configs():
         assert "\n" in text and ("\\u2603" in text or "\u2603" in text)
