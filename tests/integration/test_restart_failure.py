@@ -7,36 +7,26 @@ libvirtd is stopped with SIGSTOP, so it accepts connections and never answers (a
 """
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env
+from tests.integration import fleet_host as fh
+from tests.integration.fleet_host import podman
 
-FLEET = REPO / "extensions" / "molecule" / "utils" / "fleet"
 HOST = "vh-restart-fail"
 HUNG = "vh-reload-hang"
+NOOP = {"name": "noop", "content": "#!/bin/sh\nexit 0\n"}
 
 pytestmark = pytest.mark.fleet
 
 
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([str(FLEET / "podman"), *args], capture_output=True, text=True, timeout=300, check=check)
-
-
 def fleet_host(name: str):
-    subprocess.run([str(FLEET / "get-podman-collection.sh")], check=True, capture_output=True, timeout=600)
-    up = subprocess.run([str(FLEET / "fleet.sh"), "up", name + "=bookworm-libvirt"], capture_output=True, text=True,
-                        timeout=1800, check=False)
-    assert up.returncode == 0, up.stdout + up.stderr
+    fh.fleet_up(name, "bookworm-libvirt")
     try:
         yield name
     finally:
-        subprocess.run([str(FLEET / "fleet.sh"), "down", name], capture_output=True, timeout=300, check=False)
+        fh.fleet_down(name)
 
 
 @pytest.fixture
@@ -49,27 +39,10 @@ def hung_host():
     yield from fleet_host(HUNG)
 
 
-def inventory_for(host: str, tmp_path: Path, **host_vars) -> Path:
-    values = {"ansible_connection": "containers.podman.podman", "ansible_podman_executable": str(FLEET / "podman"),
-              "ansible_python_interpreter": "/usr/bin/python3", "ansible_become": False}
-    values.update(host_vars)
-    path = tmp_path / "hosts.json"
-    path.write_text(json.dumps({"hypervisors": {"hosts": {host: values}}}))
-    return path
-
-
-def deploy(inventory: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
-                           str(REPO / "playbooks" / "deploy-hooks.yml")], capture_output=True, text=True,
-                          env=ansible_env(), timeout=timeout, check=False)
-
-
 def test_daemon_that_does_not_come_back_fails_the_run_clearly(host, tmp_path):
-    inventory = inventory_for(host, tmp_path, libvirt_hooks_restart="restart", libvirt_hooks_daemon_timeout=5,
-                              libvirt_hooks_scripts=[{"name": "noop", "content": "#!/bin/sh\nexit 0\n"}])
     # An invalid value: libvirtd refuses to start with it (it is read at start, not on SIGHUP).
     podman("exec", host, "sh", "-c", "echo 'max_clients = \"many\"' >> /etc/libvirt/libvirtd.conf")
-    proc = deploy(inventory)
+    proc = fh.deploy_run(host, tmp_path, [NOOP], libvirt_hooks_restart="restart", libvirt_hooks_daemon_timeout=5)
     assert proc.returncode != 0
     assert "libvirtd on %s did not come back after its restart" % host in proc.stdout, proc.stdout[-4000:]
     # The hooks themselves were deployed completely before the restart was attempted.
@@ -84,19 +57,16 @@ def current_generation(host: str) -> str:
 
 
 def test_a_daemon_that_hangs_after_its_reload_fails_the_run_in_bounded_time_and_is_rolled_back(hung_host, tmp_path):
-    noop = {"name": "noop", "content": "#!/bin/sh\nexit 0\n"}
-    inventory = inventory_for(hung_host, tmp_path, libvirt_hooks_daemon_timeout=8, libvirt_hooks_scripts=[noop])
-    first = deploy(inventory)
+    first = fh.deploy_run(hung_host, tmp_path, [NOOP], libvirt_hooks_daemon_timeout=8)
     assert first.returncode == 0, first.stdout[-4000:]
     good = current_generation(hung_host)
     pid = podman("exec", hung_host, "cat", "/run/libvirtd.pid").stdout.strip()
     podman("exec", hung_host, "kill", "-STOP", pid)
     try:
         # A network hook adds the network entry point: libvirtd must rescan, so the role reloads it.
-        inventory = inventory_for(hung_host, tmp_path, libvirt_hooks_daemon_timeout=8, libvirt_hooks_scripts=[
-            noop, dict(noop, name="net", driver="network")])
         began = time.monotonic()
-        second = deploy(inventory, timeout=600)
+        second = fh.deploy_run(hung_host, tmp_path, [NOOP, dict(NOOP, name="net", driver="network")],
+                               libvirt_hooks_daemon_timeout=8)
         took = time.monotonic() - began
         assert second.returncode != 0
         out = second.stdout
