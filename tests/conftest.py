@@ -71,6 +71,21 @@ def pytest_configure(config):
         config.addinivalue_line("markers", marker)
 
 
+NOBODY = 65534
+
+
+def user_owned_shell(directory: Path) -> Path:
+    """A copy of /bin/sh in directory/user-bin, a directory owned by nobody: a user could replace the
+    interpreter, so the installer takes it (it exists) and the host's trust check must refuse it."""
+    user_bin = directory / "user-bin"
+    user_bin.mkdir()
+    shell = user_bin / "sh"
+    shell.write_bytes(Path("/bin/sh").resolve().read_bytes())
+    shell.chmod(0o755)
+    os.chown(user_bin, NOBODY, NOBODY)
+    return shell
+
+
 def ansible_env(**extra: str) -> dict:
     """Environment for ansible commands that sees this collection and nothing from the user's config."""
     venv_bin = str(Path(sys.executable).parent)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env
+from tests.conftest import REPO, ansible_env, user_owned_shell
 from tests.integration.test_role_sandbox import SH, recap, tree_state
 
 HOSTS = ("host-a", "host-b", "host-c")
@@ -65,23 +65,12 @@ def defined_guests() -> list:
     return [line for line in proc.stdout.split() if line] if proc.returncode == 0 else []
 
 
-def untrusted_interpreter(tmp: Path) -> Path:
-    """A shell in a directory a user owns: the installer takes it, `virthooks validate` refuses it."""
-    user_bin = tmp / "user-bin"
-    user_bin.mkdir()
-    shell = user_bin / "sh"
-    shell.write_bytes(Path("/bin/sh").resolve().read_bytes())
-    shell.chmod(0o755)
-    os.chown(user_bin, 65534, 65534)
-    return shell
-
-
 def test_a_canary_that_fails_validation_ends_the_run_and_no_other_host_changes(fleet):
     first = fleet.deploy(good_scripts(fleet.tmp))
     assert first.returncode == 0, first.stdout + first.stderr
     good = {h: fleet.generation(h) for h in HOSTS}
     before = {h: tree_state(fleet.tmp / h / "etc") for h in ("host-b", "host-c")}
-    untrusted = {"name": "untrusted", "operations": ["prepare"], "content": "#!%s\nexit 0\n" % untrusted_interpreter(fleet.tmp)}
+    untrusted = {"name": "untrusted", "operations": ["prepare"], "content": "#!%s\nexit 0\n" % user_owned_shell(fleet.tmp)}
     bad = good_scripts(fleet.tmp) + [untrusted]
     proc = fleet.deploy(bad, "-e", "libvirt_hooks_canary=1")
     assert proc.returncode != 0, proc.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env
+from tests.conftest import REPO, ansible_env, user_owned_shell
 
 SH = "#!/bin/sh\necho \"$0 $*\" >> %s/ran\n"
 
@@ -216,12 +216,7 @@ def test_a_no_change_run_makes_no_generation_and_costs_at_most_three_module_call
 def with_an_untrusted_script(fleet, tmp_path) -> dict:
     """gpu's scripts plus one whose interpreter is in a directory a user owns: the installer takes
     it (the interpreter exists), the host's trust check refuses it, so `virthooks validate` fails."""
-    user_bin = tmp_path / "user-bin"
-    user_bin.mkdir()
-    shell = user_bin / "sh"
-    shell.write_bytes(Path("/bin/sh").resolve().read_bytes())
-    shell.chmod(0o755)
-    os.chown(user_bin, 65534, 65534)
+    shell = user_owned_shell(tmp_path)
     scripts = gpu_scripts(fleet.tmp)
     scripts["libvirt_hooks_scripts__gpu"].append(
         {"name": "untrusted", "operations": ["prepare"], "content": "#!%s\nexit 0\n" % shell})

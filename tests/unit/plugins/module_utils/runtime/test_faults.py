@@ -17,10 +17,11 @@ import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import dispatch
 
+from tests.conftest import NOBODY, user_owned_shell
+
 from ..conftest import LIBVIRT_ENV, pid_alive
 
 DOMAIN = b"<domain type='kvm'><name>g</name><devices><disk type='file'/></devices></domain>"
-NOBODY = 65534
 PY = "/usr/bin/python3"
 
 
@@ -250,12 +251,7 @@ def test_symlink_owned_by_a_user_is_refused(sandbox, tmp_path):
 
 
 def test_interpreter_a_user_can_replace_is_refused(sandbox, tmp_path):
-    user_bin = tmp_path / "user-bin"
-    user_bin.mkdir()
-    shell = user_bin / "sh"
-    shell.write_bytes(Path("/bin/sh").resolve().read_bytes())
-    shell.chmod(0o755)
-    os.chown(user_bin, NOBODY, NOBODY)
+    shell = user_owned_shell(tmp_path)
     sandbox.script("s", "echo ran > %s/ran\n" % sandbox.seen, shebang="#!%s" % shell)
     sandbox.deploy([rule("s")])
     fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
