@@ -1,35 +1,69 @@
 # virthooks.libvirt: the two entry points of the README.
 #   make demo   deploy to a local sandbox fleet and fire simulated guest events (embedded default)
 #   make test   install everything needed from nothing and run the whole test suite
+#   make lock   regenerate requirements/*.txt (every Python package, pinned with hashes) from pyproject.toml
 SHELL := /bin/bash
 PYTHON ?= python3
+# Both venvs are installed from the locks in requirements/ and nothing else (--require-hashes, --no-deps):
+# .venv-demo holds what the demo runs (ansible-core), .venv everything the tests run. A venv whose lock
+# changed is built again from scratch, so it never keeps a package the lock no longer has.
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+VENV_STAMP := $(VENV)/.lock-$(shell cat requirements/pip.txt requirements/test.txt | sha256sum | cut -c1-16)
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.lock-$(shell cat requirements/pip.txt requirements/demo.txt | sha256sum | cut -c1-16)
+PIP_INSTALL = -m pip install -q --disable-pip-version-check --require-hashes --no-deps --only-binary=:all:
+# make lock: uv (itself installed from requirements/lock-tools.txt) compiles the declared dependency groups.
+# Pins already in a lock are kept; `make lock UPGRADE=1` moves every package to its newest allowed version.
+LOCK_VENV := .cache/lock-tools
+UV_COMPILE = UV_CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/uv pip compile --quiet --generate-hashes \
+	--python-version 3.11 $(if $(UPGRADE),--upgrade)
 
 LINK := tests/output/collections/ansible_collections/virthooks/libvirt
 ANSIBLE_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/tests/output/collections:$(CURDIR)/.cache/collections \
 	ANSIBLE_CONFIG=$(CURDIR)/tests/ansible.cfg
 
-.PHONY: venv demo test units lint sanity bench clean link
+.PHONY: venv demo-venv demo test units lint sanity bench clean link lock
 
-venv: $(STAMP)
+venv: $(VENV_STAMP)
+demo-venv: $(DEMO_STAMP)
 
-$(STAMP): pyproject.toml
+# $(call locked_venv,DIR,LOCK): DIR made anew with pip from requirements/pip.txt, then LOCK, nothing else
+# (the interpreter's bundled setuptools goes too: a package the lock needs comes from the lock).
+define locked_venv
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
 	  echo "make: python3-venv is missing, installing it with apt-get"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; }
-	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV_PY) -m pip install -q --disable-pip-version-check 'pip==26.3'
-	$(VENV_PY) -m pip install -q --disable-pip-version-check --group test
-	@rm -f $(VENV)/.installed-*; touch $@
+	rm -rf $(1)
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python $(PIP_INSTALL) -r requirements/pip.txt
+	$(1)/bin/python -m pip uninstall -q -y setuptools 2>/dev/null || true
+	$(1)/bin/python $(PIP_INSTALL) -r $(2)
+endef
+
+$(VENV_STAMP): requirements/pip.txt requirements/test.txt
+	$(call locked_venv,$(VENV),requirements/test.txt)
+	@touch $@
+
+$(DEMO_STAMP): requirements/pip.txt requirements/demo.txt
+	$(call locked_venv,$(DEMO_VENV),requirements/demo.txt)
+	@touch $@
+
+lock:
+	@test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	@$(LOCK_VENV)/bin/python $(PIP_INSTALL) -r requirements/lock-tools.txt
+	$(UV_COMPILE) requirements/pip.in -o requirements/pip.txt
+	$(UV_COMPILE) requirements/lock-tools.in -o requirements/lock-tools.txt
+	$(UV_COMPILE) --group pyproject.toml:test -o requirements/test.txt
+	# The demo's lock takes its versions from the test lock: the demo runs exactly what the tests ran.
+	$(UV_COMPILE) --group pyproject.toml:demo -c requirements/test.txt -o requirements/demo.txt
 
 # The repository is the collection: expose it as ansible_collections/virthooks/libvirt.
 link:
 	@mkdir -p $(dir $(LINK)) && test -L $(LINK) || ln -sfn ../../../../.. $(LINK)
 
-demo: venv link
-	$(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook -i examples/inventory/sandbox.yml examples/sandbox/demo.yml
+demo: demo-venv link
+	$(ANSIBLE_ENV) $(DEMO_VENV)/bin/ansible-playbook -i examples/inventory/sandbox.yml examples/sandbox/demo.yml
 
 units: venv
 	$(VENV_PY) -m pytest tests/unit
@@ -55,4 +89,4 @@ bench: venv link
 	exit $$rc
 
 clean:
-	rm -rf $(VENV) .pytest_cache tests/output
+	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache tests/output

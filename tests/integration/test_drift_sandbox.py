@@ -169,11 +169,21 @@ def test_a_per_guest_tree_file_on_one_peer_changes_that_guests_scripts_there(pee
         {"hosts": ["host-b"], "scripts": ["audit", "isolate", "qemu.d/gpu-vm/prepare/begin/10-bind"]}]}]
 
 
-def test_a_rule_that_needs_lxml_is_named_on_the_peers_whose_python_lacks_it(peers):
-    """The sandbox deploy uses /usr/bin/python3 (no lxml here); host-c's dispatcher is pointed at one with lxml."""
-    assert subprocess.run(["/usr/bin/python3", "-c", "import lxml"], capture_output=True, check=False).returncode != 0
+def python_without_lxml(where: Path) -> str:
+    """An interpreter that cannot import lxml whatever the machine has (python3-lxml is common on
+    hypervisors): a venv of the system Python, without pip and without the system's site-packages."""
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
+    python = str(where / "bin" / "python3")
+    code = "import site; site.main(); import lxml"
+    assert subprocess.run([python, "-IS", "-c", code], capture_output=True, check=False).returncode != 0
+    return python
+
+
+def test_a_rule_that_needs_lxml_is_named_on_the_peers_whose_python_lacks_it(peers, tmp_path):
+    """host-a and host-b's dispatchers are pointed at a Python made without lxml, host-c's at one with it."""
+    without = python_without_lxml(tmp_path / "no-lxml")
+    pythons = {"host-a": without, "host-b": without, "host-c": sys.executable}
     saved = {}
-    meta = peers.current("host-c") / "meta.json"
     try:
         for host in HOSTS:
             path = peers.current(host) / "config.json"
@@ -181,8 +191,9 @@ def test_a_rule_that_needs_lxml_is_named_on_the_peers_whose_python_lacks_it(peer
             config = json.loads(saved[path])
             config["rules"][0]["xpath"] = "count(/domain/devices/hostdev) > 0"
             path.write_text(json.dumps(config))
-        saved[meta] = meta.read_bytes()
-        meta.write_text(json.dumps(dict(json.loads(saved[meta]), python=sys.executable)))
+            meta = peers.current(host) / "meta.json"
+            saved[meta] = meta.read_bytes()
+            meta.write_text(json.dumps(dict(json.loads(saved[meta]), python=pythons[host])))
         proc, report = peers.drift()
     finally:
         for path, data in saved.items():
