@@ -18,7 +18,7 @@ dispatcher uses it (rules.load_config with an event) only while it belongs to th
 
 from .events import canonical_operation
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 GLOB_CHARS = "*?["
 
 
@@ -34,14 +34,39 @@ def _literal(pattern: str) -> bool:
     return not any(c in pattern for c in GLOB_CHARS)
 
 
+def _prefix(pattern: str) -> str:
+    """What every name a glob matches starts with: the pattern up to its first wildcard."""
+    cut = min((pattern.find(c) for c in GLOB_CHARS if c in pattern), default=len(pattern))
+    return pattern[:cut]
+
+
+def _indexable(pattern: str) -> bool:
+    return "\t" not in pattern and "\n" not in pattern and (_literal(pattern) or _prefix(pattern) != "")
+
+
+def _table(entries: dict) -> str:
+    """name -> positions as one string, ``\nNAME\tPOS,POS\n...``: a string costs next to nothing to parse."""
+    return "".join("\n%s\t%s" % (name, ",".join(str(p) for p in positions)) for name, positions in entries.items()) + "\n"
+
+
+def _lookup(table: str, name: str, found: set) -> None:
+    key = "\n%s\t" % name
+    at = table.find(key)
+    if at >= 0:
+        at += len(key)
+        found.update(int(p) for p in table[at:table.index("\n", at)].split(","))
+
+
 def build_index(rules: list, raw_rules: list) -> dict:
     """The ``index`` the installer writes into config.json.
 
-    ``drivers``: for each driver, the positions of the rules whose objects are all plain names,
-    under each name (``names``, one string ``\\nNAME\\tPOS,POS\\n...``: a string costs next to
-    nothing to parse), and of the other rules under each of their operations, or ``*``
-    (``operations``); daemon-driver rules all go under ``*`` (the daemon's name is looked up
-    when any of them filters on it). ``count`` and ``checksum``: the rules it was built for, as
+    ``drivers``: for each driver, the positions of the rules whose objects are all plain names or
+    globs that start with a plain prefix (``vm-12-*``): under each name (``names``) and under each
+    prefix, grouped by the prefix's length (``prefixes``: length -> table), each table one string
+    ``\nNAME\tPOS,POS\n...`` (a string costs next to nothing to parse); the other rules under each of
+    their operations, or ``*`` (``operations``); daemon-driver rules all go under ``*`` (the daemon's
+    name is looked up when any of them filters on it). A name is looked up once in ``names`` and once
+    per prefix length (a handful), whatever the number of rules. ``count`` and ``checksum``: the rules it was built for, as
     the dispatcher parses them back (keys sorted, through JSON), with ``drivers``. ``text``: where each rule
     starts in the rules array as the installer writes config.json (``json.dumps(indent=2,
     sort_keys=True)``), its length, and a CRC-32 of it and of the index: while the file holds
@@ -55,20 +80,21 @@ def build_index(rules: list, raw_rules: list) -> dict:
     parsed = json.loads(json.dumps(list(raw_rules), sort_keys=True))
     drivers = {}
     for position, rule in enumerate(rules):
-        entry = drivers.setdefault(rule["driver"], {"names": {}, "operations": {}})
+        entry = drivers.setdefault(rule["driver"], {"names": {}, "prefixes": {}, "operations": {}})
         if rule["driver"] == "daemon":
-            keys, bucket = ["*"], entry["operations"]
-        elif all(_literal(o) and "\t" not in o and "\n" not in o for o in rule["objects"]):
-            keys, bucket = rule["objects"], entry["names"]
+            places = [(entry["operations"], "*")]
+        elif all(_indexable(o) for o in rule["objects"]):
+            places = [(entry["names"], o) if _literal(o) else
+                      (entry["prefixes"].setdefault(str(len(_prefix(o))), {}), _prefix(o)) for o in rule["objects"]]
         else:
-            keys, bucket = rule["operations"], entry["operations"]
-        for key in keys:
+            places = [(entry["operations"], operation) for operation in rule["operations"]]
+        for bucket, key in places:
             positions = bucket.setdefault(key, [])
             if position not in positions:
                 positions.append(position)
     for entry in drivers.values():
-        entry["names"] = "".join("\n%s\t%s" % (name, ",".join(str(p) for p in positions))
-                                 for name, positions in entry["names"].items()) + "\n"
+        entry["names"] = _table(entry["names"])
+        entry["prefixes"] = {length: _table(table) for length, table in entry["prefixes"].items()}
     drivers = json.loads(json.dumps(drivers, sort_keys=True))
     document = json.dumps({"rules": parsed}, indent=2, sort_keys=True)
     text = document[document.index("["):document.rindex("]") + 1]      # the array, as nested in config.json
@@ -98,15 +124,14 @@ def positions_for(index: dict, count: int, driver: str, obj: str, operation: str
     if entry is None:
         return []
     found = set()
-    names = entry["names"]
-    if not isinstance(names, str):
+    names, prefixes = entry["names"], entry["prefixes"]
+    if not isinstance(names, str) or not all(isinstance(t, str) and length.isdigit() for length, t in prefixes.items()):
         return None
     if "\t" not in obj and "\n" not in obj:
-        key = "\n%s\t" % obj
-        at = names.find(key)
-        if at >= 0:
-            at += len(key)
-            found.update(int(p) for p in names[at:names.index("\n", at)].split(","))
+        _lookup(names, obj, found)
+        for length, table in prefixes.items():
+            if len(obj) >= int(length):
+                _lookup(table, obj[:int(length)], found)
     operations = entry["operations"]
     found.update(operations.get("*", ()))
     found.update(operations.get(canonical_operation(driver, operation), ()))

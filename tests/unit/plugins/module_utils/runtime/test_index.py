@@ -16,7 +16,7 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules im
     ConfigError, load_config, needs_daemon_name, normalize_config, steps_for_event)
 
 GUESTS = ["win10", "win11", "db-1", "db-22", "web", "caf\u00e9", "a[b", "x*y", "-", "guest-007"]
-OBJECT_PATTERNS = GUESTS + ["*", "win*", "db-[0-9]*", "?eb", "[!w]*", "*-*", "caf\u00e9", "a[b"]
+OBJECT_PATTERNS = GUESTS + ["*", "win*", "db-[0-9]*", "?eb", "[!w]*", "*-*", "caf\u00e9", "a[b", "guest-00?", "win1[01]"]
 SUBS = ["begin", "end", "-"]
 
 
@@ -97,6 +97,25 @@ def test_the_index_narrows_per_guest_rules_to_the_guest():
     assert candidates(raw, "lxc", "guest-042", "prepare") == []
 
 
+def test_the_index_narrows_glob_rules_by_their_literal_prefix():
+    """500 rules on vm-<n>-* (three operations each): a guest's event reads its own rule, not 500."""
+    raw = written([{"name": "g%03d" % i, "script": "s", "objects": ["vm-%d-*" % i],
+                    "operations": ["prepare", "start", "started"]} for i in range(500)]
+                  + [{"name": "any", "script": "s", "objects": ["*web"], "operations": ["prepare"]},
+                     {"name": "mixed", "script": "s", "objects": ["db", "vm-4?-x"]}])
+    assert sorted(raw["index"]["drivers"]["qemu"]["prefixes"]) == ["4", "5", "6", "7"]
+    # A superset of what matches, whatever the operation: the rules read are then matched as usual.
+    assert candidates(raw, "qemu", "vm-42-web", "prepare") == [42, 500, 501]
+    assert candidates(raw, "qemu", "vm-42-web", "release") == [42, 501]
+    assert candidates(raw, "qemu", "vm-4", "prepare") == [500, 501]      # shorter than every vm-<n>- prefix
+    assert candidates(raw, "qemu", "db", "stopped") == [501]
+    assert candidates(raw, "qemu", "web", "stopped") == []
+    event = ("qemu", "vm-42-web", "prepare", "begin")
+    indexed = steps_via(raw, event, candidates(raw, *event[:3]))
+    assert indexed == steps_via(raw, event, None)
+    assert sorted(step[0] for step in indexed[0]) == ["any", "g042"]
+
+
 def test_daemon_rules_are_all_read_for_daemon_events():
     """Whether the daemon's name is looked up (and logged) depends on every daemon rule."""
     raw = written([{"name": "d", "script": "s", "driver": "daemon", "operations": ["shutdown"], "objects": ["x"],
@@ -133,7 +152,7 @@ def test_the_text_path_reads_the_same_rules_as_the_full_path(tmp_path, seed):
 
 def test_the_deployed_config_takes_the_text_path(sandbox):
     """If the installer writes config.json differently, the index text no longer matches: caught here."""
-    sandbox.deploy([rule("a", objects=["win10"]), rule("b", objects=["db-*"])])
+    sandbox.deploy([rule("a", objects=["win10"]), rule("b", objects=["w*"])])
     raw, picked = ruleindex.read_indexed((sandbox.own / "config.json").read_bytes(), ("qemu", "win10", "start"))
     assert raw is not None and [(i, r["name"]) for i, r in picked] == [(0, "a"), (1, "b")]
 
