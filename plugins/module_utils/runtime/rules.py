@@ -41,7 +41,10 @@ from .events import DRIVERS, EVENTS, GUEST_DRIVERS, canonical_operation, operati
 CONFIG_VERSION = 1
 NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 NAME_MAX = 128
-ON_FAILURE = ("fail", "ignore")
+# "abortable": a failure fails the call only on an event libvirt aborts without killing a running
+# guest (prepare/start/... begin); on reconnect/attach and on events libvirt cannot abort it is
+# logged and ignored (the policy of adopted foreign hooks).
+ON_FAILURE = ("fail", "ignore", "abortable")
 SYSLOG_MODES = ("failures", "all", "none")
 SUBOPERATIONS = ("begin", "end", "-")
 TIMEOUT_MAX = 3600
