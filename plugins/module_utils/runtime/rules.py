@@ -430,10 +430,14 @@ def is_backup_name(name: str) -> bool:
 
 
 def tree_scripts(directory: str) -> list:
-    """Executable regular files of a tree directory, in byte order of their names."""
+    """Executable regular files of a tree directory, in byte order of their names; or, as the
+    helper does, the tree path itself when it is a file (executable or not: the helper runs it,
+    and the trust check then says why it cannot run)."""
     from . import hostos as os
     try:
         entries = os.listdir(directory)
+    except NotADirectoryError:
+        return [directory] if os.path.isfile(directory) else []
     except OSError:
         return []
     found = []
