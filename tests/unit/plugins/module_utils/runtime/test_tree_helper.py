@@ -126,3 +126,31 @@ def test_directory_scripts_get_the_xml_where_the_helper_gives_them_its_file_list
     helper, ours = replay(both, both.hooks / "helper")[3], replay(both, both.hooks / "qemu")[3]
     assert len(helper[2]) == 1 and str(end) in helper[2][0].split("|")[3]
     assert ours[2] == ["%s|vm1 release end -|/|%s" % (n, XML.decode()) for n in ("10-first", "20-second")]
+
+
+def test_a_failure_where_libvirt_cannot_abort_stops_the_helper_but_not_the_tree(both):
+    """set -e stops the helper at the first failing script whatever the event; on release end (which
+    libvirt cannot abort) the dispatcher still runs the scripts after it (a difference the guide lists)."""
+    end = both.hooks / "qemu.d" / "vm1" / "release" / "end"
+    for path in end.iterdir():
+        path.unlink()
+    for name in ("10-a", "20-b"):
+        recorder(end / name, name, both.seen / "ran", reads_stdin=False)
+    listed = subprocess.run(["find", "-L", str(end), "-maxdepth", "1", "-type", "f", "-executable", "-print"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    first = Path(listed[0])                    # the helper's first script, in find's order: make it fail
+    first.write_text(first.read_text() + "exit 1\n")
+    helper, ours = replay(both, both.hooks / "helper")[3], replay(both, both.hooks / "qemu")[3]
+    assert helper[1] != 0 and [line.split("|")[0] for line in helper[2]] == [first.name]
+    assert [line.split("|")[0] for line in ours[2]] == ["10-a", "20-b"]
+
+
+def test_tree_on_failure_abortable_spares_running_guests_on_reconnect(both):
+    hook = recorder(both.hooks / "qemu.d" / "vm1" / "reconnect" / "begin", "reconnect", both.seen / "ran")
+    hook.write_text("#!/bin/sh\nexit 1\n")
+    assert both.fire("qemu", "vm1", "reconnect", "begin", stdin=XML).rc != 0       # as the helper: the guest dies
+    both.deploy([], tree={"on_failure": "abortable"})
+    assert both.fire("qemu", "vm1", "reconnect", "begin", stdin=XML).rc == 0
+    assert both.fire("qemu", "vm1", "prepare", "begin", stdin=XML).rc == 0
+    (both.hooks / "qemu.d" / "vm1" / "prepare" / "begin").write_text("#!/bin/sh\nexit 1\n")
+    assert both.fire("qemu", "vm1", "prepare", "begin", stdin=XML).rc == 1          # a start is still aborted
