@@ -312,8 +312,8 @@ class RuntimeInstaller(object):
                                    "(nothing was changed)" % (path, refusal))
         kept = self.adopted_path(driver)
         if os.path.lexists(kept):
-            if _same_file(kept, path):
-                return          # an adoption interrupted after the link: the entry point finishes it
+            if _same_hook(kept, path):
+                return          # an adoption interrupted after the link (or copy): the entry point finishes it
             raise InstallError("%s is foreign and %s already holds a different adopted hook; resolve by "
                                "hand (nothing was changed)" % (path, kept))
         changes.append(Change("adopt", path, target=kept,
@@ -613,13 +613,18 @@ class RuntimeInstaller(object):
             shutil.rmtree(doomed)
 
 
-def _same_file(a: str, b: str) -> bool:
-    """Whether two names are the same file (or the same symlink), not following links."""
+def _same_hook(a: str, b: str) -> bool:
+    """Whether two names hold the same hook: the same file or symlink (a hard link), or an exact copy
+    (a symlink with the same target, a file with the same content), not following links."""
     try:
         sa, sb = os.lstat(a), os.lstat(b)
     except OSError:
         return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+    if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+        return True
+    if os.path.islink(a) or os.path.islink(b):
+        return os.path.islink(a) and os.path.islink(b) and os.readlink(a) == os.readlink(b)
+    return read_bytes(a) == read_bytes(b)
 
 
 def _copy_exactly(source: str, target: str) -> None:

@@ -350,6 +350,22 @@ def test_a_foreign_hook_the_dispatcher_would_refuse_is_not_adopted(sandbox):
     assert snapshot(sandbox.root) == before
 
 
+def test_an_adoption_interrupted_after_the_link_is_finished_and_a_different_one_refused(sandbox):
+    path = foreign_hook(sandbox)
+    kept = sandbox.hooks / "qemu.virthooks-adopted"
+    os.link(path, kept)                             # killed after the link, before the entry point write
+    plan = installer(sandbox).plan(["qemu"], [], foreign="adopt", log={"file": str(sandbox.log)})
+    assert plan.adopted == ["qemu"] and "adopt" not in [c.kind for c in plan.changes]
+    installer(sandbox).apply(plan)
+    assert sandbox.fire("qemu", "g", "prepare", "begin").rc == 0 and sandbox.order() == ["legacy g prepare begin -"]
+    installer(sandbox).apply(installer(sandbox).plan_removal())
+    other = foreign_hook(sandbox)
+    kept.write_text("#!/bin/sh\nexit 0\n")
+    with pytest.raises(InstallError, match="already holds a different adopted hook"):
+        installer(sandbox).plan(["qemu"], [], foreign="adopt")
+    assert other.read_text().startswith("#!/bin/sh\necho")
+
+
 def test_a_hook_adopted_by_an_older_deploy_moves_beside_the_entry_point(sandbox):
     path = foreign_hook(sandbox)
     original = path.read_bytes()
