@@ -14,10 +14,10 @@ Layout under the hooks directory::
     virthooks/generations/<id>/                one deploy: config.json, scripts/<name>, meta.json
     virthooks/current -> generations/<id>      swapped atomically: what hook calls use
     virthooks/config.json -> current/config.json   for readers of the old path
-    virthooks/adopted/<driver>                 foreign hooks taken over (run as a rule)
+    <driver>.virthooks-adopted                 a foreign hook taken over, kept in place (run as a rule)
     virthooks/virthooks                        the operator CLI
 
-A deploy, in order: copies of adopted hooks, the library (``lib/current`` swapped), the new
+A deploy, in order: adopted hooks linked to their new name, the library (``lib/current`` swapped), the new
 generation (written whole, renamed into place), the entry points the new state needs (before
 the switch, so they exist when its rules do), the switch of ``current``, the entry points it no
 longer needs (after the switch), the CLI, then generations beyond ``keep`` and old libraries.
@@ -42,15 +42,21 @@ from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_te
 from .runtime.generations import (DeployLock, all_ids, content_digest, current_id, generation_path, new_id, prune,
                                   read_meta, read_state, remove_leftovers, retire_old_layout, switch,
                                   write_generation)
-from .runtime.layout import (ADOPTED_DIR, CLI_FILE, CONFIG_FILE, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
-                             META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR)
+from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_FILE, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
+                             META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, adopted_hook, kept_adopted_hook,
+                             old_adopted_hook)
 from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config, validate_name
+from .runtime.trust import TrustCheck
 from .runtime.xmlcond import rule_problems
 from .scripts import script_problems, script_warnings
 
 VERSION = runtime.VERSION
 ADOPT_PREFIX = "adopted-"
 ADOPTED_TIMEOUT = 300
+# An adopted hook fails a call only where libvirt aborts what it is doing and no running guest
+# is killed for it (prepare/start/... begin); on reconnect/attach and the events libvirt cannot
+# abort its failure is logged. "fail" is libvirt's own behaviour (any failure counts).
+ADOPTED_ON_FAILURE = ("abortable", "fail")
 REMOVING_SUFFIX = ".virthooks-removing"
 DEFAULT_KEEP = 3
 DEFAULT_MAX_SIZE = 1 << 20
@@ -169,16 +175,23 @@ class RuntimeInstaller(object):
 
     # -- inspection ------------------------------------------------------------------------
     def entry_point_state(self, driver: str) -> str:
-        """'absent', 'ours', 'foreign', or 'not-a-file' for hooks/<driver>."""
+        """'absent', 'ours', 'foreign' (a file, or a symlink to one), or 'not-a-file' for hooks/<driver>."""
         path = "%s/%s" % (self.hooks_dir, driver)
         if not os.path.lexists(path):
             return "absent"
-        if os.path.islink(path) or not os.path.isfile(path):
+        if not os.path.isfile(path):
             return "not-a-file"
+        if os.path.islink(path):
+            return "foreign"
         return "ours" if file_is_ours(path) else "foreign"
 
     def adopted_path(self, driver: str) -> str:
-        return "%s/%s/%s" % (self.own, ADOPTED_DIR, driver)
+        """hooks/<driver>.virthooks-adopted: the adopted hook, in its own directory."""
+        return adopted_hook(self.hooks_dir, driver)
+
+    def kept_adopted(self, driver: str) -> str:
+        """The adopted hook of a driver, in place or in the layout before it ('' if none)."""
+        return kept_adopted_hook(self.hooks_dir, driver, os.path.lexists)
 
     def installed_entry_points(self) -> list:
         return [d for d in DRIVERS if self.entry_point_state(d) == "ours"]
@@ -193,18 +206,22 @@ class RuntimeInstaller(object):
     def plan(self, drivers, rules: list, foreign: str = "fail", log: dict | None = None,
              tree: dict | None = None, kill_grace: float = 2, cli_link: str = "", scripts: list | None = None,
              purge: bool = False, keep: int = DEFAULT_KEEP, deployer: str = "",
-             max_size: int = DEFAULT_MAX_SIZE) -> Plan:
+             max_size: int = DEFAULT_MAX_SIZE, adopted_on_failure: str = "abortable") -> Plan:
         """What a deploy would change. scripts=None keeps the current scripts as they are;
         otherwise [{'name', 'data' (bytes), 'state'}], and purge drops the undeclared ones."""
         if keep < 1:
             raise InstallError("keep must be at least 1 (got %d)" % keep)
+        if adopted_on_failure not in ADOPTED_ON_FAILURE:
+            raise InstallError("adopted hooks' on_failure must be one of %s (got %r)"
+                               % (", ".join(ADOPTED_ON_FAILURE), adopted_on_failure))
         drivers = self._checked_drivers(drivers)
         changes = []
         rules = list(rules)
-        adopted = self._plan_foreign_hooks(changes, drivers, foreign, rules)
+        adopted = self._plan_foreign_hooks(changes, drivers, foreign, rules, adopted_on_failure)
         config_bytes, normalized = self._config(rules, log, tree, kill_grace)
         self._plan_library(changes)
         wanted_scripts, report, warnings = self._plan_scripts(scripts, purge, max_size)
+        warnings = self._adoption_warnings(drivers, foreign) + warnings
         previous = current_id(self.own)
         generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer)
         added = self._plan_entry_points(changes, drivers, normalized)
@@ -251,22 +268,29 @@ class RuntimeInstaller(object):
                 raise InstallError("unknown driver %r (valid: %s)" % (driver, ", ".join(DRIVERS)))
         return sorted(set(drivers), key=DRIVERS.index)
 
-    def _plan_foreign_hooks(self, changes, drivers, foreign, rules) -> list:
-        """Refuse or adopt hook files we did not write; adopted hooks run first, as rules."""
+    def _plan_foreign_hooks(self, changes, drivers, foreign, rules, on_failure) -> list:
+        """Refuse or adopt hook files we did not write; adopted hooks run first, as rules, in
+        place: hooks/<driver>.virthooks-adopted, so $0's directory is the hook's own."""
         adopted = []
         for driver in drivers:
             state = self.entry_point_state(driver)
             path = "%s/%s" % (self.hooks_dir, driver)
             if state == "not-a-file":
-                raise InstallError("%s is a symlink or not a regular file; move it away or make it a file "
+                raise InstallError("%s is not a regular file or a symlink to one; move it away "
                                    "(nothing was changed)" % path)
             if state == "foreign":
                 self._adopt(changes, driver, path, foreign)
                 adopted.append(driver)
-            if state == "foreign" or os.path.lexists(self.adopted_path(driver)):
+            elif self.kept_adopted(driver) == old_adopted_hook(self.hooks_dir, driver):
+                # Adopted by a deploy before in-place adoption: linked beside the entry point now
+                # (the old copy stays for the generations that name it, until the runtime goes).
+                changes.append(Change("adopt", old_adopted_hook(self.hooks_dir, driver),
+                                      target=self.adopted_path(driver),
+                                      note="adopted hook moved beside the entry point"))
+            if state == "foreign" or self.kept_adopted(driver):
                 rules.insert(0, {"name": ADOPT_PREFIX + driver, "driver": driver, "order": -1000,
-                                 "script": "%s/%s/%s/%s" % (self.runtime_hooks_dir, OWN_DIR, ADOPTED_DIR, driver),
-                                 "timeout": ADOPTED_TIMEOUT})
+                                 "script": adopted_hook(self.runtime_hooks_dir, driver),
+                                 "timeout": ADOPTED_TIMEOUT, "on_failure": on_failure})
         return adopted
 
     def _adopt(self, changes, driver, path, foreign) -> None:
@@ -281,13 +305,35 @@ class RuntimeInstaller(object):
                 "%s is a hook that virthooks did not install; set foreign_hooks=adopt "
                 "(libvirt_hooks_foreign: adopt) to keep running it as the script %s%s, or move it "
                 "away (nothing was changed)" % (path, ADOPT_PREFIX, driver))
-        kept = read_bytes(self.adopted_path(driver))
-        if kept is not None and kept != hook:
+        if not self.root:       # the dispatcher runs only what root alone controls: say so now
+            refusal = TrustCheck().refusal(path)
+            if refusal:
+                raise InstallError("%s cannot be adopted: the dispatcher would refuse to run it: %s "
+                                   "(nothing was changed)" % (path, refusal))
+        kept = self.adopted_path(driver)
+        if os.path.lexists(kept):
+            if _same_hook(kept, path):
+                return          # an adoption interrupted after the link (or copy): the entry point finishes it
             raise InstallError("%s is foreign and %s already holds a different adopted hook; resolve by "
-                               "hand (nothing was changed)" % (path, self.adopted_path(driver)))
-        if kept is None:     # else: an adoption interrupted after the copy; finish it
-            changes.append(Change("adopt", path, target=self.adopted_path(driver),
-                                  note="foreign hook kept as %s" % self.adopted_path(driver)))
+                               "hand (nothing was changed)" % (path, kept))
+        changes.append(Change("adopt", path, target=kept,
+                              note="foreign hook kept in place as %s%s" % (driver, ADOPTED_SUFFIX)))
+
+    def _adoption_warnings(self, drivers, foreign) -> list:
+        """foreign_hooks=adopt that adopts nothing says why."""
+        if foreign != "adopt":
+            return []
+        left = ["%s/%s" % (self.hooks_dir, d) for d in DRIVERS
+                if d not in drivers and self.entry_point_state(d) == "foreign"]
+        if left:
+            return ["foreign_hooks=adopt: %s %s not adopted: no script or rule is declared for %s and it is not "
+                    "listed in drivers (libvirt_hooks_drivers); the hook stays as it is"
+                    % (", ".join(left), "is" if len(left) == 1 else "are",
+                       "that driver" if len(left) == 1 else "those drivers")]
+        if not any(self.entry_point_state(d) == "foreign" or self.kept_adopted(d) for d in drivers):
+            return ["foreign_hooks=adopt: there is no hook virthooks did not install at %s/<driver> for %s: "
+                    "nothing to adopt" % (self.hooks_dir, ", ".join(drivers) or "any driver (none is deployed)")]
+        return []
 
     @staticmethod
     def _config(rules, log, tree, kill_grace) -> tuple:
@@ -458,9 +504,8 @@ class RuntimeInstaller(object):
             removed.append(driver)
             changes.append(self._removal(driver))
         for driver in DRIVERS:
-            if driver not in removed and os.path.lexists(self.adopted_path(driver)) \
-                    and self.entry_point_state(driver) == "absent":
-                changes.append(Change("restore", "%s/%s" % (self.hooks_dir, driver), target=self.adopted_path(driver),
+            if driver not in removed and self.kept_adopted(driver) and self.entry_point_state(driver) == "absent":
+                changes.append(Change("restore", "%s/%s" % (self.hooks_dir, driver), target=self.kept_adopted(driver),
                                       note="foreign hook put back"))
         if cli_link and os.path.islink(cli_link) and \
                 os.readlink(cli_link) == "%s/%s/%s" % (self.runtime_hooks_dir, OWN_DIR, CLI_FILE):
@@ -472,8 +517,8 @@ class RuntimeInstaller(object):
 
     def _removal(self, driver) -> Change:
         path = "%s/%s" % (self.hooks_dir, driver)
-        if os.path.lexists(self.adopted_path(driver)):
-            return Change("restore", path, target=self.adopted_path(driver), before=read_bytes(path),
+        if self.kept_adopted(driver):
+            return Change("restore", path, target=self.kept_adopted(driver), before=read_bytes(path),
                           note="foreign hook put back")
         return Change("remove", path, before=read_bytes(path), note="entry point")
 
@@ -542,14 +587,15 @@ class RuntimeInstaller(object):
         retire_old_layout(self.own, bool(change.data[0]), bool(change.data[1]), self.uid, self.gid)
 
     def copy_adopted(self, change: Change) -> None:
-        ensure_dir(os.path.dirname(change.target), 0o755, self.uid, self.gid)
-        # Copy, then the entry point write replaces the original by rename: the foreign hook
-        # exists at all times, in one place or the other. The copy is root's and not writable
-        # by group/others, or the dispatcher would refuse to run it.
-        with open(change.path, "rb") as f:
-            data = f.read()
-        mode = os.stat(change.path).st_mode & 0o7755
-        atomic_write(change.target, data, mode, self.uid, self.gid)
+        """A second name for the foreign hook (the file or the symlink itself, same inode), then
+        the entry point write replaces the first by rename: the hook exists at all times, and
+        what it is (content, mode, owner, symlink and target) never changes."""
+        if not os.path.lexists(change.target):
+            try:
+                os.link(change.path, change.target, follow_symlinks=False)
+            except OSError:     # a file system without hard links: an exact copy instead
+                _copy_exactly(change.path, change.target)
+        fsync_dir(os.path.dirname(change.target))
 
     def restore_adopted(self, change: Change) -> None:
         os.rename(change.target, change.path)
@@ -565,6 +611,33 @@ class RuntimeInstaller(object):
             doomed = change.path + REMOVING_SUFFIX
             os.rename(change.path, doomed)
             shutil.rmtree(doomed)
+
+
+def _same_hook(a: str, b: str) -> bool:
+    """Whether two names hold the same hook: the same file or symlink (a hard link), or an exact copy
+    (a symlink with the same target, a file with the same content), not following links."""
+    try:
+        sa, sb = os.lstat(a), os.lstat(b)
+    except OSError:
+        return False
+    if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+        return True
+    if os.path.islink(a) or os.path.islink(b):
+        return os.path.islink(a) and os.path.islink(b) and os.readlink(a) == os.readlink(b)
+    return read_bytes(a) == read_bytes(b)
+
+
+def _copy_exactly(source: str, target: str) -> None:
+    """target as source is: a symlink with the same target, or a file with its content, mode and owner."""
+    st = os.lstat(source)
+    temp = target + TEMP_SUFFIX
+    if os.path.islink(source):
+        os.symlink(os.readlink(source), temp)
+    else:
+        shutil.copyfile(source, temp)
+        os.chmod(temp, st.st_mode & 0o7777)
+    os.lchown(temp, st.st_uid, st.st_gid)
+    os.rename(temp, target)
 
 
 class _NoLock(object):

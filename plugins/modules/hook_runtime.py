@@ -34,9 +34,11 @@ description:
     the module reports exactly which ones changed in RV(added) and RV(removed) so that the caller
     can reload the right daemons.
   - A hook file already at C(hooks/<driver>) that virthooks did not write is never overwritten
-    silently. With O(foreign_hooks=adopt) it is kept as C(hooks/virthooks/adopted/<driver>) and
-    run first by the dispatcher for every event of its driver; with O(foreign_hooks=fail) the
-    module fails and names it. With O(state=absent) adopted hooks are put back.
+    silently. With O(foreign_hooks=adopt) it is kept in place under a name libvirt does not call,
+    C(hooks/<driver>.virthooks-adopted) (a symlink stays a symlink to the same target), and run
+    first by the dispatcher for every event of its driver, from there, so a hook that finds its
+    files beside its own path keeps finding them; with O(foreign_hooks=fail) the module fails and
+    names it. With O(state=absent) adopted hooks are put back exactly as they were.
   - Where SELinux is enabled, written files get their default context (as C(restorecon) would).
 author:
   - virthooks maintainers (@virthooks)
@@ -168,9 +170,24 @@ options:
       - What to do with a hook file at C(hooks/<driver>) that virthooks did not write.
       - V(fail) stops before changing anything and names the file; V(adopt) keeps it and runs it
         through the dispatcher (first, for every event of its driver, timeout 300 s).
+      - A file or a symlink to a file can be adopted; the dispatcher must be able to trust it (owned
+        by root and not writable by others, as every directory on the way), or the module fails and
+        says why.
+      - V(adopt) that adopts nothing (no such hook, or one for a driver that gets no entry point)
+        says so in a warning.
     type: str
     choices: [fail, adopt]
     default: fail
+  foreign_on_failure:
+    description:
+      - When a failure of an adopted hook fails the hook call.
+      - V(abortable) where libvirt aborts what it is doing for it (C(prepare), C(start), C(migrate),
+        C(restore) ... C(begin)), as before adoption; on C(reconnect) and C(attach), where libvirt
+        would kill the running guest, and on events libvirt cannot abort, the failure is logged and ignored.
+      - V(fail) on every event, as libvirt itself does (a failed C(reconnect) then kills the guest).
+    type: str
+    choices: [abortable, fail]
+    default: abortable
   python:
     description:
       - The Python interpreter the entry points use to run the dispatcher (3.9 or later).
@@ -354,6 +371,7 @@ def main():
             tree=dict(type="dict", default={}),
             kill_grace=dict(type="float", default=2),
             foreign_hooks=dict(type="str", choices=["fail", "adopt"], default="fail"),
+            foreign_on_failure=dict(type="str", choices=["abortable", "fail"], default="abortable"),
             python=dict(type="path", default=""),
             cli_link=dict(type="path", default=""),
         ),
@@ -383,7 +401,8 @@ def main():
                                   module.params["log"] or None, module.params["tree"] or None,
                                   module.params["kill_grace"], cli_link, scripts, module.params["purge"],
                                   module.params["generations_keep"], module.params["deployer"],
-                                  module.params["max_size"])
+                                  module.params["max_size"],
+                                  adopted_on_failure=module.params["foreign_on_failure"])
         if plan.changes and not module.check_mode:
             installer.apply(plan)
             restore_contexts(module, [c.path for c in plan.changes], module.params["root"])

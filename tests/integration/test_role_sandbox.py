@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, ansible_env, user_owned_shell
+from tests.peers import saschpe_hook
 
 SH = "#!/bin/sh\necho \"$0 $*\" >> %s/ran\n"
 
@@ -165,6 +166,32 @@ def test_foreign_hook_is_refused_by_default_and_adopted_on_request(fleet):
     assert fleet.deploy().returncode == 0
     assert fleet.fire("host-a", "vm", "start", "begin", "-").returncode == 0
     assert (fleet.tmp / "legacy").read_text() == "legacy\n"
+
+
+def test_adopting_a_symlinked_peer_hook_keeps_it_working_and_purge_puts_it_back(fleet):
+    """saschpe/libvirt-hook-qemu installed by its Makefile on host-b, which has no script of its own."""
+    hooks = fleet.hooks("host-b")
+    hooks.mkdir(parents=True)
+    seen = fleet.tmp / "saschpe"
+    saschpe_hook(hooks, seen, "symlink")
+    untouched = tree_state(hooks)
+    fleet.write(gpu=gpu_scripts(fleet.tmp), common={"libvirt_hooks_foreign": "adopt"})
+    proc = fleet.deploy()
+    assert proc.returncode == 0, proc.stdout
+    said = " ".join((proc.stdout + proc.stderr).split())     # Ansible wraps its warnings
+    assert "%s is not adopted" % (hooks / "qemu") in said and "libvirt_hooks_drivers" in said
+    assert tree_state(hooks)[str(hooks / "qemu")] == untouched[str(hooks / "qemu")]
+    fleet.write(gpu=gpu_scripts(fleet.tmp), common={"libvirt_hooks_foreign": "adopt"},
+                storage={"libvirt_hooks_drivers": ["qemu"]})
+    assert fleet.deploy().returncode == 0
+    assert os.readlink(hooks / "qemu.virthooks-adopted") == str(hooks / "hooks")
+    for op in ("prepare", "restore", "reconnect"):
+        assert fleet.fire("host-b", "vm1", op, "begin", "-").returncode == 0
+    assert seen.read_text().splitlines()[:3] == ["saschpe vm1 prepare forward", "saschpe vm1 restore forward",
+                                                 "saschpe vm1 reconnect forward"]
+    fleet.write(common={"libvirt_hooks_purge": True})
+    assert fleet.deploy().returncode == 0
+    assert tree_state(hooks) == untouched
 
 
 def test_purge_removes_undeclared_scripts_then_everything(fleet):

@@ -534,6 +534,11 @@ class Call(object):
         if step.on_failure == "ignore":
             to_syslog(printable(line) + " (on_failure: ignore, continuing)", error=False)
             return None
+        if step.on_failure == "abortable" and not (self.abortable and not self.spare_guest):
+            why = "a failed %s makes libvirt kill the running guest" % self.operation if self.spare_guest \
+                else "libvirt does not abort %s" % self.operation
+            to_syslog(printable(line) + " (on_failure: abortable, continuing: %s)" % why, error=False)
+            return None
         to_syslog(printable(line))
         return line
 

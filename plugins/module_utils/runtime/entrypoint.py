@@ -8,7 +8,7 @@ not pay for a Python start: the entry point carries a prefilter built from the r
 deploy time, nested ``case`` statements on the operation, the sub-operation and the object.
 It lets through a superset of the events the rules match, for any UTF-8 object name (the
 dispatcher decides exactly, with rules.glob_match), plus any event for which a per-guest tree
-directory exists. Everything else exits 0 at once. No name makes it slow: an object pattern
+path exists (a directory, or the helper's file form). Everything else exits 0 at once. No name makes it slow: an object pattern
 has at most one star that can backtrack (see sh_glob).
 """
 
@@ -314,7 +314,7 @@ def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bo
         "# generation, %s/%s/current/config.json." % (hooks_dir, OWN_DIR),
     ]
     if tree and (driver in GUEST_DRIVERS or driver == "network"):
-        fallback = "[ -d %s\"$1/$2/$3\" ] || exit 0" % sh_quote("%s/%s.d/" % (hooks_dir, driver))
+        fallback = "[ -e %s\"$1/$2/$3\" ] || exit 0" % sh_quote("%s/%s.d/" % (hooks_dir, driver))
     else:
         fallback = "exit 0"
     lines.extend(prefilter_case(prefilter_specs(driver, rules), fallback))

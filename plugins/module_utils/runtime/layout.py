@@ -18,7 +18,9 @@ LOCK_FILE = ".lock"                    # hooks/virthooks/.lock: one deploy or ro
 LIB_DIR = "lib"                        # hooks/virthooks/lib/<digest>/virthooks_runtime/*.py
 LIB_CURRENT = "current"                # hooks/virthooks/lib/current -> <digest>, swapped atomically
 RUNTIME_PACKAGE = "virthooks_runtime"  # the package name of the runtime on the host
-ADOPTED_DIR = "adopted"                # hooks/virthooks/adopted/<driver>: foreign hooks we took over
+ADOPTED_SUFFIX = ".virthooks-adopted"  # hooks/<driver>.virthooks-adopted: a foreign hook we took over, kept in
+#                                        its own directory (its $0's dirname stays), under a name libvirt never calls
+ADOPTED_DIR = "adopted"                # hooks/virthooks/adopted/<driver>: where adopted hooks were copied before
 CLI_FILE = "virthooks"                 # hooks/virthooks/virthooks: the operator CLI
 # Every entry point we write carries this line (second line of the file).
 ENTRY_POINT_MARKER = "# virthooks-entry-point: managed by Ansible (virthooks.libvirt); local changes are overwritten"
@@ -27,6 +29,24 @@ ENTRY_POINT_MARKER = "# virthooks-entry-point: managed by Ansible (virthooks.lib
 def script_file(name: str) -> str:
     """A declared script's path as a rule names it (relative to hooks/virthooks/)."""
     return "%s/%s" % (SCRIPTS_DIR, name)
+
+
+def adopted_hook(hooks_dir: str, driver: str) -> str:
+    """Where a foreign hook of a driver is kept once adopted: beside the entry point, in place."""
+    return "%s/%s%s" % (hooks_dir, driver, ADOPTED_SUFFIX)
+
+
+def old_adopted_hook(hooks_dir: str, driver: str) -> str:
+    """Where deploys before in-place adoption kept a copy of it (its dirname was not the hook's own)."""
+    return "%s/%s/%s/%s" % (hooks_dir, OWN_DIR, ADOPTED_DIR, driver)
+
+
+def kept_adopted_hook(hooks_dir: str, driver: str, lexists) -> str:
+    """The adopted hook to put back at hooks/<driver> when our entry point goes ('' if none)."""
+    for path in (adopted_hook(hooks_dir, driver), old_adopted_hook(hooks_dir, driver)):
+        if lexists(path):
+            return path
+    return ""
 
 
 def sysconf_hooks_dir(sysconfdir: str) -> str:

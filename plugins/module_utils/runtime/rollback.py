@@ -14,7 +14,7 @@ import os
 
 from .events import DRIVER_DAEMONS, DRIVERS
 from .generations import DeployLock, all_ids, current_id, generation_path, read_meta, read_state, switch
-from .layout import ADOPTED_DIR, CONFIG_FILE, OWN_DIR
+from .layout import CONFIG_FILE, OWN_DIR, kept_adopted_hook
 
 
 class RollbackError(Exception):
@@ -83,8 +83,7 @@ def plan_rollback(hooks_dir: str, target: str = "", runtime_hooks_dir: str = "")
     for driver in DRIVERS:
         path = "%s/%s" % (hooks_dir, driver)
         if driver not in drivers and _is_ours(path):
-            adopted = "%s/%s/%s" % (own, ADOPTED_DIR, driver)
-            removals.append((path, adopted if os.path.lexists(adopted) else ""))
+            removals.append((path, kept_adopted_hook(hooks_dir, driver, os.path.lexists)))
             removed.append(driver)
     return {"own": own, "current": current, "target": target, "writes": writes, "removals": removals,
             "added": added, "removed": removed, "notes": skipped,

@@ -41,7 +41,10 @@ from .events import DRIVERS, EVENTS, GUEST_DRIVERS, canonical_operation, operati
 CONFIG_VERSION = 1
 NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 NAME_MAX = 128
-ON_FAILURE = ("fail", "ignore")
+# "abortable": a failure fails the call only on an event libvirt aborts without killing a running
+# guest (prepare/start/... begin); on reconnect/attach and on events libvirt cannot abort it is
+# logged and ignored (the policy of adopted foreign hooks).
+ON_FAILURE = ("fail", "ignore", "abortable")
 SYSLOG_MODES = ("failures", "all", "none")
 SUBOPERATIONS = ("begin", "end", "-")
 TIMEOUT_MAX = 3600
@@ -427,10 +430,14 @@ def is_backup_name(name: str) -> bool:
 
 
 def tree_scripts(directory: str) -> list:
-    """Executable regular files of a tree directory, in byte order of their names."""
+    """Executable regular files of a tree directory, in byte order of their names; or, as the
+    helper does, the tree path itself when it is a file (executable or not: the helper runs it,
+    and the trust check then says why it cannot run)."""
     from . import hostos as os
     try:
         entries = os.listdir(directory)
+    except NotADirectoryError:
+        return [directory] if os.path.isfile(directory) else []
     except OSError:
         return []
     found = []

@@ -15,6 +15,8 @@ import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller
 
+from tests.peers import saschpe_hook
+
 from .conftest import SYSTEM_PYTHON, Sandbox
 
 COLLECTIONS = str(Path(__file__).resolve().parents[4] / "tests" / "output" / "collections")
@@ -126,7 +128,7 @@ def test_adopted_foreign_hook_runs_first_and_comes_back_on_removal(sandbox):
     plan = inst.plan(["qemu"], [RULE], foreign="adopt", log={"file": str(sandbox.log)}, scripts=sandbox.staged())
     assert plan.adopted == ["qemu"]
     inst.apply(plan)
-    assert (sandbox.own / "adopted" / "qemu").read_bytes() == original
+    assert (sandbox.hooks / "qemu.virthooks-adopted").read_bytes() == original
     assert sandbox.fire("qemu", "g", "prepare", "begin").rc == 0
     assert sandbox.order() == ["legacy g prepare begin -", "rec g prepare begin -"]
     sandbox.fire("qemu", "g", "stopped", "end")       # the adopted hook still sees every event
@@ -153,11 +155,18 @@ def test_removal_removes_only_what_we_installed(sandbox):
     assert other.read_text() == "#!/bin/sh\nexit 0\n" and (native / "10-native").exists()
 
 
-def test_entry_point_that_is_a_symlink_is_refused(sandbox):
-    sandbox.hooks.mkdir(parents=True, exist_ok=True)
+def test_entry_point_that_is_a_symlink_is_a_foreign_hook(sandbox):
     (sandbox.hooks / "qemu").symlink_to("/bin/true")
-    with pytest.raises(InstallError, match="symlink or not a regular file"):
+    with pytest.raises(InstallError, match="qemu is a hook that virthooks did not install"):
         installer(sandbox).plan(["qemu"], [])
+    assert installer(sandbox).plan(["qemu"], [], foreign="adopt").adopted == ["qemu"]
+
+
+@pytest.mark.parametrize("target", ["/usr", "/nonexistent"])
+def test_entry_point_that_is_no_file_is_refused(sandbox, target):
+    (sandbox.hooks / "qemu").symlink_to(target)
+    with pytest.raises(InstallError, match="qemu is not a regular file or a symlink to one"):
+        installer(sandbox).plan(["qemu"], [], foreign="adopt")
 
 
 def test_no_write_permission_is_a_clear_error():
@@ -256,6 +265,121 @@ def test_xpath_the_host_cannot_evaluate_is_refused_at_install(sandbox, monkeypat
     with pytest.raises(InstallError, match="needs lxml"):
         installer(sandbox).plan(["qemu"], [dict(RULE, xpath="count(/domain/devices/disk) > 1")])
     assert installer(sandbox).plan(["qemu"], [dict(RULE, xpath="/domain/devices/disk[@device='cdrom']")]).changes
+
+
+SASCHPE_EVENTS = [("vm1", "prepare", "begin"), ("vm1", "start", "begin"), ("vm1", "restore", "begin"),
+                  ("vm1", "reconnect", "begin"), ("other", "prepare", "begin"), ("vm1", "stopped", "end")]
+DOMAIN_XML = b"<domain type='kvm'><name>vm1</name></domain>"
+
+
+def install_saschpe(box, form):
+    saschpe_hook(box.hooks, box.seen / "order", form)
+
+
+def replay(box, events):
+    """(exit status, what ran) for each event, through hooks/qemu as libvirt calls it."""
+    results = []
+    for obj, op, sub in events:
+        before = len(box.order())
+        fired = box.fire("qemu", obj, op, sub, stdin=DOMAIN_XML)
+        results.append((obj, op, sub, fired.rc, box.order()[before:], fired.stdout))
+    return results
+
+
+@pytest.mark.parametrize("form", ["symlink", "file"])
+def test_adopted_peer_hook_runs_in_place_exactly_as_before_and_comes_back(sandbox, form):
+    install_saschpe(sandbox, form)
+    untouched = snapshot(sandbox.hooks)
+    before = replay(sandbox, SASCHPE_EVENTS)
+    assert [r[3] for r in before] == [0] * len(SASCHPE_EVENTS)      # the peer exits 0 for all of these
+    inst = installer(sandbox)
+    plan = inst.plan(["qemu"], [], foreign="adopt", log={"file": str(sandbox.log)})
+    assert plan.adopted == ["qemu"] and plan.warnings == []
+    inst.apply(plan)
+    kept = sandbox.hooks / "qemu.virthooks-adopted"
+    if form == "symlink":
+        assert kept.is_symlink() and os.readlink(kept) == str(sandbox.hooks / "hooks")
+    else:
+        assert not kept.is_symlink() and (kept.read_bytes(), kept.stat().st_mode) == \
+            (untouched[str(sandbox.hooks / "qemu")][0], os.stat(sandbox.hooks / "hooks").st_mode)
+    assert all(snapshot(sandbox.hooks)[p] == untouched[p] for p in untouched if not p.endswith("/qemu"))
+    (sandbox.seen / "order").unlink()
+    assert replay(sandbox, SASCHPE_EVENTS) == before
+    assert installer(sandbox).plan(["qemu"], [], foreign="adopt", log={"file": str(sandbox.log)}).changes == []
+    installer(sandbox).apply(installer(sandbox).plan_removal())
+    assert snapshot(sandbox.hooks) == untouched
+
+
+def test_adopted_hook_failure_never_fails_reconnect_unless_asked(sandbox):
+    hook = foreign_hook(sandbox)
+    hook.write_text('#!/bin/sh\necho "legacy $*" >> %s/order\nexit 1\n' % sandbox.seen)
+    inst = installer(sandbox)
+    inst.apply(inst.plan(["qemu"], [], foreign="adopt", log={"file": str(sandbox.log)}))
+    assert sandbox.fire("qemu", "g", "prepare", "begin").rc == 1          # aborts the start, as before
+    assert sandbox.fire("qemu", "g", "restore", "begin").rc == 1
+    reconnect = sandbox.fire("qemu", "g", "reconnect", "begin")
+    assert reconnect.rc == 0 and reconnect.stderr == ""                   # the running guest is not killed
+    assert sandbox.fire("qemu", "g", "stopped", "end").rc == 0
+    assert sandbox.order() == ["legacy g prepare begin -", "legacy g restore begin -",
+                               "legacy g reconnect begin -", "legacy g stopped end -"]
+    logged = sandbox.records()[2]
+    assert logged["operation"] == "reconnect" and logged["scripts"][0]["status"] == "failed"
+    strict = installer(sandbox)
+    strict.apply(strict.plan(["qemu"], [], foreign="adopt", log={"file": str(sandbox.log)},
+                             adopted_on_failure="fail"))
+    assert sandbox.fire("qemu", "g", "reconnect", "begin").rc != 0
+
+
+def test_adopt_that_adopts_nothing_says_so(sandbox):
+    inst = installer(sandbox)
+    nothing = inst.plan(["qemu"], [], foreign="adopt")
+    assert nothing.adopted == [] and any("nothing to adopt" in w for w in nothing.warnings)
+    path = foreign_hook(sandbox, "lxc")
+    undeclared = inst.plan([], [], foreign="adopt")
+    assert undeclared.adopted == []
+    assert [w for w in undeclared.warnings if str(path) in w and "not adopted" in w and "libvirt_hooks_drivers" in w]
+    assert inst.plan([], [], foreign="fail").warnings == []
+
+
+def test_a_foreign_hook_the_dispatcher_would_refuse_is_not_adopted(sandbox):
+    path = foreign_hook(sandbox)
+    path.chmod(0o775)                               # group-writable: root must not run it
+    before = snapshot(sandbox.root)
+    with pytest.raises(InstallError, match="%s cannot be adopted.*writable by group or others" % path):
+        installer(sandbox).plan(["qemu"], [], foreign="adopt")
+    assert snapshot(sandbox.root) == before
+
+
+def test_an_adoption_interrupted_after_the_link_is_finished_and_a_different_one_refused(sandbox):
+    path = foreign_hook(sandbox)
+    kept = sandbox.hooks / "qemu.virthooks-adopted"
+    os.link(path, kept)                             # killed after the link, before the entry point write
+    plan = installer(sandbox).plan(["qemu"], [], foreign="adopt", log={"file": str(sandbox.log)})
+    assert plan.adopted == ["qemu"] and "adopt" not in [c.kind for c in plan.changes]
+    installer(sandbox).apply(plan)
+    assert sandbox.fire("qemu", "g", "prepare", "begin").rc == 0 and sandbox.order() == ["legacy g prepare begin -"]
+    installer(sandbox).apply(installer(sandbox).plan_removal())
+    other = foreign_hook(sandbox)
+    kept.write_text("#!/bin/sh\nexit 0\n")
+    with pytest.raises(InstallError, match="already holds a different adopted hook"):
+        installer(sandbox).plan(["qemu"], [], foreign="adopt")
+    assert other.read_text().startswith("#!/bin/sh\necho")
+
+
+def test_a_hook_adopted_by_an_older_deploy_moves_beside_the_entry_point(sandbox):
+    path = foreign_hook(sandbox)
+    original = path.read_bytes()
+    inst = installer(sandbox)
+    inst.apply(inst.plan(["qemu"], [], foreign="adopt", log={"file": str(sandbox.log)}))
+    old = sandbox.own / "adopted" / "qemu"          # where deploys before in-place adoption kept it
+    old.parent.mkdir()
+    (sandbox.hooks / "qemu.virthooks-adopted").rename(old)
+    plan = installer(sandbox).plan(["qemu"], [], foreign="adopt", log={"file": str(sandbox.log)})
+    assert [c.kind for c in plan.changes] == ["adopt"]
+    installer(sandbox).apply(plan)
+    assert sandbox.fire("qemu", "g", "prepare", "begin").rc == 0 and sandbox.order() == ["legacy g prepare begin -"]
+    installer(sandbox).apply(installer(sandbox).plan_removal())
+    assert path.read_bytes() == original and not (sandbox.hooks / "qemu.virthooks-adopted").exists()
 
 
 # The per-guest tree helper users run today (benchmarks/dispatch.py races it against the dispatcher).

@@ -1,7 +1,10 @@
 """virthooks.libvirt.hook_runtime, run for real through Ansible."""
 from __future__ import annotations
 
+import os
 import subprocess
+
+from tests.peers import saschpe_hook
 
 MODULE = "virthooks.libvirt.hook_runtime"
 RULES = [{"name": "rec", "script": "scripts/rec", "operations": ["prepare"], "objects": ["win*"]}]
@@ -65,10 +68,33 @@ def test_foreign_hook_fails_or_is_adopted_and_restored(ansible_module, tmp_path)
     failed = ansible_module(MODULE, args(tmp_path))
     assert failed["failed"] is True and str(hooks / "qemu") in failed["msg"] and "foreign_hooks=adopt" in failed["msg"]
     adopted = ansible_module(MODULE, args(tmp_path, foreign_hooks="adopt"))
-    assert adopted["adopted"] == ["qemu"] and (hooks / "virthooks" / "adopted" / "qemu").exists()
+    assert adopted["adopted"] == ["qemu"] and (hooks / "qemu.virthooks-adopted").exists()
     removed = ansible_module(MODULE, {"hooks_dir": str(hooks), "state": "absent"})
     assert removed["changed"] is True and removed["entry_points"] == []
     assert (hooks / "qemu").read_text() == "#!/bin/sh\nexit 0\n" and not (hooks / "virthooks").exists()
+
+
+def test_symlinked_peer_hook_is_adopted_in_place_and_put_back(ansible_module, tmp_path):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    seen = tmp_path / "seen"
+    saschpe_hook(hooks, seen, "symlink")
+    nothing = ansible_module(MODULE, args(tmp_path, drivers=[], rules=[], foreign_hooks="adopt"))
+    assert nothing["adopted"] == [] and os.readlink(hooks / "qemu") == str(hooks / "hooks")
+    assert [w for w in nothing["warnings"] if str(hooks / "qemu") in w and "not adopted" in w]
+    adopted = ansible_module(MODULE, args(tmp_path, rules=[], foreign_hooks="adopt"))
+    assert adopted["adopted"] == ["qemu"] and not adopted.get("warnings")
+    assert os.readlink(hooks / "qemu.virthooks-adopted") == str(hooks / "hooks")
+    for op, sub in (("prepare", "begin"), ("restore", "begin"), ("reconnect", "begin")):
+        proc = subprocess.run([str(hooks / "qemu"), "vm1", op, sub, "-"], input=b"<domain/>", capture_output=True,
+                              env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}, timeout=60, check=False)
+        assert (proc.returncode, proc.stdout) == (0, b""), proc.stderr
+    assert seen.read_text().splitlines() == [
+        "saschpe vm1 prepare forward", "saschpe vm1 restore forward", "saschpe vm1 reconnect forward",
+        "saschpe vm1 stop_forwarding 192.168.122.10", "saschpe vm1 start_forwarding 192.168.122.10"]
+    ansible_module(MODULE, {"hooks_dir": str(hooks), "state": "absent"})
+    assert os.readlink(hooks / "qemu") == str(hooks / "hooks") and sorted(os.listdir(hooks)) == \
+        ["hooks", "hooks.json", "qemu"]
 
 
 def test_cli_link(ansible_module, tmp_path):
