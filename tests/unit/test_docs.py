@@ -69,7 +69,7 @@ def broken_links(path: Path) -> list:
         if is_external(target):
             continue
         where = "%s:%d: %s" % (path.relative_to(REPO), line, target)
-        file_part, _, anchor = target.partition("#")
+        file_part, anchor = (target.split("#", 1) + [""])[:2]
         dest = (path.parent / file_part).resolve() if file_part else path
         rel = dest.relative_to(REPO).as_posix() if dest.is_relative_to(REPO) else str(dest)
         if not dest.exists():
@@ -93,8 +93,8 @@ def test_every_guide_is_reachable_from_the_readme():
         if path in reached or not path.exists():
             continue
         reached.add(path)
-        for _, target in links(path):
-            file_part = target.partition("#")[0]
+        for target in [t for n, t in links(path)]:
+            file_part = target.split("#", 1)[0]
             if file_part and not is_external(file_part) and file_part.endswith(".md"):
                 todo.append((path.parent / file_part).resolve())
     unreached = [p.relative_to(REPO).as_posix() for p in doc_files() if p.resolve() not in reached]
