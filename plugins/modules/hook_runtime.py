@@ -138,7 +138,7 @@ options:
     description:
       - The rules of C(config.json), each naming a script of the generation (C(scripts/<name>),
         from O(scripts)) or an absolute path.
-      - Keys and defaults are those of the config format (README section "Runtime configuration"),
+      - Keys and defaults are those of the config format (docs/runtime.md, "Runtime configuration"),
         namely C(name), C(script), C(driver), C(objects),
         C(operations), C(suboperations), C(extras), C(daemons), C(xpath), C(namespaces),
         C(timeout), C(on_failure), C(order), C(enabled).

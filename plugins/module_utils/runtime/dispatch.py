@@ -10,7 +10,7 @@ argv, stdin and environment libvirt gave plus ``LIBVIRT_HOOK_*`` variables, and 
 failure policy. It sits on every guest start, so it imports only what the call needs: no
 ``json``/``re``/``subprocess``/``signal``; lxml only for an XPath condition.
 
-Contract (see README "The runtime"):
+Contract (see docs/runtime.md):
 - only files root alone controls are run: the whole path is checked (trust.py);
 - scripts run with cwd ``/``, in their own process group, with a ``VIRTHOOKS_RUN_ID`` that
   their descendants inherit; at their timeout every process of the run gets SIGTERM, then
