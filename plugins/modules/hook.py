@@ -174,7 +174,8 @@ def main():
         supports_check_mode=True,
     )
     try:
-        hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"])
+        hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"],
+                                      module.params["sandbox"])
         scripts = declared_scripts(module.params["scripts"])
     except (DetectionError, ValueError) as exc:
         module.fail_json(msg=str(exc))

@@ -198,7 +198,7 @@ options:
   cli_link:
     description:
       - Where to link the operator CLI C(virthooks), for example V(/usr/local/bin/virthooks), as
-        the host sees it; it is created under O(root). V("") links nothing.
+        the host sees it; it is created under O(root), or under O(sandbox.dir) for a sandbox. V("") links nothing.
     type: path
     default: ""
 notes:
@@ -329,7 +329,12 @@ changes:
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, path_argument_spec, resolve_hooks_dir
+from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import (
+    DetectionError,
+    path_argument_spec,
+    resolve_hooks_dir,
+    sandbox_dir,
+)
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.fileops import host_path, under
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rollback import RollbackError, apply_rollback, plan_rollback
@@ -378,14 +383,17 @@ def main():
         supports_check_mode=True,
     )
     try:
-        hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"])
+        hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"],
+                                      module.params["sandbox"])
     except DetectionError as exc:
         module.fail_json(msg=str(exc))
     root = module.params["root"]
     if module.params["state"] == "rollback":
         rollback(module, hooks_dir, host_path(root, hooks_dir))
     python = module.params["python"] or ("/usr/bin/python3" if root.rstrip("/") else sys.executable)
-    cli_link = under(root, module.params["cli_link"]) if module.params["cli_link"] else ""
+    # A sandbox's CLI link goes inside it, as an image's goes under root.
+    link_root = root or sandbox_dir(module.params["sandbox"])
+    cli_link = under(link_root, module.params["cli_link"]) if module.params["cli_link"] else ""
     scripts = None
     if module.params["scripts"] is not None:
         try:
