@@ -16,7 +16,7 @@ description:
     named C(lib-<block>-<step>), each with its rule (driver, guests, events, XPath condition, timeout, failure
     policy), its content (a Python script generated from the block's code in the role's C(files/library)) and
     its C(secrets) (C(PARAMS), the block's parameters as JSON).
-  - The parameters are never part of the script text (which diffs show): they reach the script on the host
+  - The parameters are never part of the script text (which diffs show); they reach the script on the host
     only as the root-only secret file C($VIRTHOOKS_SECRETS/PARAMS), since some of them are credentials
     (the notify URL's user:password, its headers and query string).
   - Fails on the controller, before any host is touched, naming the block and the parameter at fault.
