@@ -55,8 +55,8 @@ ADOPTED_TIMEOUT = 300
 REMOVING_SUFFIX = ".virthooks-removing"
 DEFAULT_KEEP = 3
 DEFAULT_MAX_SIZE = 1 << 20
-# A generation's scripts: root (libvirtd) runs them and nobody else needs to read them; some hold
-# credentials (the notify block's webhook URL), so they are not world-readable.
+# A generation's scripts: root (libvirtd) runs them and nobody else needs to read them, so they are
+# not world-readable (credentials are not in them but in secrets/, whatever a user's script holds).
 SCRIPT_MODE = 0o700
 # A script's secrets (the library blocks' parameters, the users' secrets): root alone reads them.
 SECRET_MODE = 0o600
