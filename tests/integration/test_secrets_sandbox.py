@@ -1,5 +1,5 @@
 """Secrets through the role on sandbox hosts: the notify block's URL credentials, query token and headers,
-and a user's `secrets:`, are in no output of any run (`--check --diff`, `-vvv`, ansible-runner job events),
+and a user's `secrets:` (an Ansible Vault value), are in no output of any run (`--check --diff`, `-vvv`, ansible-runner job events),
 in no generated script, the dispatcher log or the CLI's output; they sit in 0600 root files of the generation,
 and still reach the webhook and the user's script when a hook is called."""
 from __future__ import annotations
@@ -49,10 +49,20 @@ def webhook():
     server.server.shutdown()
 
 
+def vaulted(value: str, password_file: Path) -> dict:
+    """value encrypted with ansible-vault, as a JSON variable file holds it."""
+    proc = subprocess.run([str(BIN / "ansible-vault"), "encrypt_string", "--vault-password-file", str(password_file),
+                           value], capture_output=True, text=True, env=ansible_env(), timeout=120, check=True)
+    text = proc.stdout.split("!vault |", 1)[1]
+    return {"__ansible_vault": "\n".join(line.strip() for line in text.strip().splitlines()) + "\n"}
+
+
 class Secrets:
     """One set of secret values (unique strings) and the variables that carry them."""
 
     def __init__(self, tag: str, port: int, tmp: Path):
+        password_file = tmp / "vault-password"
+        password_file.write_text("vault-pw\n")
         self.password, self.token = "pw-%s-S3cr3t" % tag, "tok-%s-S3cr3t" % tag
         self.header, self.user = "hdr-%s-S3cr3t" % tag, "usr-%s-S3cr3t" % tag
         self.url = "http://bot:%s@127.0.0.1:%d/hook?token=%s" % (self.password, port, self.token)
@@ -61,7 +71,7 @@ class Secrets:
             "libvirt_hooks_library": {"notify": {"url": self.url, "headers": {"X-Api-Key": self.header},
                                                  "operations": ["started"], "on_failure": "fail"}},
             "libvirt_hooks_scripts__gpu": [{
-                "name": "mine", "operations": ["started"], "secrets": {"MYTOKEN": self.user},
+                "name": "mine", "operations": ["started"], "secrets": {"MYTOKEN": vaulted(self.user, password_file)},
                 # the script proves it got the value without the value being in its text
                 "content": "#!/bin/sh\n/usr/bin/sha256sum < \"$VIRTHOOKS_SECRETS/MYTOKEN\" > %s/got\n" % tmp}]}
 
@@ -100,20 +110,21 @@ def test_secrets_are_in_no_output_and_still_reach_the_webhook_and_the_script(tmp
     fleet = Fleet(tmp_path)
     first = Secrets("one", webhook.port, tmp_path)
     fleet.write(gpu=first.gpu)
-    check = fleet.deploy("--check", "--diff", "-v")
+    vault = "--vault-password-file=%s" % (tmp_path / "vault-password")
+    check = fleet.deploy("--check", "--diff", "-v", vault)
     assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-3000:]
     assert "secrets/lib-notify-post" in check.stdout and "PARAMS=<redacted>" in check.stdout
     assert "MYTOKEN=<redacted>" in check.stdout
     first.assert_absent(check.stdout + check.stderr, "the --check --diff output")
 
-    deploy = fleet.deploy("--diff", "-vvv")
+    deploy = fleet.deploy("--diff", "-vvv", vault)
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
     first.assert_absent(deploy.stdout + deploy.stderr, "the -vvv --diff output")
 
     # New values through ansible-runner, as AWX runs a job with "Show changes" and verbosity 3.
     second = Secrets("two", webhook.port, tmp_path)
     fleet.write(gpu=second.gpu)
-    rc, events = runner_events(fleet, tmp_path, "--diff", "-vvv")
+    rc, events = runner_events(fleet, tmp_path, "--diff", "-vvv", vault)
     assert rc == 0, events[-4000:]
     assert "MYTOKEN=<redacted> (changed)" in events
     first.assert_absent(events, "the job events")
