@@ -58,10 +58,11 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import script_file
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import RULE_DEFAULTS, normalize_rule, validate_name
+from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import secret_problems
 
 SOURCES = ("content", "src", "template")
 RULE_FIELDS = tuple(k for k in RULE_DEFAULTS)
-ALLOWED = ("name", "state") + SOURCES + RULE_FIELDS
+ALLOWED = ("name", "state", "secrets") + SOURCES + RULE_FIELDS
 
 
 def _entries(declared):
@@ -122,12 +123,13 @@ def script_plan(declared, contents=None):
                 continue
         rule = {k: entry[k] for k in RULE_FIELDS if k in entry}
         rule.update(name=name, script=script_file(name))
-        rule_errors = []
+        rule_errors = ["%s: %s" % (where, problem) for problem in secret_problems(entry.get("secrets"))]
         normalized = normalize_rule(rule, index, rule_errors, strict=True, where=where)
         errors.extend(rule_errors)
         if rule_errors:
             continue
-        scripts.append({"name": name, "state": "present", "content": text})
+        scripts.append(dict({"name": name, "state": "present", "content": text},
+                            **({"secrets": dict(entry["secrets"])} if entry.get("secrets") else {})))
         rules.append(rule)
         if normalized["enabled"] and normalized["driver"] not in drivers:
             drivers.append(normalized["driver"])

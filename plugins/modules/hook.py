@@ -69,6 +69,13 @@ options:
         description:
           - The script's bytes, base64-encoded (for binary executables).
         type: str
+      secrets:
+        description:
+          - Values the script needs that must stay secret, C(NAME) (letters, digits, C(_), at most 64) to string.
+          - Each is written to C(generations/<id>/secrets/<name>/<NAME>) (mode 0600, owner root) and the
+            dispatcher hands the script that directory as C($VIRTHOOKS_SECRETS); never in the script text,
+            the diff (which shows C(NAME=<redacted>)) or the module's result.
+        type: dict
       state:
         description:
           - Whether the script should exist.

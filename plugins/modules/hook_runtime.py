@@ -51,7 +51,7 @@ attributes:
   diff_mode:
     support: full
     details: The diff shows C(config.json), the entry points and the CLI launcher in full, and
-      summarises the runtime library files.
+      summarises the runtime library files; scripts' secrets only by name, each value as C(<redacted>).
   platform:
     platforms: posix
 options:
@@ -100,6 +100,13 @@ options:
       content_base64:
         description: The script's bytes, base64-encoded (binaries).
         type: str
+      secrets:
+        description:
+          - Values the script needs that must stay secret, C(NAME) (letters, digits, C(_), at most 64) to string.
+          - Each is written to C(generations/<id>/secrets/<name>/<NAME>) (mode 0600, owner root) and the
+            dispatcher hands the script that directory as C($VIRTHOOKS_SECRETS); never in the script text,
+            the diff (which shows C(NAME=<redacted>)) or the module's result.
+        type: dict
       state:
         description: V(absent) leaves the script out of the new generation.
         type: str
