@@ -38,13 +38,15 @@ from . import runtime
 from .runtime.entrypoint import file_is_ours, render_cli, render_entry_point
 from .runtime.events import DRIVERS
 from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_text, ensure_dir, file_state, fsync_dir,
-                              host_path, read_bytes)
+                              host_path, read_bytes, under)
+from .runtime.trust import interpreter_of
 from .runtime.generations import (DeployLock, all_ids, content_digest, current_id, generation_path, new_id, prune,
                                   read_meta, read_state, remove_leftovers, retire_old_layout, switch,
                                   write_generation)
 from .runtime.layout import (ADOPTED_DIR, CLI_FILE, CONFIG_FILE, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
                              META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR)
 from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config, validate_name
+from .runtime.syntax import script_digests, syntax_problem, unchecked
 from .runtime.xmlcond import rule_problems
 from .scripts import script_problems, script_warnings
 
@@ -207,6 +209,8 @@ class RuntimeInstaller(object):
         wanted_scripts, report, warnings = self._plan_scripts(scripts, purge, max_size)
         previous = current_id(self.own)
         generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer)
+        if generation != previous:
+            warnings = warnings + syntax_gate(wanted_scripts, self.root)
         added = self._plan_entry_points(changes, drivers, normalized)
         if generation != previous:
             changes.append(Change("switch", "%s/%s" % (self.own, CURRENT), target=generation,
@@ -239,6 +243,7 @@ class RuntimeInstaller(object):
         drivers = meta.get("drivers", self.installed_entry_points())
         generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer)
         if generation != previous:
+            warnings = warnings + syntax_gate(wanted_scripts, self.root)
             changes.append(Change("switch", "%s/%s" % (self.own, CURRENT), target=generation,
                                   note="generation %s" % generation))
             self._plan_old_layout(changes)
@@ -355,7 +360,7 @@ class RuntimeInstaller(object):
         meta = {"id": gen_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "deployer": deployer,
                 "digest": digest, "rules": len(normalized["rules"]), "scripts": len(scripts), "drivers": drivers,
                 "python": self.python, "tree": normalized["tree"]["enabled"], "runtime": self.digest,
-                "previous": previous, "version": VERSION}
+                "previous": previous, "version": VERSION, "script_digests": script_digests(scripts)}
         files = {CONFIG_FILE: (config_bytes, 0o644),
                  META_FILE: ((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode(), 0o644)}
         for name, data in scripts.items():
@@ -565,6 +570,28 @@ class RuntimeInstaller(object):
             doomed = change.path + REMOVING_SUFFIX
             os.rename(change.path, doomed)
             shutil.rmtree(doomed)
+
+
+def syntax_gate(scripts: dict, root: str = "") -> list:
+    """Every script of a new generation through its interpreter's syntax check, before the switch.
+
+    Returns one warning per script that has no check; InstallError names each script and line at fault."""
+    problems, warnings = [], []
+    for name in sorted(scripts):
+        data = scripts[name]
+        skipped = unchecked(name, data)
+        if skipped is not None:
+            warnings.append(str(skipped))
+            continue
+        program = interpreter_of(data)
+        # Building an image: its interpreter where this machine has none of its own.
+        interpreter = under(root, program) if root and not os.access(program, os.X_OK) else ""
+        problem = syntax_problem(name, data, interpreter)
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise InstallError("; ".join(problems) + " (nothing was changed: the host stays on its current generation)")
+    return warnings
 
 
 class _NoLock(object):
