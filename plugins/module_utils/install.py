@@ -636,14 +636,61 @@ def diff_of(plan: Plan, hooks_dir: str) -> list:
 
 
 def _generation_diff(own: str, plan: Plan, change: Change) -> list:
+    """The change of a generation as people read it: one summary line per rule or script, then the
+    text of each changed rule, of the other settings, and of each changed script (config.json's
+    index, checksums and offsets are bookkeeping, left out)."""
     current = generation_path(own, plan.previous) if plan.previous else own
     _config, before = read_state(current)
     config_path = "%s/%s" % (own, CONFIG_FILE)
-    diffs = [{"before_header": config_path, "after_header": "%s (generation %s)" % (config_path, plan.generation),
-              "before": diff_text(plan.config_before), "after": diff_text(plan.config_after)}]
+    rules_before, settings_before = _config_parts(plan.config_before)
+    rules_after, settings_after = _config_parts(plan.config_after)
+    summary = _differences("rule", rules_before, rules_after)
+    summary += ["script %s: %s" % (name, kind) for kind, names in
+                (("added", plan.scripts.added), ("changed", plan.scripts.updated), ("removed", plan.scripts.removed))
+                for name in names]
+    diffs = [{"prepared": "generation %s (before: %s)\n%s\n" % (plan.generation, plan.previous or "none",
+                                                                 "\n".join(summary) or "no rule or script differs")}]
+    for name in sorted(set(rules_before) | set(rules_after)):
+        if rules_before.get(name) != rules_after.get(name):
+            header = "%s: rule %s" % (config_path, name)
+            diffs.append({"before_header": header, "after_header": header,
+                          "before": _json_text(rules_before.get(name)), "after": _json_text(rules_after.get(name))})
+    if settings_before != settings_after:
+        header = "%s: settings" % config_path
+        diffs.append({"before_header": header, "after_header": header,
+                      "before": _json_text(settings_before), "after": _json_text(settings_after)})
     for name in sorted(set(plan.scripts.added + plan.scripts.updated + plan.scripts.removed)):
         after = change.files.get("%s/%s" % (SCRIPTS_DIR, name), (None, 0))[0]
         path = "%s/%s/%s" % (own, SCRIPTS_DIR, name)
         diffs.append({"before_header": path, "after_header": path + ("" if after is not None else " (absent)"),
                       "before": diff_text(before.get(name)), "after": diff_text(after)})
     return diffs
+
+
+def _config_parts(config: Optional[bytes]) -> tuple:
+    """({rule name: rule}, the other settings) of a config.json, without its index and generator."""
+    try:
+        document = json.loads(config.decode("utf-8")) if config else {}
+    except ValueError:
+        return {}, {"unreadable config.json": diff_text(config)}
+    document = document if isinstance(document, dict) else {}
+    rules = {r.get("name"): r for r in document.get("rules", []) if isinstance(r, dict)}
+    settings = {k: v for k, v in document.items() if k not in ("rules", "index", "generator")}
+    return rules, settings
+
+
+def _json_text(value) -> str:
+    return "" if value is None else json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+
+def _differences(kind: str, before: dict, after: dict) -> list:
+    """'<kind> <name>: added|changed|removed', one line per name whose value differs, in name order."""
+    lines = []
+    for name in sorted(set(before) | set(after)):
+        if name not in after:
+            lines.append("%s %s: removed" % (kind, name))
+        elif name not in before:
+            lines.append("%s %s: added" % (kind, name))
+        elif before[name] != after[name]:
+            lines.append("%s %s: changed" % (kind, name))
+    return lines
