@@ -46,7 +46,7 @@ WAY_OUT = ("bash's ${#var}, {{ and {% start Jinja syntax: mark the text !unsafe 
 
 
 def _reason(exc: Exception) -> str:
-    return str(getattr(exc, "message", "") or exc).strip().split("\n")[0]
+    return str(getattr(exc, "message", "") or exc).strip().split("\n", maxsplit=1)[0]
 
 
 class LookupModule(LookupBase):

@@ -648,8 +648,8 @@ def _generation_diff(own: str, plan: Plan, change: Change) -> list:
     summary += ["script %s: %s" % (name, kind) for kind, names in
                 (("added", plan.scripts.added), ("changed", plan.scripts.updated), ("removed", plan.scripts.removed))
                 for name in names]
-    diffs = [{"prepared": "generation %s (before: %s)\n%s\n" % (plan.generation, plan.previous or "none",
-                                                                 "\n".join(summary) or "no rule or script differs")}]
+    lines = "\n".join(summary) or "no rule or script differs"
+    diffs = [{"prepared": "generation %s (before: %s)\n%s\n" % (plan.generation, plan.previous or "none", lines)}]
     for name in sorted(set(rules_before) | set(rules_after)):
         if rules_before.get(name) != rules_after.get(name):
             header = "%s: rule %s" % (config_path, name)

@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.syntax import (check_command, syntax_problem,
-                                                                                        unchecked)
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.syntax import check_command, syntax_problem, unchecked
 
 PERL = shutil.which("perl")
 
