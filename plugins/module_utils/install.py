@@ -39,7 +39,8 @@ from . import runtime
 from .runtime.entrypoint import file_is_ours, render_cli, render_entry_point
 from .runtime.events import DRIVERS
 from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_text, ensure_dir, file_state, fsync_dir,
-                              host_path, read_bytes)
+                              host_path, read_bytes, under)
+from .runtime.trust import TrustCheck, interpreter_of
 from .runtime.generations import (DeployLock, all_ids, content_digest, current_id, generation_path, new_id, prune,
                                   read_meta, read_state, remove_leftovers, retire_old_layout, switch,
                                   write_generation)
@@ -47,7 +48,7 @@ from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_FILE, CURRENT, GEN
                              META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, SECRETS_DIR, adopted_hook,
                              kept_adopted_hook, old_adopted_hook)
 from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config, validate_name
-from .runtime.trust import TrustCheck
+from .runtime.syntax import script_digests, syntax_problem, unchecked
 from .runtime.xmlcond import rule_problems
 from .scripts import script_problems, script_warnings
 
@@ -254,6 +255,8 @@ class RuntimeInstaller(object):
         previous = current_id(self.own)
         generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer,
                                            secrets)
+        if generation != previous:
+            warnings = warnings + syntax_gate(wanted_scripts, self.root)
         added = self._plan_entry_points(changes, drivers, normalized)
         if generation != previous:
             changes.append(Change("switch", "%s/%s" % (self.own, CURRENT), target=generation,
@@ -287,6 +290,7 @@ class RuntimeInstaller(object):
         generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer,
                                            secrets)
         if generation != previous:
+            warnings = warnings + syntax_gate(wanted_scripts, self.root)
             changes.append(Change("switch", "%s/%s" % (self.own, CURRENT), target=generation,
                                   note="generation %s" % generation))
             self._plan_old_layout(changes)
@@ -449,7 +453,7 @@ class RuntimeInstaller(object):
         meta = {"id": gen_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "deployer": deployer,
                 "digest": digest, "rules": len(normalized["rules"]), "scripts": len(scripts), "drivers": drivers,
                 "python": self.python, "tree": normalized["tree"]["enabled"], "runtime": self.digest,
-                "previous": previous, "version": VERSION}
+                "previous": previous, "version": VERSION, "script_digests": script_digests(scripts)}
         files = {CONFIG_FILE: (config_bytes, 0o644),
                  META_FILE: ((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode(), 0o644)}
         for name, data in scripts.items():
@@ -690,6 +694,28 @@ def _copy_exactly(source: str, target: str) -> None:
     os.rename(temp, target)
 
 
+def syntax_gate(scripts: dict, root: str = "") -> list:
+    """Every script of a new generation through its interpreter's syntax check, before the switch.
+
+    Returns one warning per script that has no check; InstallError names each script and line at fault."""
+    problems, warnings = [], []
+    for name in sorted(scripts):
+        data = scripts[name]
+        skipped = unchecked(name, data)
+        if skipped is not None:
+            warnings.append(str(skipped))
+            continue
+        program = interpreter_of(data)
+        # Building an image: its interpreter where this machine has none of its own.
+        interpreter = under(root, program) if root and not os.access(program, os.X_OK) else ""
+        problem = syntax_problem(name, data, interpreter)
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise InstallError("; ".join(problems) + " (nothing was changed: the host stays on its current generation)")
+    return warnings
+
+
 class _NoLock(object):
     def __enter__(self):
         return self
@@ -732,11 +758,29 @@ def diff_of(plan: Plan, hooks_dir: str) -> list:
 
 
 def _generation_diff(own: str, plan: Plan, change: Change) -> list:
+    """The change of a generation as people read it: one summary line per rule or script, then the
+    text of each changed rule, of the other settings, and of each changed script (config.json's
+    index, checksums and offsets are bookkeeping, left out)."""
     current = generation_path(own, plan.previous) if plan.previous else own
     _config, before = read_state(current)
     config_path = "%s/%s" % (own, CONFIG_FILE)
-    diffs = [{"before_header": config_path, "after_header": "%s (generation %s)" % (config_path, plan.generation),
-              "before": diff_text(plan.config_before), "after": diff_text(plan.config_after)}]
+    rules_before, settings_before = _config_parts(plan.config_before)
+    rules_after, settings_after = _config_parts(plan.config_after)
+    summary = _differences("rule", rules_before, rules_after)
+    summary += ["script %s: %s" % (name, kind) for kind, names in
+                (("added", plan.scripts.added), ("changed", plan.scripts.updated), ("removed", plan.scripts.removed))
+                for name in names]
+    lines = "\n".join(summary) or "no rule or script differs"
+    diffs = [{"prepared": "generation %s (before: %s)\n%s\n" % (plan.generation, plan.previous or "none", lines)}]
+    for name in sorted(set(rules_before) | set(rules_after)):
+        if rules_before.get(name) != rules_after.get(name):
+            header = "%s: rule %s" % (config_path, name)
+            diffs.append({"before_header": header, "after_header": header,
+                          "before": _json_text(rules_before.get(name)), "after": _json_text(rules_after.get(name))})
+    if settings_before != settings_after:
+        header = "%s: settings" % config_path
+        diffs.append({"before_header": header, "after_header": header,
+                      "before": _json_text(settings_before), "after": _json_text(settings_after)})
     before_secrets = read_secrets(current)
     for name in sorted(set(plan.scripts.added + plan.scripts.updated + plan.scripts.removed)):
         after = change.files.get("%s/%s" % (SCRIPTS_DIR, name), (None, 0))[0]
@@ -763,3 +807,32 @@ def _secrets_diff(own: str, script: str, before: dict, files: dict):
     if old == new:
         return None
     return {"before_header": path, "after_header": path, "before": old, "after": new}
+
+
+def _config_parts(config: Optional[bytes]) -> tuple:
+    """({rule name: rule}, the other settings) of a config.json, without its index and generator."""
+    try:
+        document = json.loads(config.decode("utf-8")) if config else {}
+    except ValueError:
+        return {}, {"unreadable config.json": diff_text(config)}
+    document = document if isinstance(document, dict) else {}
+    rules = {r.get("name"): r for r in document.get("rules", []) if isinstance(r, dict)}
+    settings = {k: v for k, v in document.items() if k not in ("rules", "index", "generator")}
+    return rules, settings
+
+
+def _json_text(value) -> str:
+    return "" if value is None else json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+
+def _differences(kind: str, before: dict, after: dict) -> list:
+    """'<kind> <name>: added|changed|removed', one line per name whose value differs, in name order."""
+    lines = []
+    for name in sorted(set(before) | set(after)):
+        if name not in after:
+            lines.append("%s %s: removed" % (kind, name))
+        elif name not in before:
+            lines.append("%s %s: added" % (kind, name))
+        elif before[name] != after[name]:
+            lines.append("%s %s: changed" % (kind, name))
+    return lines

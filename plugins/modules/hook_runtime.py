@@ -40,6 +40,11 @@ description:
     files beside its own path keeps finding them; with O(foreign_hooks=fail) the module fails and
     names it. With O(state=absent) adopted hooks are put back exactly as they were.
   - Where SELinux is enabled, written files get their default context (as C(restorecon) would).
+  - Before a new generation is made current, every script in it goes through its interpreter's syntax
+    check on this host (C(sh -n) with this host's C(/bin/sh), C(bash -n), C(compile()) by its Python,
+    C(perl -c) for perl scripts only, each with a timeout); one that fails leaves the host on its current
+    generation and the error names the script and the line. Other interpreters are not checked (a warning
+    says so).
 author:
   - virthooks maintainers (@virthooks)
 extends_documentation_fragment:
@@ -50,8 +55,9 @@ attributes:
     support: full
   diff_mode:
     support: full
-    details: The diff shows C(config.json), the entry points and the CLI launcher in full, and
-      summarises the runtime library files; scripts' secrets only by name, each value as C(<redacted>).
+    details: The diff shows one line per rule or script that changes, the text of each changed rule and
+      script, the entry points and the CLI launcher in full, and summarises the runtime library files;
+      scripts' secrets only by name, each value as C(<redacted>).
   platform:
     platforms: posix
 options:

@@ -119,7 +119,7 @@ def test_check_diff_shows_the_change_and_changes_nothing(fleet):
     fleet.write(gpu=changed)
     proc = fleet.deploy("--check", "--diff")
     assert proc.returncode == 0, proc.stdout
-    assert "+echo new version" in proc.stdout and '+      "timeout": 9' in proc.stdout
+    assert "+echo new version" in proc.stdout and '+  "timeout": 9' in proc.stdout
     assert recap(proc)["host-a"]["changed"] >= 1
     assert tree_state(fleet.tmp / "host-a") == before
 
