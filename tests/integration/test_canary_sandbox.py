@@ -160,3 +160,19 @@ def test_no_canary_by_default_deploys_every_host_in_one_batch(fleet):
     assert "Canary " not in proc.stdout and proc.stdout.count("PLAY [Deploy libvirt hooks") == 1
     assert "Could not match supplied host pattern" not in proc.stdout + proc.stderr
     assert all((fleet.hooks(h) / "virthooks" / "current" / "scripts" / "isolate").exists() for h in HOSTS)
+
+
+def test_a_canary_on_an_image_root_only_validates_and_says_why(fleet):
+    """libvirt_hooks_root: no libvirt to start the declared canary guest with; the run says so and goes on."""
+    image = fleet.tmp / "image"
+    (image / "etc" / "libvirt").mkdir(parents=True)
+    host_a = {"libvirt_hooks_root": str(image), "libvirt_hooks_sysconfdir": "/etc", "libvirt_hooks_canary_guest": "prod-vm"}
+    proc = fleet.deploy(good_scripts(fleet.tmp), "-e", "libvirt_hooks_canary=1", host_vars={"host-a": host_a})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    flat = " ".join(proc.stdout.split())
+    assert ("Canary host-a only validated (image root: nothing runs here) and did not run any hook script: "
+            "libvirt_hooks_root is set") in flat, flat
+    assert not re.search(r"TASK \[.*(Start the canary guest|Read the canary guest's XML)[^\]]*\] \**\s+(ok|changed|fatal)",
+                         proc.stdout)
+    assert deploy_batches(proc) == [["host-a"], ["host-b", "host-c"]], proc.stdout
+    assert (image / "etc" / "libvirt" / "hooks" / "virthooks" / "current" / "scripts" / "isolate").exists()
