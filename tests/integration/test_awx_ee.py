@@ -95,6 +95,6 @@ def test_the_deploy_playbook_runs_through_ansible_runner_against_sandbox_hosts(t
     assert ok_hosts == {"host-a", "host-b"}
     stats = next(e for e in events if e["event"] == "playbook_on_stats")["event_data"]
     assert not stats["failures"] and set(stats["changed"]) == {"host-a", "host-b"}
-    assert any(e["event"] == "runner_on_ok" and "Canary host-a passed" in json.dumps(e) for e in events)
+    assert any(e["event"] == "runner_on_ok" and "Canary host-a only validated" in json.dumps(e) for e in events)
     for host in ("host-a", "host-b"):
         assert (tmp_path / host / "etc" / "libvirt" / "hooks" / "virthooks" / "current" / "scripts" / "audit").is_file()
