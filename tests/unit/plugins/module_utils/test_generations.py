@@ -374,3 +374,51 @@ def test_a_host_of_the_old_layout_is_converted_in_place_without_a_window(tmp_pat
     assert os.readlink(box.own / "config.json") == "current/config.json"
     assert json.loads((box.own / "config.json").read_text())["rules"][0]["name"] == "keep"
     assert box.records()[-1]["generation"] == plan.generation
+
+
+# --- generation ids ----------------------------------------------------------------------------
+
+NEW_ID = """
+import sys
+sys.path.insert(0, {path!r})
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import new_id
+print(new_id(sys.argv[1], "0123456789abcdef", float(sys.argv[2])))
+"""
+
+
+def new_id_within(own, now: float, seconds: float = 10) -> str:
+    """generations.new_id in a child process that must finish within seconds (it used to spin forever)."""
+    proc = subprocess.run([sys.executable, "-c", NEW_ID.format(path=COLLECTIONS), str(own), repr(now)],
+                          capture_output=True, text=True, timeout=seconds, check=True)
+    return proc.stdout.strip()
+
+
+def test_a_stray_directory_in_generations_is_ignored_by_new_id_and_the_deploy(sandbox):
+    first = deploy(sandbox, [rule("keep")], present("keep"))
+    (sandbox.own / "generations" / "backup-x").mkdir()
+    (sandbox.own / "generations" / "zzz").mkdir()
+    made = new_id_within(sandbox.own, time.time())
+    assert made > first.generation and made.endswith("-0123456789abcdef")
+    assert generations.all_ids(str(sandbox.own)) == [first.generation]
+    second = deploy(sandbox, [rule("keep"), rule("two")], present("keep", "two"))
+    assert generations.all_ids(str(sandbox.own)) == [first.generation, second.generation]
+    assert (sandbox.own / "generations" / "backup-x").is_dir()
+
+
+def test_a_newest_generation_dated_in_the_future_gives_the_next_id_at_once(sandbox):
+    first = deploy(sandbox, [rule("keep")], present("keep"))
+    future = "20991231T235959.999999Z-" + first.generation.rsplit("-", 1)[1]
+    os.rename(sandbox.own / "generations" / first.generation, sandbox.own / "generations" / future)
+    os.unlink(sandbox.own / "current")
+    os.symlink("generations/" + future, sandbox.own / "current")
+    made = new_id_within(sandbox.own, time.time())
+    assert made == "21000101T000000.000000Z-0123456789abcdef"
+    second = deploy(sandbox, [rule("keep"), rule("two")], present("keep", "two"))
+    assert second.generation > future and generations.current_id(str(sandbox.own)) == second.generation
+
+
+def test_no_id_can_sort_after_a_generation_dated_at_the_end_of_year_9999(sandbox):
+    (sandbox.own / "generations" / "99991231T235959.999999Z-00").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-c", NEW_ID.format(path=COLLECTIONS), str(sandbox.own), "0"],
+                          capture_output=True, text=True, timeout=10, check=False)
+    assert proc.returncode == 1 and "no generation id sorts after 99991231T235959.999999Z-00" in proc.stderr
