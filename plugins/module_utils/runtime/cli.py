@@ -282,7 +282,7 @@ def cmd_log(args, out):
 
 
 def cmd_generations(args, out):
-    from .generations import all_ids, read_meta
+    from .generations import GenerationError, all_ids, read_meta
     own = "%s/%s" % (args.hooks_dir, OWN_DIR)
     ids = all_ids(own)
     current = current_id(own)
@@ -291,13 +291,20 @@ def cmd_generations(args, out):
         return 0
     _emit(out, "  %-36s %-20s %-14s %-16s %5s %7s  %s"
           % ("generation", "time", "deployer", "digest", "rules", "scripts", "entry points"))
+    problems = []
     for gen in ids:
-        meta = read_meta(own, gen)
+        try:
+            meta = read_meta(own, gen, strict=True)
+        except GenerationError as exc:
+            meta = {}
+            problems.append(str(exc))
         _emit(out, "%s %-36s %-20s %-14s %-16s %5s %7s  %s" % (
             "*" if gen == current else " ", gen, meta.get("time", "?"), meta.get("deployer") or "-",
             meta.get("digest", "?"), meta.get("rules", "?"), meta.get("scripts", "?"),
             ",".join(meta.get("drivers", [])) or "-"))
-    return 0
+    for problem in problems:
+        _emit(out, "virthooks: %s" % problem)
+    return 1 if problems else 0
 
 
 def cmd_rollback(args, out):

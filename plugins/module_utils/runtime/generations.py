@@ -75,14 +75,50 @@ def all_ids(own: str) -> list:
     return sorted(n for n in names if is_generation_id(n) and os.path.isdir(generation_path(own, n)))
 
 
-def read_meta(own: str, gen_id: str) -> dict:
+# What meta.json may hold, by field (the installer writes them all; older ones may lack some).
+META_FIELDS = {"id": (str,), "time": (str,), "deployer": (str, type(None)), "digest": (str,), "rules": (int,),
+               "scripts": (int,), "drivers": (list,), "python": (str,), "tree": (bool,), "runtime": (str,),
+               "previous": (str,), "version": (str,)}
+
+
+def meta_problem(meta) -> str:
+    """Why a parsed meta.json is not one the installer wrote ('' if it is)."""
+    if not isinstance(meta, dict):
+        return "not a JSON object"
+    for key, types in sorted(META_FIELDS.items()):
+        if key not in meta:
+            continue
+        value = meta[key]
+        fits = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if fits and key == "drivers":
+            fits = all(isinstance(d, str) for d in value)
+        if fits:
+            continue
+        return "%r is not a %s" % (key, " or ".join("null" if t is type(None) else t.__name__ for t in types)
+                                   + (" of strings" if key == "drivers" else ""))
+    return ""
+
+
+def read_meta(own: str, gen_id: str, strict: bool = False) -> dict:
+    """A generation's meta.json ({} when it has none). A malformed one is {} too, or, when strict,
+    a GenerationError naming the file and what is wrong with it."""
     from .minijson import JSONError, loads
+    path = "%s/%s" % (generation_path(own, gen_id), META_FILE)
     try:
-        with open("%s/%s" % (generation_path(own, gen_id), META_FILE), "rb") as f:
+        with open(path, "rb") as f:
             meta = loads(f.read())
-    except (OSError, JSONError):
+        problem = meta_problem(meta)
+    except FileNotFoundError:
         return {}
-    return meta if isinstance(meta, dict) else {}
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    except JSONError as exc:
+        problem = str(exc)
+    if not problem:
+        return meta
+    if strict:
+        raise GenerationError("%s is malformed: %s" % (path, problem))
+    return {}
 
 
 def content_digest(config: bytes, scripts: dict, extra: str = "") -> str:

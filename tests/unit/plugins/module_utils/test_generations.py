@@ -422,3 +422,59 @@ def test_no_id_can_sort_after_a_generation_dated_at_the_end_of_year_9999(sandbox
     proc = subprocess.run([sys.executable, "-c", NEW_ID.format(path=COLLECTIONS), str(sandbox.own), "0"],
                           capture_output=True, text=True, timeout=10, check=False)
     assert proc.returncode == 1 and "no generation id sorts after 99991231T235959.999999Z-00" in proc.stderr
+
+
+# --- rolling back to a generation that cannot run -----------------------------------------------
+
+def two_generations(box, first_rules=None):
+    good = deploy(box, first_rules or [rule("keep", operations=["prepare"])], present("keep"), keep=5)
+    bad = deploy(box, [rule("keep", operations=["prepare"]), rule("other", operations=["prepare"])],
+                 present("keep", "other"), keep=5)
+    return box.own / "generations" / good.generation, bad.generation
+
+
+def assert_refused_unchanged(box, current, code, out, *needles):
+    assert code == 1, out
+    assert "Traceback" not in out and "nothing was changed" in out, out
+    for needle in needles:
+        assert needle in out, out
+    assert generations.current_id(str(box.own)) == current
+
+
+def test_rollback_to_a_generation_whose_script_is_missing_is_refused_naming_it(sandbox):
+    good, current = two_generations(sandbox)
+    (good / "scripts" / "keep").unlink()
+    code, out = cli(sandbox, "rollback")
+    assert_refused_unchanged(sandbox, current, code, out, "rule 'keep': %s" % (good / "scripts" / "keep"),
+                             "No such file")
+
+
+def test_rollback_to_a_generation_whose_script_others_can_write_is_refused_naming_it(sandbox):
+    good, current = two_generations(sandbox)
+    (good / "scripts" / "keep").chmod(0o777)
+    code, out = cli(sandbox, "rollback", "--dry-run")
+    assert_refused_unchanged(sandbox, current, code, out, "%s is writable by group or others" % (good / "scripts" / "keep"))
+
+
+def test_rollback_takes_the_entry_points_from_the_target_rules_not_from_meta_json(sandbox):
+    good, _current = two_generations(sandbox, [rule("keep", driver="network", operations=["start"])])
+    meta = json.loads((good / "meta.json").read_text())
+    meta["drivers"] = []                                    # what a damaged meta.json could say
+    (good / "meta.json").write_text(json.dumps(meta))
+    assert not (sandbox.hooks / "network").exists()
+    code, out = cli(sandbox, "rollback")
+    assert code == 0, out
+    assert "entry point hooks/network: added" in out and (sandbox.hooks / "network").is_file()
+
+
+def test_a_malformed_meta_json_is_one_line_naming_it_in_generations_and_rollback(sandbox):
+    good, current = two_generations(sandbox)
+    for text in ('{"drivers": 5, "python": "/usr/bin/python3"}', '{"python": '):
+        (good / "meta.json").write_text(text)
+        code, out = cli(sandbox, "generations")
+        assert code == 1 and "Traceback" not in out, out
+        assert [line for line in out.splitlines() if "meta.json" in line] == [
+            line for line in out.splitlines() if line.startswith("virthooks: %s is malformed" % (good / "meta.json"))], out
+        assert current in out and good.name in out
+        code, out = cli(sandbox, "rollback")
+        assert_refused_unchanged(sandbox, current, code, out, "%s is malformed" % (good / "meta.json"))
