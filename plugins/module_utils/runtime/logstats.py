@@ -54,8 +54,12 @@ def iso_time(t: float) -> str:
 def parse_since(text, now: float) -> float:
     """Epoch seconds for ``24h``, ``30m``, ``7d``, ``2w``, ``90s``, or an ISO 8601 time (UTC if no zone)."""
     value = str(text).strip()
-    if len(value) > 1 and value[-1] in _UNITS and value[:-1].isdigit():
-        return now - int(value[:-1]) * _UNITS[value[-1]]
+    if len(value) > 1 and value[-1] in _UNITS and value[:-1].isascii() and value[:-1].isdigit():
+        seconds = int(value[:-1]) * _UNITS[value[-1]]
+        if seconds > now:
+            raise StatsError("since: %r reaches back before 1970-01-01T00:00:00Z; give a shorter duration"
+                             % value)
+        return now - seconds
     from datetime import datetime, timezone
     iso = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     try:
