@@ -106,3 +106,48 @@ def test_no_canary_by_default_deploys_every_host_in_one_batch(fleet):
     assert "Canary " not in proc.stdout and proc.stdout.count("PLAY [Deploy libvirt hooks]") == 1
     assert "Could not match supplied host pattern" not in proc.stdout + proc.stderr
     assert all((fleet.hooks(h) / "virthooks" / "current" / "scripts" / "isolate").exists() for h in HOSTS)
+
+
+CANARY_PLAY = """
+- name: The canary checks of the role, on a host whose virsh lists one guest
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Run them
+      ansible.builtin.include_role:
+        name: virthooks.libvirt.hooks
+        tasks_from: canary
+      vars:
+        __libvirt_hooks_dir: {hooks}
+        __libvirt_hooks_info: {{libvirt: {{binaries: {{virsh: {virsh}}}, daemons: {{}}}}}}
+"""
+
+
+def virsh_listing(tmp: Path, guest: str) -> Path:
+    """A virsh for a host that defines one guest: `list` names it, `dumpxml [--] NAME` prints its XML.
+    (The host's own libvirtd is shared by every test here: it gets no guest with a hostile name.)"""
+    virsh = tmp / "virsh"
+    virsh.write_text("#!/bin/sh\n" + 'echo "$*" >> %s/virsh.argv\n' % tmp + 'case "$3" in\n'
+                     "list) printf '%%s\\n\\n' '%s' ;;\n" % guest +
+                     'dumpxml) [ "$4" != -- ] || shift\n'   # as virsh: the name, with or without -- before it
+                     "  printf \"<domain type='kvm'><name>%s</name><devices/></domain>\" \"$4\" ;;\n"
+                     "*) exit 1 ;;\nesac\n")
+    virsh.chmod(0o755)
+    return virsh
+
+
+@pytest.mark.parametrize("guest", ["-web", "-h"])
+def test_the_canary_dry_run_works_for_a_guest_whose_name_starts_with_a_dash(fleet, guest):
+    first = fleet.deploy(good_scripts(fleet.tmp))
+    assert first.returncode == 0, first.stdout + first.stderr
+    play = fleet.tmp / "canary.yml"
+    play.write_text(CANARY_PLAY.format(hooks=json.dumps(str(fleet.hooks("host-a"))),
+                                       virsh=json.dumps(str(virsh_listing(fleet.tmp, guest)))))
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", "ansible_python_interpreter=" + sys.executable, str(play)],
+                          capture_output=True, text=True, env=ansible_env(), timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"prepare begin of event: qemu %s prepare begin .*?-> .*isolate" % re.escape(guest), proc.stdout), \
+        proc.stdout
+    assert "usage:" not in proc.stdout
+    assert (fleet.tmp / "virsh.argv").read_text().splitlines()[-1] == "-c qemu:///system dumpxml -- %s" % guest
