@@ -198,6 +198,7 @@ def cmd_validate(args, out):
         _emit(out, "FAIL %s" % exc)
         return 1
     trust = TrustCheck()
+    problems.extend(_trust_problems(trust, args.hooks_dir, path))
     for rule in config["rules"]:
         script = script_path(base, rule["script"])
         try:
@@ -229,6 +230,22 @@ def cmd_validate(args, out):
     _emit(out, "%s: %d rule(s), %d problem(s), %d warning(s)"
           % (path, len(config["rules"]), len(problems), len(warnings)))
     return 1 if problems else 0
+
+
+def _trust_problems(trust, hooks_dir, config_path) -> list:
+    """What root reads or imports on every hook call that is not root's alone: config.json and
+    the runtime's package (scripts are checked with their rules)."""
+    from .layout import LIB_CURRENT, LIB_DIR, RUNTIME_PACKAGE
+    from .trust import Untrusted
+    problems = []
+    try:
+        trust.read_data(config_path)
+    except Untrusted as exc:
+        problems.append("config.json: %s: the dispatcher refuses it, no hook runs" % exc)
+    lib = "%s/%s/%s/%s/%s" % (hooks_dir, OWN_DIR, LIB_DIR, LIB_CURRENT, RUNTIME_PACKAGE)
+    problems.extend("runtime: %s: the entry points refuse to import it, no hook runs" % p
+                    for p in trust.tree_problems(lib))
+    return problems
 
 
 def _print_record(rec, out):

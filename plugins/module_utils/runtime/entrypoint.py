@@ -12,7 +12,8 @@ directory exists. Everything else exits 0 at once. No name makes it slow: an obj
 has at most one star that can backtrack (see sh_glob).
 """
 
-from .events import GUEST_DRIVERS, GUEST_KILLING_OPERATIONS, USER_FAILURE_EXIT, kills_running_guest
+from .events import (EVENTS, GUEST_DRIVERS, GUEST_KILLING_OPERATIONS, USER_FAILURE_EXIT, is_abortable,
+                     kills_running_guest, operation_names)
 from .layout import ENTRY_POINT_MARKER, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE
 from .rules import operation_spellings
 
@@ -282,17 +283,93 @@ def _case(subject: str, branches, default) -> list:
     return lines
 
 
-BOOTSTRAP = ("import sys;sys.path[:0]=[sys.argv[1]+%r]\n"
-             "try:from %s.dispatch import main\n"
-             "except Exception as e:sys.exit('virthooks: cannot load the runtime from %%s: %%s: %%s'"
-             "%%(sys.path[0],type(e).__name__,e))\n"
-             "main()" % ("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT), RUNTIME_PACKAGE))
+# The runtime's own files are checked before Python imports any of them, by code in the entry point
+# itself (it cannot come from lib/, which it checks), as trust.TrustCheck checks a script: every
+# directory and symlink from / to the package is root's and not writable by group or others (a
+# sticky directory such as /tmp excepted), and so is every entry of the package and of its
+# __pycache__ (regular files only: Python would import a stray .so or .pyc there too). A missing
+# one is left to the import to report. A few lstat calls; os is not imported. trust.lib_problems is the same check for `virthooks validate`.
+LIB_CHECK = r"""import sys,posix
+def _own(p,s):
+ if s.st_uid not in(0,posix.geteuid()):return '%s is owned by uid %d, not root'%(p,s.st_uid)
+def _dir(p,s):
+ if s.st_mode&0o170000!=0o40000:return '%s is not a directory'%p
+ e=_own('directory '+p,s)
+ if e:return e
+ if s.st_mode&0o22 and not s.st_mode&0o1000:return 'directory %s is writable by group or others (mode %04o)'%(p,s.st_mode&0o7777)
+def _walk(path):
+ c='';todo=path.split('/')[::-1];n=0
+ while todo:
+  x=todo.pop()
+  if x in('','.'):continue
+  if x=='..':c=c.rsplit('/',1)[0];continue
+  p=c+'/'+x;s=posix.lstat(p)
+  if s.st_mode&0o170000==0o120000:
+   e=_own('symlink '+p,s);n+=1
+   if e or n>40:return None,e or '%s: too many levels of symbolic links'%path
+   t=posix.readlink(p)
+   if t[:1]=='/':c=''
+   todo.extend(t.split('/')[::-1]);continue
+  e=_dir(p,s)
+  if e:return None,e
+  c=p
+ return c,''
+def _lib(pkg):
+ try:
+  e=_dir('/',posix.lstat('/'))
+  if e:return e
+  real,e=_walk(pkg)
+  if e:return e
+  for d in(real,real+'/__pycache__'):
+   try:names=posix.listdir(d)
+   except FileNotFoundError:continue
+   for x in names:
+    p=d+'/'+x;s=posix.lstat(p)
+    if d==real and x=='__pycache__':e=_dir(p,s)
+    elif s.st_mode&0o170000!=0o100000:e='%s is not a regular file'%p
+    else:e=_own(p,s) or s.st_mode&0o22 and '%s is writable by group or others (mode %04o)'%(p,s.st_mode&0o7777)
+    if e:return e
+ except FileNotFoundError:return ''
+ except OSError as x:return 'it cannot be checked: %s'%x
+ return ''
+"""
+
+# After the check: refuse a runtime root may not import (one stderr line and exit 1 where libvirt
+# aborts the operation; syslog and exit 0 on the events it cannot abort or where a failure kills a
+# running guest: SPARED), else import it and dispatch. LIB and PKG are filled in below.
+BOOTSTRAP = LIB_CHECK + r"""p=sys.argv[1]+LIB
+e=_lib(p+'/'+PKG)
+if e:
+ m='virthooks: refusing to run the hooks: the runtime in %s cannot be trusted: %s'%(p,e)
+ import syslog;syslog.openlog('virthooks',syslog.LOG_PID,syslog.LOG_DAEMON);syslog.syslog(syslog.LOG_ERR,m)
+ sys.exit(0 if sys.argv[4:5] and sys.argv[4] in SPARED else m)
+sys.path[:0]=[p]
+try:from PKG.dispatch import main
+except Exception as e:sys.exit('virthooks: cannot load the runtime from %s: %s: %s'%(sys.path[0],type(e).__name__,e))
+main()""".replace("LIB", repr("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT))).replace(
+    "'+PKG", "%s'" % RUNTIME_PACKAGE).replace("PKG", RUNTIME_PACKAGE)
+
+
+def spared_operations(driver: str) -> tuple:
+    """The operations (every spelling) whose hook failure libvirt does not act on, or where it would
+    kill a running guest: an error of ours exits 0 there."""
+    names = []
+    for operation in sorted(EVENTS.get(driver, {})):
+        if not is_abortable(driver, operation) or kills_running_guest(driver, operation):
+            names.extend(operation_names(driver, operation))
+    return tuple(names)
+
+
+def bootstrap(driver: str) -> str:
+    """The dispatcher's -c program for one driver's entry point."""
+    return BOOTSTRAP.replace("SPARED", repr(spared_operations(driver)))
 
 
 def dispatcher_argv(hooks_dir: str, python: str, driver: str) -> list:
     """The dispatcher's command line (libvirt's four arguments follow); the installed runtime is
-    found under hooks_dir, and one that cannot be imported is one line on stderr, no traceback."""
-    return [python, PYTHON_FLAGS, "-c", BOOTSTRAP, hooks_dir, driver]
+    found under hooks_dir and checked before it is imported, and one that cannot be trusted or
+    imported is one line on stderr, no traceback."""
+    return [python, PYTHON_FLAGS, "-c", bootstrap(driver), hooks_dir, driver]
 
 
 def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:
