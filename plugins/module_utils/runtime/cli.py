@@ -348,7 +348,7 @@ def cmd_rollback(args, out):
             _emit(out, "virthooks: %s" % exc)
             return 1
     _emit(out, "%s from generation %s to %s" % (verb, plan["current"], plan["target"]))
-    running = running_daemons()
+    running = running_daemons(args.hooks_dir)
     daemons = daemons_to_reload(plan["added"] + plan["removed"], running)
     if daemons and args.reload and not args.dry_run:
         pids = reload_daemons(daemons, running)

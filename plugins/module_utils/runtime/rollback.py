@@ -173,8 +173,30 @@ def apply_rollback(plan: dict, uid: int = -1, gid: int = -1) -> None:
                 os.unlink(path)
 
 
-def running_daemons() -> dict:
-    """{process name: [pid, ...]} of the libvirt daemons running on this host."""
+SOURCE_BUILD_PREFIX = "/usr/local/"     # a daemon installed there has SYSCONFDIR /usr/local/etc (detect.py)
+
+
+def daemon_hooks_dir(pid: int) -> str:
+    """The hooks directory of a running daemon as this process can reach it: SYSCONFDIR/libvirt/hooks
+    (what libvirt compiles in: /usr/local/etc for a binary under /usr/local, else /etc), inside
+    the daemon's own root (a chroot or container), through /proc/PID/root."""
+    exe = os.readlink("/proc/%d/exe" % pid)
+    sysconfdir = "/usr/local/etc" if exe.startswith(SOURCE_BUILD_PREFIX) else "/etc"
+    return "/proc/%d/root%s/libvirt/hooks" % (pid, sysconfdir)
+
+
+def runs_hooks_dir(pid: int, hooks_dir: str) -> bool:
+    """Whether the daemon pid runs the hooks of hooks_dir (the same directory, compared by inode)."""
+    try:
+        mine, theirs = os.stat(hooks_dir), os.stat(daemon_hooks_dir(pid))
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+def running_daemons(hooks_dir: str = "") -> dict:
+    """{process name: [pid, ...]} of the libvirt daemons running on this host; with hooks_dir, only
+    those that run its hooks (a sandbox hooks directory has none: the host's daemons are left alone)."""
     from .events import DAEMONS
     found = {}
     for name in os.listdir("/proc"):
@@ -185,7 +207,7 @@ def running_daemons() -> dict:
                 comm = f.read().strip().decode("utf-8", "replace")
         except OSError:
             continue
-        if comm in DAEMONS:
+        if comm in DAEMONS and (not hooks_dir or runs_hooks_dir(int(name), hooks_dir)):
             found.setdefault(comm, []).append(int(name))
     return found
 

@@ -220,7 +220,7 @@ def run_cli_in_process(box, monkeypatch, running, *args):
     import io
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import cli as runtime_cli
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import rollback
-    monkeypatch.setattr(rollback, "running_daemons", lambda: running)
+    monkeypatch.setattr(rollback, "running_daemons", lambda *_hooks_dir: running)
     out = io.StringIO()
     try:
         runtime_cli.main(str(box.hooks), list(args), out)
@@ -238,6 +238,54 @@ def test_rollback_finds_the_daemons_by_process_name(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.pid not in rollback.running_daemons().get("virtnetworkd", [])
+
+
+CHROOTED_DAEMON = """
+import os, signal, sys, time
+record = open(sys.argv[2], "a", buffering=1)
+with open("/proc/self/comm", "w") as comm:
+    comm.write(sys.argv[3])
+os.chroot(sys.argv[1])
+os.chdir("/")
+signal.signal(signal.SIGHUP, lambda *_args: record.write("hup\\n"))
+record.write("up\\n")
+while True:
+    time.sleep(0.05)
+"""
+
+
+def chrooted_daemon(root, record, name):
+    """A real process named like a libvirt daemon whose root directory is root: a daemon of
+    SYSCONFDIR /etc there runs root/etc/libvirt/hooks. It records each SIGHUP it gets."""
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", CHROOTED_DAEMON, str(root), str(record), name],
+                            start_new_session=True)
+    for _attempt in range(500):
+        if record.exists() and "up" in record.read_text():
+            break
+        time.sleep(0.01)
+    return proc
+
+
+def test_rollback_reload_signals_only_the_daemons_that_run_that_hooks_directory(sandbox, tmp_path):
+    for drivers in (("qemu", "network"), ("qemu",)):
+        deploy(sandbox, [rule("keep")], present("keep"), drivers=drivers, keep=5)
+    host_daemon, host_hups = fake_daemon(tmp_path, "virtnetworkd")     # the host's: /etc/libvirt/hooks
+    ours_hups = tmp_path / "chrooted.hup"
+    ours = chrooted_daemon(sandbox.root, ours_hups, "virtnetworkd")   # runs the sandbox's hooks
+    try:
+        code, out = cli(sandbox, "rollback", "--reload")
+        assert code == 0, out
+        assert "reloaded (SIGHUP) virtnetworkd: pid %d\n" % ours.pid in out, out
+        for _attempt in range(200):
+            if "hup" in ours_hups.read_text():
+                break
+            time.sleep(0.01)
+        assert ours_hups.read_text().split() == ["up", "hup"]
+        assert host_hups.read_text().split() == ["up"], "a daemon of another hooks directory was signalled"
+    finally:
+        for proc in (host_daemon, ours):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def test_rollback_reload_signals_the_daemon_that_runs_the_changed_entry_point(sandbox, tmp_path, monkeypatch):
