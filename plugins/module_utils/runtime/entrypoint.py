@@ -284,70 +284,48 @@ def _case(subject: str, branches, default) -> list:
 
 
 # The runtime's own files are checked before Python imports any of them, by code in the entry point
-# itself (it cannot come from lib/, which it checks), as trust.TrustCheck checks a script: every
-# directory and symlink from / to the package is root's and not writable by group or others (a
-# sticky directory such as /tmp excepted), and so is every entry of the package and of its
-# __pycache__ (regular files only: Python would import a stray .so or .pyc there too). A missing
-# one is left to the import to report. A few lstat calls; os is not imported. trust.lib_problems is the same check for `virthooks validate`.
+# itself (it cannot come from lib/, which it checks), as trust.TrustCheck checks a script: the
+# package directory's real path (chdir + getcwd: every symlink on the way resolved by the kernel)
+# is then imported from, and every directory of it from / must be root's and not writable by group
+# or others (a sticky one such as /tmp excepted), and so must every entry of the package and of its
+# __pycache__, regular files only (Python would import a stray .so or .pyc there too). A missing
+# package is left to the import to report. It is compiled on every call that gets past the
+# prefilter, so it is kept short: a few lstat calls, no os. trust.TrustCheck.tree_problems is the
+# same check for `virthooks validate`.
 LIB_CHECK = r"""import sys,posix
-def _own(p,s):
- if s.st_uid not in(0,posix.geteuid()):return '%s is owned by uid %d, not root'%(p,s.st_uid)
-def _dir(p,s):
- if s.st_mode&0o170000!=0o40000:return '%s is not a directory'%p
- e=_own('directory '+p,s)
- if e:return e
- if s.st_mode&0o22 and not s.st_mode&0o1000:return 'directory %s is writable by group or others (mode %04o)'%(p,s.st_mode&0o7777)
-def _walk(path):
- c='';todo=path.split('/')[::-1];n=0
- while todo:
-  x=todo.pop()
-  if x in('','.'):continue
-  if x=='..':c=c.rsplit('/',1)[0];continue
-  p=c+'/'+x;s=posix.lstat(p)
-  if s.st_mode&0o170000==0o120000:
-   e=_own('symlink '+p,s);n+=1
-   if e or n>40:return None,e or '%s: too many levels of symbolic links'%path
-   t=posix.readlink(p)
-   if t[:1]=='/':c=''
-   todo.extend(t.split('/')[::-1]);continue
-  e=_dir(p,s)
-  if e:return None,e
-  c=p
- return c,''
-def _lib(pkg):
- try:
-  e=_dir('/',posix.lstat('/'))
-  if e:return e
-  real,e=_walk(pkg)
-  if e:return e
-  for d in(real,real+'/__pycache__'):
-   try:names=posix.listdir(d)
-   except FileNotFoundError:continue
-   for x in names:
-    p=d+'/'+x;s=posix.lstat(p)
-    if d==real and x=='__pycache__':e=_dir(p,s)
-    elif s.st_mode&0o170000!=0o100000:e='%s is not a regular file'%p
-    else:e=_own(p,s) or s.st_mode&0o22 and '%s is writable by group or others (mode %04o)'%(p,s.st_mode&0o7777)
-    if e:return e
- except FileNotFoundError:return ''
- except OSError as x:return 'it cannot be checked: %s'%x
- return ''
+def _bad(p,s,d):
+ if s.st_mode>>12!=(4 if d else 8):return p+(' is not a directory'if d else' is not a regular file')
+ if d:p='directory '+p
+ if s.st_uid not in(0,posix.geteuid()):return'%s is owned by uid %d, not root'%(p,s.st_uid)
+ if s.st_mode&18 and not(d and s.st_mode&512):return'%s is writable by group or others (mode %04o)'%(p,s.st_mode&4095)
+def _lib(k):
+ posix.chdir(k);r=posix.getcwd();posix.chdir('/');p=''
+ for x in r.split('/'):
+  p+=x and'/'+x;e=_bad(p or'/',posix.lstat(p or'/'),1)
+  if e:return r,e
+ n=posix.listdir(r)
+ for d,l in((r,n),(r+'/__pycache__',posix.listdir(r+'/__pycache__')if'__pycache__'in n else())):
+  for x in l:
+   e=_bad(d+'/'+x,posix.lstat(d+'/'+x),d==r and x=='__pycache__')
+   if e:return r,e
+ return r,''
 """
 
 # After the check: refuse a runtime root may not import (one stderr line and exit 1 where libvirt
 # aborts the operation; syslog and exit 0 on the events it cannot abort or where a failure kills a
-# running guest: SPARED), else import it and dispatch. LIB and PKG are filled in below.
+# running guest: SPARED), else import it from its real path and dispatch.
 BOOTSTRAP = LIB_CHECK + r"""p=sys.argv[1]+LIB
-e=_lib(p+'/'+PKG)
+try:r,e=_lib(p+'/PKG')
+except FileNotFoundError:r,e=p+'/PKG',''
+except OSError as x:r,e=p+'/PKG','it cannot be checked: %s'%x
 if e:
  m='virthooks: refusing to run the hooks: the runtime in %s cannot be trusted: %s'%(p,e)
  import syslog;syslog.openlog('virthooks',syslog.LOG_PID,syslog.LOG_DAEMON);syslog.syslog(syslog.LOG_ERR,m)
  sys.exit(0 if sys.argv[4:5] and sys.argv[4] in SPARED else m)
-sys.path[:0]=[p]
+sys.path[:0]=[r.rpartition('/')[0]]
 try:from PKG.dispatch import main
 except Exception as e:sys.exit('virthooks: cannot load the runtime from %s: %s: %s'%(sys.path[0],type(e).__name__,e))
-main()""".replace("LIB", repr("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT))).replace(
-    "'+PKG", "%s'" % RUNTIME_PACKAGE).replace("PKG", RUNTIME_PACKAGE)
+main()""".replace("LIB", repr("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT))).replace("PKG", RUNTIME_PACKAGE)
 
 
 def spared_operations(driver: str) -> tuple:
