@@ -289,8 +289,9 @@ def _case(subject: str, branches, default) -> list:
 # is then imported from, and every directory of it from / must be root's and not writable by group
 # or others (a sticky one such as /tmp excepted), and so must every entry of the package and of its
 # __pycache__, regular files only (Python would import a stray .so or .pyc there too). A missing
-# package is left to the import to report. It is compiled on every call that gets past the
-# prefilter, so it is kept short: a few lstat calls, no os. trust.TrustCheck.tree_problems is the
+# package is left to the import to report. It is compiled and run on every call that gets past the
+# prefilter, so it is kept short: one lstat per path (the message is worked out by _bad only for a
+# path that fails), no os. trust.TrustCheck.tree_problems is the
 # same check for `virthooks validate`.
 LIB_CHECK = r"""import sys,posix
 def _bad(p,s,d):
@@ -299,15 +300,15 @@ def _bad(p,s,d):
  if s.st_uid not in(0,posix.geteuid()):return'%s is owned by uid %d, not root'%(p,s.st_uid)
  if s.st_mode&18 and not(d and s.st_mode&512):return'%s is writable by group or others (mode %04o)'%(p,s.st_mode&4095)
 def _lib(k):
- posix.chdir(k);r=posix.getcwd();posix.chdir('/');p=''
+ posix.chdir(k);r=posix.getcwd();posix.chdir('/');p='';u=(0,posix.geteuid());L=posix.lstat
  for x in r.split('/'):
-  p+=x and'/'+x;e=_bad(p or'/',posix.lstat(p or'/'),1)
-  if e:return r,e
- n=posix.listdir(r)
- for d,l in((r,n),(r+'/__pycache__',posix.listdir(r+'/__pycache__')if'__pycache__'in n else())):
+  p+=x and'/'+x;s=L(p or'/')
+  if s.st_uid not in u or s.st_mode&0o170000!=0o40000 or s.st_mode&18 and not s.st_mode&512:return r,_bad(p or"/",s,1)
+ n=posix.listdir(r);c=r+'/__pycache__'
+ for d,l in((r,n),(c,posix.listdir(c)if'__pycache__'in n else())):
   for x in l:
-   e=_bad(d+'/'+x,posix.lstat(d+'/'+x),d==r and x=='__pycache__')
-   if e:return r,e
+   p=d+'/'+x;s=L(p)
+   if s.st_uid not in u or s.st_mode&0o170022!=(0o40000 if p==c else 0o100000):return r,_bad(p,s,p==c)
  return r,''
 """
 
