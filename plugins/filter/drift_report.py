@@ -39,6 +39,13 @@ options:
     description: Name of the variable each host registered the module result in.
     type: str
     default: libvirt_hooks_state
+  read_var:
+    description: Name of the variable each host registered the result of an earlier read in (the first
+      M(virthooks.libvirt.hooks_state) task of C(playbooks/drift.yml), which reads the guests); a host
+      where it failed or was skipped is unreadable, whatever O(result_var) holds. V(null) or empty to
+      look at O(result_var) only.
+    type: str
+    default: __libvirt_hooks_guests
 """
 
 EXAMPLES = r"""
@@ -151,11 +158,23 @@ def guest_differences(results: dict, order: list) -> tuple:
     return steps, differences
 
 
-def group_report(hostvars, name: str, hosts: list, result_var: str) -> dict:
+def _read_failure(result) -> str:
+    """'' when the earlier read of a host went through, else why not (a host never reached: '',
+    the result of the read that matters says so)."""
+    if not isinstance(result, dict) or not result:
+        return ""
+    if result.get("skipped"):
+        return "the read of its guests was skipped"
+    why = _readable(dict(result, scripts=None))
+    return "reading its hooks and guests %s" % why if why else ""
+
+
+def group_report(hostvars, name: str, hosts: list, result_var: str, read_var: str = "") -> dict:
     results, unreadable = {}, []
     for host in hosts:
-        result = hostvars.get(host, {}).get(result_var) if host in hostvars else None
-        why = _readable(result)
+        values = hostvars.get(host, {}) if host in hostvars else {}
+        result = values.get(result_var)
+        why = (_read_failure(values.get(read_var)) if read_var else "") or _readable(result)
         if why:
             unreadable.append({"host": host, "reason": why.strip()})
         else:
@@ -207,9 +226,10 @@ def table(groups: list) -> str:
     return "\n".join(lines)
 
 
-def drift_report(hostvars, groups: dict, peer_groups=None, result_var: str = "libvirt_hooks_state") -> dict:
+def drift_report(hostvars, groups: dict, peer_groups=None, result_var: str = "libvirt_hooks_state",
+                 read_var: str = "__libvirt_hooks_guests") -> dict:
     names = list(groups) if peer_groups is None else list(peer_groups)
-    reports = [group_report(hostvars, name, list(groups.get(name) or []), result_var) for name in names]
+    reports = [group_report(hostvars, name, list(groups.get(name) or []), result_var, read_var or "") for name in names]
     return {"generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "drift": any(g["drift"] for g in reports),
             "groups": reports, "table": table(reports)}
 

@@ -9,9 +9,11 @@ compare equal.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 import subprocess
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS, GUEST_DRIVERS
@@ -25,13 +27,66 @@ HOOKS_DIR_TOKEN = "<hooks_dir>"
 _VERSION_LINE = re.compile(r'^VERSION\s*=\s*["\']([^"\']*)["\']', re.M)
 
 
-def file_digest(path: str, replace: str = "") -> str:
-    """sha256 of a file's content ('' when it cannot be read); `replace` is taken out first."""
+READ_MAX = 16 << 20     # the most of one file the check reads: scripts are at most 1 MiB (install.DEFAULT_MAX_SIZE)
+
+
+class Unreadable(OSError):
+    """A file the drift check will not read: not a regular file, or larger than READ_MAX."""
+
+
+def read_bounded(path: str, follow: bool = False, limit: int = READ_MAX) -> bytes:
+    """A regular file's bytes, never blocking (a FIFO), never reading a device or more than limit bytes.
+
+    follow: whether a symlink is followed (the per-guest tree's, as the dispatcher does); our own
+    files are never symlinks. Raises OSError (Unreadable for what is not read).
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return ""
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise Unreadable("%s: a symlink, not a regular file" % path) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Unreadable("%s: not a regular file (%s)" % (path, _kind(st.st_mode)))
+        if st.st_size > limit:
+            raise Unreadable("%s: too large (%d bytes, over the %d-byte limit of the drift check): not read"
+                             % (path, st.st_size, limit))
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise Unreadable("%s: too large (it grew past the %d-byte limit of the drift check while it was "
+                             "read): not read" % (path, limit))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink")):
+        if test(mode):
+            return name
+    return "mode %o" % stat.S_IFMT(mode)
+
+
+def file_digest(path: str, replace: str = "", follow: bool = False) -> str:
+    """sha256 of a file's content; for a file that is not read, why instead ('unreadable: <error>',
+    'not a regular file (a FIFO)', 'too large (<size> bytes, ...): not read'), so that peers still
+    compare on it. `replace` is taken out first."""
+    try:
+        data = read_bounded(path, follow)
+    except Unreadable as exc:
+        return str(exc)[len(path) + 2:]
+    except OSError as exc:
+        return "unreadable: %s" % (exc.strerror or exc)
     if replace:
         data = data.replace(replace.encode("utf-8", "surrogateescape"), HOOKS_DIR_TOKEN.encode())
     return hashlib.sha256(data).hexdigest()
@@ -46,8 +101,8 @@ def runtime_version(own: str) -> dict:
         return {"version": None, "lib": None}
     version = None
     try:
-        with open("%s/%s/%s/__init__.py" % (lib, LIB_CURRENT, RUNTIME_PACKAGE), "r", encoding="utf-8") as f:
-            match = _VERSION_LINE.search(f.read())
+        text = read_bounded("%s/%s/%s/__init__.py" % (lib, LIB_CURRENT, RUNTIME_PACKAGE)).decode("utf-8", "replace")
+        match = _VERSION_LINE.search(text)
         version = match.group(1) if match else None
     except OSError:
         pass
@@ -91,7 +146,7 @@ def tree_digests(hooks_dir: str) -> dict:
             for name in sorted(files):
                 path = os.path.join(dirpath, name)
                 rel = os.path.relpath(path, hooks_dir)
-                found[rel] = file_digest(path) + (" x" if os.access(path, os.X_OK) else "")
+                found[rel] = file_digest(path, follow=True) + (" x" if os.access(path, os.X_OK) else "")
     return found
 
 
@@ -121,22 +176,26 @@ def xpath_state(rules: list, lxml: bool) -> dict:
 def list_guests(virsh: str, uri: str) -> dict:
     """{guest: XML} of every guest libvirt defines here (virsh list --all, virsh dumpxml)."""
     names = subprocess.run([virsh, "-c", uri, "list", "--all", "--name"], capture_output=True, text=True,
-                           timeout=VIRSH_TIMEOUT, check=True).stdout.split("\n")
+                           errors="replace", timeout=VIRSH_TIMEOUT, check=True).stdout.split("\n")
     guests = {}
     for name in (n.strip() for n in names):
         if name:
-            guests[name] = subprocess.run([virsh, "-c", uri, "dumpxml", name], capture_output=True, text=True,
-                                          timeout=VIRSH_TIMEOUT, check=True).stdout
+            guests[name] = subprocess.run([virsh, "-c", uri, "dumpxml", "--", name], capture_output=True, text=True,
+                                          errors="replace", timeout=VIRSH_TIMEOUT, check=True).stdout
     return guests
 
 
 def read_xml_dir(directory: str) -> dict:
-    """{guest: XML} from <directory>/<guest>.xml files."""
+    """{guest: XML} from <directory>/<guest>.xml files; OSError naming a file that cannot be used."""
     guests = {}
     for name in sorted(os.listdir(directory)):
         if name.endswith(".xml") and not name.startswith("."):
-            with open(os.path.join(directory, name), "r", encoding="utf-8") as f:
-                guests[name[:-4]] = f.read()
+            path = os.path.join(directory, name)
+            data = read_bounded(path, follow=True)
+            try:
+                guests[name[:-4]] = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise OSError("%s is not UTF-8 (byte 0x%02x at offset %d)" % (path, data[exc.start], exc.start)) from None
     return guests
 
 
@@ -177,7 +236,8 @@ def host_state(hooks_dir: str, python: str) -> dict:
     except OSError:
         return state
     try:
-        config = load_config("%s/%s" % (generation, CONFIG_FILE), strict=False)
+        path = "%s/%s" % (generation, CONFIG_FILE)
+        config = load_config(path, strict=False, data=read_bounded(path))
     except (OSError, ConfigError) as exc:
         state["config_error"] = str(exc)
         return state
@@ -192,8 +252,7 @@ def meta_python(generation: str) -> str:
     """The interpreter the deploy chose for the dispatcher (meta.json), or ''."""
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.minijson import JSONError, loads
     try:
-        with open("%s/%s" % (generation, META_FILE), "rb") as f:
-            meta = loads(f.read())
+        meta = loads(read_bounded("%s/%s" % (generation, META_FILE)))
     except (OSError, JSONError):
         return ""
     python = meta.get("python") if isinstance(meta, dict) else None

@@ -106,30 +106,32 @@ def test_a_broken_prepare_begin_fails_on_the_canary_guest_is_rolled_back_and_a_g
 
 
 def test_a_defined_canary_guest_is_started_and_stopped_and_a_running_one_is_refused(lv):
+    """The guest's name starts with a dash (issue 19, 9): every virsh call of the canary ends its options with --."""
+    name = "-vhdefined"
     ran = lv.work / "ran"
     good = "#!/bin/sh\necho \"$*\" >> %s\n" % ran
     first = deploy(lv, good)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     lv.start_daemons()
-    lv.define("define", guest_xml("vhdefined"))
-    lv.virsh("start", "vhdefined")                 # a running guest is never the canary's to stop
+    lv.define("define", guest_xml(name))
+    lv.virsh("start", "--", name)                 # a running guest is never the canary's to stop
     before = generations(lv)
     ran.unlink()
 
-    proc = deploy(lv, good.replace("echo", "echo v2"), "-e", "libvirt_hooks_canary=1", guest="vhdefined")
+    proc = deploy(lv, good.replace("echo", "echo v2"), "-e", "libvirt_hooks_canary=1", guest=name)
     assert proc.returncode != 0, proc.stdout[-4000:]
     flat = " ".join(proc.stdout.split())
-    assert "The canary guest vhdefined is running on %s" % CANARY in flat, flat[-4000:]
+    assert "The canary guest %s is running on %s" % (name, CANARY) in flat, flat[-4000:]
     assert "Rolled back to generation %s" % before[CANARY] in flat
-    assert lv.virsh("domstate", "vhdefined").stdout.strip() == "running"
+    assert lv.virsh("domstate", "--", name).stdout.strip() == "running"
     assert generations(lv) == before and not ran.exists()
 
-    lv.virsh("destroy", "vhdefined")
-    proc = deploy(lv, good.replace("echo", "echo v2"), "-e", "libvirt_hooks_canary=1", guest="vhdefined")
+    lv.virsh("destroy", "--", name)
+    proc = deploy(lv, good.replace("echo", "echo v2"), "-e", "libvirt_hooks_canary=1", guest=name)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
-    assert "Canary %s passed: the canary guest vhdefined started and stopped" % CANARY in " ".join(proc.stdout.split())
-    assert ran.read_text() == "v2 vhdefined prepare begin -\n"
-    assert lv.virsh("domstate", "vhdefined").stdout.strip() == "shut off"   # still defined, stopped again
+    assert "Canary %s passed: the canary guest %s started and stopped" % (CANARY, name) in " ".join(proc.stdout.split())
+    assert ran.read_text() == "v2 %s prepare begin -\n" % name
+    assert lv.virsh("domstate", "--", name).stdout.strip() == "shut off"   # still defined, stopped again
     assert all(generations(lv)[h] != before[h] for h in before)
 
 

@@ -204,3 +204,17 @@ def test_a_rule_that_needs_lxml_is_named_on_the_peers_whose_python_lacks_it(peer
     xpath = group["differences"][0]
     name = json.loads(saved[peers.current("host-a") / "config.json"])["rules"][0]["name"]
     assert xpath["variants"] == [{"hosts": ["host-a", "host-b"], "value": [name]}, {"hosts": ["host-c"], "value": []}]
+
+
+def test_a_host_whose_first_read_fails_is_unreadable_and_the_run_fails(peers):
+    broken = peers.tmp / "host-b" / "xml" / "latin.xml"
+    broken.write_bytes(b"<domain type='kvm'><name>caf\xe9</name></domain>")
+    try:
+        proc, report = peers.drift()
+    finally:
+        broken.unlink()
+    assert proc.returncode != 0 and "Peers differ in hypervisors" in proc.stdout, proc.stdout
+    group = only_group(report)
+    assert group["compared"] == ["host-a", "host-c"] and report["drift"]
+    assert [u["host"] for u in group["unreadable"]] == ["host-b"]
+    assert "%s is not UTF-8" % broken in group["unreadable"][0]["reason"]

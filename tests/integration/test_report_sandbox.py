@@ -347,3 +347,28 @@ def test_metrics_systemd_timer_units_are_valid_and_removed(fired):
     proc = fired.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=host-b")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert sorted(os.listdir(units)) == []
+
+
+def test_metrics_cron_schedule_runs_every_second_hour_for_7200_and_refuses_what_cron_cannot_run(fired):
+    textfile = fired.tmp / "textfile-cron"
+    textfile.mkdir(exist_ok=True)
+    cron_file = fired.tmp / "host-a" / "cron.d" / "virthooks-metrics-hours"
+    cron_file.parent.mkdir(exist_ok=True)
+    metrics = {"textfile_dir": str(textfile), "interval": 7200, "scheduler": "cron", "cron_file": str(cron_file)}
+    fired.write(host_a={"libvirt_hooks_metrics": metrics})
+    try:
+        proc = fired.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=host-a")
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        line = [l for l in cron_file.read_text().splitlines() if " root " in l]
+        assert len(line) == 1 and line[0].split(None, 6)[:6] == ["0", "*/2", "*", "*", "*", "root"], line
+        before = cron_file.read_text()
+        fired.write(host_a={"libvirt_hooks_metrics": dict(metrics, interval=5400)})
+        proc = fired.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=host-a")
+        assert proc.returncode != 0
+        assert "libvirt_hooks_metrics.interval 5400 s cannot be a cron schedule" in proc.stdout, proc.stdout[-3000:]
+        assert cron_file.read_text() == before
+    finally:
+        fired.write(host_a={"libvirt_hooks_metrics": {"cron_file": str(cron_file)}})
+        proc = fired.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=host-a")
+        assert proc.returncode == 0, proc.stdout[-3000:]
+    assert not cron_file.exists()

@@ -198,6 +198,7 @@ def cmd_validate(args, out):
         _emit(out, "FAIL %s" % exc)
         return 1
     trust = TrustCheck()
+    problems.extend(_trust_problems(trust, args.hooks_dir, path))
     for rule in config["rules"]:
         script = script_path(base, rule["script"])
         if not os.path.lexists(script):
@@ -245,6 +246,22 @@ def _generation_checks(hooks_dir, base, rules, problems, warnings):
     found, noted = generation_problems(base, rules, meta, {r["name"]: script_path(base, r["script"]) for r in rules})
     problems.extend(found)
     warnings.extend(noted)
+
+
+def _trust_problems(trust, hooks_dir, config_path) -> list:
+    """What root reads or imports on every hook call that is not root's alone: config.json and
+    the runtime's package (scripts are checked with their rules)."""
+    from .layout import LIB_CURRENT, LIB_DIR, RUNTIME_PACKAGE
+    from .trust import Untrusted
+    problems = []
+    try:
+        trust.read_data(config_path)
+    except Untrusted as exc:
+        problems.append("config.json: %s: the dispatcher refuses it, no hook runs" % exc)
+    lib = "%s/%s/%s/%s/%s" % (hooks_dir, OWN_DIR, LIB_DIR, LIB_CURRENT, RUNTIME_PACKAGE)
+    problems.extend("runtime: %s: the entry points refuse to import it, no hook runs" % p
+                    for p in trust.tree_problems(lib))
+    return problems
 
 
 def _print_record(rec, out):
@@ -298,7 +315,7 @@ def cmd_log(args, out):
 
 
 def cmd_generations(args, out):
-    from .generations import all_ids, read_meta
+    from .generations import GenerationError, all_ids, read_meta
     own = "%s/%s" % (args.hooks_dir, OWN_DIR)
     ids = all_ids(own)
     current = current_id(own)
@@ -307,13 +324,20 @@ def cmd_generations(args, out):
         return 0
     _emit(out, "  %-36s %-20s %-14s %-16s %5s %7s  %s"
           % ("generation", "time", "deployer", "digest", "rules", "scripts", "entry points"))
+    problems = []
     for gen in ids:
-        meta = read_meta(own, gen)
+        try:
+            meta = read_meta(own, gen, strict=True)
+        except GenerationError as exc:
+            meta = {}
+            problems.append(str(exc))
         _emit(out, "%s %-36s %-20s %-14s %-16s %5s %7s  %s" % (
             "*" if gen == current else " ", gen, meta.get("time", "?"), meta.get("deployer") or "-",
             meta.get("digest", "?"), meta.get("rules", "?"), meta.get("scripts", "?"),
             ",".join(meta.get("drivers", [])) or "-"))
-    return 0
+    for problem in problems:
+        _emit(out, "virthooks: %s" % problem)
+    return 1 if problems else 0
 
 
 def cmd_rollback(args, out):
@@ -340,7 +364,7 @@ def cmd_rollback(args, out):
             _emit(out, "virthooks: %s" % exc)
             return 1
     _emit(out, "%s from generation %s to %s" % (verb, plan["current"], plan["target"]))
-    running = running_daemons()
+    running = running_daemons(args.hooks_dir)
     daemons = daemons_to_reload(plan["added"] + plan["removed"], running)
     if daemons and args.reload and not args.dry_run:
         pids = reload_daemons(daemons, running)

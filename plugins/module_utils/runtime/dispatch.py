@@ -11,7 +11,9 @@ failure policy. It sits on every guest start, so it imports only what the call n
 ``json``/``re``/``subprocess``/``signal``; lxml only for an XPath condition.
 
 Contract (see docs/runtime.md):
-- only files root alone controls are run: the whole path is checked (trust.py);
+- only files root alone controls are run or read: the whole path to each script and to
+  config.json is checked (trust.py), and the runtime's own files before they are imported (the
+  entry point's bootstrap, entrypoint.LIB_CHECK);
 - a script of the generation that has secrets gets their directory (``secrets/<script>/``, one
   0600 root file per value) as ``VIRTHOOKS_SECRETS``: secrets are never in script text or argv;
 - scripts run with cwd ``/``, in their own process group, with a ``VIRTHOOKS_RUN_ID`` that
@@ -301,7 +303,11 @@ class Call(object):
             self.base, generation, _lock = open_current(self.own_dir)
             if generation:
                 self.record["generation"] = generation
-            config = load_config(self.base + "/" + CONFIG_FILE, event=(self.driver, self.obj, self.operation))
+            path = self.base + "/" + CONFIG_FILE
+            # It picks the scripts root runs and the file root appends to: root's alone, as a script.
+            config = load_config(path, event=(self.driver, self.obj, self.operation), data=self.trust.read_data(path))
+        except Untrusted as exc:
+            return self.own_failure("virthooks: %s: cannot load the configuration: %s" % (self.event, exc), "error")
         except (OSError, ConfigError) as exc:
             return self.config_failure(exc)
         self.log = config["log"]

@@ -12,7 +12,8 @@ path exists (a directory, or the helper's file form). Everything else exits 0 at
 has at most one star that can backtrack (see sh_glob).
 """
 
-from .events import GUEST_DRIVERS, GUEST_KILLING_OPERATIONS, USER_FAILURE_EXIT, kills_running_guest
+from .events import (EVENTS, GUEST_DRIVERS, GUEST_KILLING_OPERATIONS, USER_FAILURE_EXIT, is_abortable,
+                     kills_running_guest, operation_names)
 from .layout import ENTRY_POINT_MARKER, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE
 from .rules import operation_spellings
 
@@ -282,17 +283,72 @@ def _case(subject: str, branches, default) -> list:
     return lines
 
 
-BOOTSTRAP = ("import sys;sys.path[:0]=[sys.argv[1]+%r]\n"
-             "try:from %s.dispatch import main\n"
-             "except Exception as e:sys.exit('virthooks: cannot load the runtime from %%s: %%s: %%s'"
-             "%%(sys.path[0],type(e).__name__,e))\n"
-             "main()" % ("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT), RUNTIME_PACKAGE))
+# The runtime's own files are checked before Python imports any of them, by code in the entry point
+# itself (it cannot come from lib/, which it checks), as trust.TrustCheck checks a script: the
+# package directory's real path (chdir + getcwd: every symlink on the way resolved by the kernel)
+# is then imported from, and every directory of it from / must be root's and not writable by group
+# or others (a sticky one such as /tmp excepted), and so must every entry of the package and of its
+# __pycache__, regular files only (Python would import a stray .so or .pyc there too). A missing
+# package is left to the import to report. It is compiled and run on every call that gets past the
+# prefilter, so it is kept short: one lstat per path (the message is worked out by _bad only for a
+# path that fails), no os. trust.TrustCheck.tree_problems is the
+# same check for `virthooks validate`.
+LIB_CHECK = r"""import sys,posix
+def _bad(p,s,d):
+ if s.st_mode>>12!=(4 if d else 8):return p+(' is not a directory'if d else' is not a regular file')
+ if d:p='directory '+p
+ if s.st_uid not in(0,posix.geteuid()):return'%s is owned by uid %d, not root'%(p,s.st_uid)
+ if s.st_mode&18 and not(d and s.st_mode&512):return'%s is writable by group or others (mode %04o)'%(p,s.st_mode&4095)
+def _lib(k):
+ posix.chdir(k);r=posix.getcwd();posix.chdir('/');p='';u=(0,posix.geteuid());L=posix.lstat
+ for x in r.split('/'):
+  p+=x and'/'+x;s=L(p or'/')
+  if s.st_uid not in u or s.st_mode&0o170000!=0o40000 or s.st_mode&18 and not s.st_mode&512:return r,_bad(p or"/",s,1)
+ n=posix.listdir(r);c=r+'/__pycache__'
+ for d,l in((r,n),(c,posix.listdir(c)if'__pycache__'in n else())):
+  for x in l:
+   p=d+'/'+x;s=L(p)
+   if s.st_uid not in u or s.st_mode&0o170022!=(0o40000 if p==c else 0o100000):return r,_bad(p,s,p==c)
+ return r,''
+"""
+
+# After the check: refuse a runtime root may not import (one stderr line and exit 1 where libvirt
+# aborts the operation; syslog and exit 0 on the events it cannot abort or where a failure kills a
+# running guest: SPARED), else import it from its real path and dispatch.
+BOOTSTRAP = LIB_CHECK + r"""p=sys.argv[1]+LIB
+try:r,e=_lib(p+'/PKG')
+except FileNotFoundError:r,e=p+'/PKG',''
+except OSError as x:r,e=p+'/PKG','it cannot be checked: %s'%x
+if e:
+ m='virthooks: refusing to run the hooks: the runtime in %s cannot be trusted: %s'%(p,e)
+ import syslog;syslog.openlog('virthooks',syslog.LOG_PID,syslog.LOG_DAEMON);syslog.syslog(syslog.LOG_ERR,m)
+ sys.exit(0 if sys.argv[4:5] and sys.argv[4] in SPARED else m)
+sys.path[:0]=[r.rpartition('/')[0]]
+try:from PKG.dispatch import main
+except Exception as e:sys.exit('virthooks: cannot load the runtime from %s: %s: %s'%(sys.path[0],type(e).__name__,e))
+main()""".replace("LIB", repr("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT))).replace("PKG", RUNTIME_PACKAGE)
+
+
+def spared_operations(driver: str) -> tuple:
+    """The operations (every spelling) whose hook failure libvirt does not act on, or where it would
+    kill a running guest: an error of ours exits 0 there."""
+    names = []
+    for operation in sorted(EVENTS.get(driver, {})):
+        if not is_abortable(driver, operation) or kills_running_guest(driver, operation):
+            names.extend(operation_names(driver, operation))
+    return tuple(names)
+
+
+def bootstrap(driver: str) -> str:
+    """The dispatcher's -c program for one driver's entry point."""
+    return BOOTSTRAP.replace("SPARED", repr(spared_operations(driver)))
 
 
 def dispatcher_argv(hooks_dir: str, python: str, driver: str) -> list:
     """The dispatcher's command line (libvirt's four arguments follow); the installed runtime is
-    found under hooks_dir, and one that cannot be imported is one line on stderr, no traceback."""
-    return [python, PYTHON_FLAGS, "-c", BOOTSTRAP, hooks_dir, driver]
+    found under hooks_dir and checked before it is imported, and one that cannot be trusted or
+    imported is one line on stderr, no traceback."""
+    return [python, PYTHON_FLAGS, "-c", bootstrap(driver), hooks_dir, driver]
 
 
 def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:

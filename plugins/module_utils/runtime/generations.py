@@ -53,23 +53,72 @@ def current_id(own: str) -> str:
     return link.rsplit("/", 1)[-1]
 
 
+STAMP_FORMAT = "%Y%m%dT%H%M%S"
+STAMP_LEN = len("YYYYmmddTHHMMSS.ffffffZ")
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_generation_id(name: str) -> bool:
+    """Whether name is a generation id (<YYYYmmddTHHMMSS.ffffffZ>-<hex digest>), not a stray entry
+    such as ``backup-x`` that an operator left in generations/."""
+    stamp, digits = name[:STAMP_LEN], name[:8] + name[9:15] + name[16:22]
+    return (len(name) > STAMP_LEN + 1 and name[STAMP_LEN] == "-" and stamp[8] == "T" and stamp[15] == "."
+            and stamp[22] == "Z" and digits.isascii() and digits.isdigit() and set(name[STAMP_LEN + 1:]) <= _HEX)
+
+
 def all_ids(own: str) -> list:
-    """Every complete generation, oldest first."""
+    """Every complete generation, oldest first (entries that are not generations are ignored)."""
     try:
         names = os.listdir(generations_dir(own))
     except OSError:
         return []
-    return sorted(n for n in names if not n.startswith(".") and os.path.isdir(generation_path(own, n)))
+    return sorted(n for n in names if is_generation_id(n) and os.path.isdir(generation_path(own, n)))
 
 
-def read_meta(own: str, gen_id: str) -> dict:
+# What meta.json may hold, by field (the installer writes them all; older ones may lack some).
+META_FIELDS = {"id": (str,), "time": (str,), "deployer": (str, type(None)), "digest": (str,), "rules": (int,),
+               "scripts": (int,), "drivers": (list,), "python": (str,), "tree": (bool,), "runtime": (str,),
+               "previous": (str,), "version": (str,)}
+
+
+def meta_problem(meta) -> str:
+    """Why a parsed meta.json is not one the installer wrote ('' if it is)."""
+    if not isinstance(meta, dict):
+        return "not a JSON object"
+    for key, types in sorted(META_FIELDS.items()):
+        if key not in meta:
+            continue
+        value = meta[key]
+        fits = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if fits and key == "drivers":
+            fits = all(isinstance(d, str) for d in value)
+        if fits:
+            continue
+        return "%r is not a %s" % (key, " or ".join("null" if t is type(None) else t.__name__ for t in types)
+                                   + (" of strings" if key == "drivers" else ""))
+    return ""
+
+
+def read_meta(own: str, gen_id: str, strict: bool = False) -> dict:
+    """A generation's meta.json ({} when it has none). A malformed one is {} too, or, when strict,
+    a GenerationError naming the file and what is wrong with it."""
     from .minijson import JSONError, loads
+    path = "%s/%s" % (generation_path(own, gen_id), META_FILE)
     try:
-        with open("%s/%s" % (generation_path(own, gen_id), META_FILE), "rb") as f:
+        with open(path, "rb") as f:
             meta = loads(f.read())
-    except (OSError, JSONError):
+        problem = meta_problem(meta)
+    except FileNotFoundError:
         return {}
-    return meta if isinstance(meta, dict) else {}
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    except JSONError as exc:
+        problem = str(exc)
+    if not problem:
+        return meta
+    if strict:
+        raise GenerationError("%s is malformed: %s" % (path, problem))
+    return {}
 
 
 def content_digest(config: bytes, scripts: dict, extra: str = "") -> str:
@@ -83,17 +132,35 @@ def content_digest(config: bytes, scripts: dict, extra: str = "") -> str:
     return digest.hexdigest()[:16]
 
 
+def _stamp(micros: int) -> str:
+    seconds, fraction = divmod(micros, 1000000)
+    return "%s.%06dZ" % (time.strftime(STAMP_FORMAT, time.gmtime(seconds)), fraction)
+
+
+def _stamp_micros(gen_id: str) -> int:
+    import calendar
+    return calendar.timegm(time.strptime(gen_id[:15], STAMP_FORMAT)) * 1000000 + int(gen_id[16:22])
+
+
 def new_id(own: str, digest: str, now: float = None) -> str:
-    """A generation id that sorts after every existing one: <UTC time, microseconds>-<digest>."""
+    """A generation id that sorts after every existing one: <UTC time, microseconds>-<digest>.
+
+    Never waits for the clock: when the newest generation is dated at or after now (a clock set
+    back, a generation copied from another host), the id is the newest one's time plus 1 us.
+    """
     now = time.time() if now is None else now
     micros = int(now * 1000000)
     newest = max(all_ids(own), default="")
-    while True:
-        seconds, fraction = divmod(micros, 1000000)
-        gen_id = "%s.%06dZ-%s" % (time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)), fraction, digest)
-        if gen_id[:len("YYYYmmddTHHMMSS.ffffffZ")] > newest[:len("YYYYmmddTHHMMSS.ffffffZ")]:
-            return gen_id
-        micros += 1
+    try:
+        if newest and _stamp(micros) <= newest[:STAMP_LEN]:
+            micros = _stamp_micros(newest) + 1
+        stamp = _stamp(micros)
+    except (ValueError, OverflowError, OSError):
+        stamp = ""
+    if len(stamp) != STAMP_LEN or (newest and stamp <= newest[:STAMP_LEN]):
+        raise GenerationError("no generation id sorts after %s in %s: remove that generation"
+                              % (newest, generations_dir(own)))
+    return "%s-%s" % (stamp, digest)
 
 
 # --- one hook call ---------------------------------------------------------------------------

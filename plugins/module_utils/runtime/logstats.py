@@ -54,8 +54,12 @@ def iso_time(t: float) -> str:
 def parse_since(text, now: float) -> float:
     """Epoch seconds for ``24h``, ``30m``, ``7d``, ``2w``, ``90s``, or an ISO 8601 time (UTC if no zone)."""
     value = str(text).strip()
-    if len(value) > 1 and value[-1] in _UNITS and value[:-1].isdigit():
-        return now - int(value[:-1]) * _UNITS[value[-1]]
+    if len(value) > 1 and value[-1] in _UNITS and value[:-1].isascii() and value[:-1].isdigit():
+        seconds = int(value[:-1]) * _UNITS[value[-1]]
+        if seconds > now:
+            raise StatsError("since: %r reaches back before 1970-01-01T00:00:00Z; give a shorter duration"
+                             % value)
+        return now - seconds
     from datetime import datetime, timezone
     iso = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     try:
@@ -173,7 +177,18 @@ def _number(value):
 
 
 def _label(value) -> str:
-    return value if isinstance(value, str) else "?" if value is None else str(value)
+    """A record's field as a label value: text, valid UTF-8 (a byte that was not, U+FFFD)."""
+    text = value if isinstance(value, str) else "?" if value is None else str(value)
+    return text if text.isprintable() else valid_utf8(text)
+
+
+def valid_utf8(text: str) -> str:
+    """text with each undecodable byte (surrogateescape) or lone surrogate replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
 
 
 # --- window statistics ---------------------------------------------------------------------
@@ -395,14 +410,20 @@ class Counters(object):
             raise ValueError("not a version %d state with these buckets" % STATE_VERSION)
         self = cls()
         try:
-            for *key, n in data["calls"]:
-                self.calls[tuple(str(k) for k in key)] = int(n)
+            # Labels go through _label again: a state written before it made them valid UTF-8
+            # is repaired, counts of names that are now the same label added up.
+            for *saved, n in data["calls"]:
+                key = tuple(_label(k) for k in saved)
+                self.calls[key] = self.calls.get(key, 0) + int(n)
             for script, status, n in data["runs"]:
-                self.runs[(str(script), str(status))] = int(n)
-            for script, *row in data["hist"]:
-                if len(row) != len(BUCKETS) + 2:
-                    raise ValueError("histogram of %r has %d values" % (script, len(row)))
-                self.hist[str(script)] = [int(n) for n in row[:-1]] + [float(row[-1])]
+                key = (_label(script), _label(status))
+                self.runs[key] = self.runs.get(key, 0) + int(n)
+            for script, *saved in data["hist"]:
+                if len(saved) != len(BUCKETS) + 2:
+                    raise ValueError("histogram of %r has %d values" % (script, len(saved)))
+                row = [int(n) for n in saved[:-1]] + [float(saved[-1])]
+                old = self.hist.get(_label(script))
+                self.hist[_label(script)] = [a + b for a, b in zip(old, row)] if old else row
             self.last_call = _number(data["last_call"])
             self.unparsable = int(data["unparsable"])
             position = data["file"]
@@ -471,7 +492,9 @@ def update_metrics(log_path: str, backups: int, counters) -> int:
 
 
 def _escape(value: str) -> str:
-    return printable(value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n"))
+    """A label value as the text exposition format writes it: backslash, double quote and line
+    feed escaped (the only escapes it knows), anything else as it is, in valid UTF-8."""
+    return valid_utf8(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _labels(**pairs) -> str:

@@ -13,7 +13,7 @@ A hook file that is not ours is never touched.
 import os
 
 from .events import DRIVER_DAEMONS, DRIVERS
-from .generations import DeployLock, all_ids, current_id, generation_path, read_meta, read_state, switch
+from .generations import DeployLock, GenerationError, all_ids, current_id, generation_path, read_meta, read_state, switch
 from .layout import CONFIG_FILE, OWN_DIR, kept_adopted_hook
 
 
@@ -61,12 +61,16 @@ def plan_rollback(hooks_dir: str, target: str = "", runtime_hooks_dir: str = "")
         raise RollbackError("generation %s is already current (nothing was changed)" % target)
     elif target not in all_ids(own):
         raise RollbackError("generation %s is not kept in %s (kept: %s)" % (target, own, ", ".join(all_ids(own))))
-    meta = read_meta(own, target)
-    drivers = [d for d in meta.get("drivers", []) if d in DRIVERS]
+    try:
+        meta = read_meta(own, target, strict=True)
+    except GenerationError as exc:
+        raise RollbackError("cannot roll back to %s: %s (nothing was changed)" % (target, exc))
     python = meta.get("python")
     if not python:
         raise RollbackError("generation %s has no meta.json naming its interpreter (nothing was changed)" % target)
     config = _load(generation_path(own, target))
+    refuse_unrunnable(generation_path(own, target), target, config, python)
+    drivers = target_drivers(config, meta)
     writes, removals, added, removed, skipped = [], [], [], [], []
     for driver in drivers:
         path = "%s/%s" % (hooks_dir, driver)
@@ -88,6 +92,38 @@ def plan_rollback(hooks_dir: str, target: str = "", runtime_hooks_dir: str = "")
     return {"own": own, "current": current, "target": target, "writes": writes, "removals": removals,
             "added": added, "removed": removed, "notes": skipped,
             "summary": summarize(generation_path(own, current), generation_path(own, target), config)}
+
+
+def target_drivers(config: dict, meta: dict) -> list:
+    """The drivers that need an entry point in a generation: those of its enabled rules (what it
+    runs, whatever meta.json says), plus those the deploy gave one for its per-guest tree or by
+    request (meta.json's drivers)."""
+    wanted = {r["driver"] for r in config["rules"] if r["enabled"]} | set(meta.get("drivers", []))
+    return [d for d in DRIVERS if d in wanted]
+
+
+def refuse_unrunnable(directory: str, target: str, config: dict, python: str) -> None:
+    """RollbackError naming the first file the target's enabled rules need that root may not run
+    (missing, not root's alone, not executable, no #! line), or its interpreter."""
+    from .rules import script_path
+    from .trust import TrustCheck, Untrusted, format_problem
+    trust = TrustCheck()
+    try:
+        trust.check_file(python, interpreter=False)
+    except Untrusted as exc:
+        raise RollbackError("cannot roll back to %s: its interpreter %s cannot run the hooks: %s "
+                            "(nothing was changed)" % (target, python, exc))
+    for rule in config["rules"]:
+        if not rule["enabled"]:
+            continue
+        path = script_path(directory, rule["script"])
+        try:
+            problem = format_problem(trust.check_file(path))
+        except Untrusted as exc:
+            problem = str(exc)
+        if problem:
+            raise RollbackError("cannot roll back to %s: rule %r: %s %s (nothing was changed)"
+                                % (target, rule["name"], path, problem))
 
 
 def summarize(before_dir: str, after_dir: str, after: dict) -> list:
@@ -136,8 +172,30 @@ def apply_rollback(plan: dict, uid: int = -1, gid: int = -1) -> None:
                 os.unlink(path)
 
 
-def running_daemons() -> dict:
-    """{process name: [pid, ...]} of the libvirt daemons running on this host."""
+SOURCE_BUILD_PREFIX = "/usr/local/"     # a daemon installed there has SYSCONFDIR /usr/local/etc (detect.py)
+
+
+def daemon_hooks_dir(pid: int) -> str:
+    """The hooks directory of a running daemon as this process can reach it: SYSCONFDIR/libvirt/hooks
+    (what libvirt compiles in: /usr/local/etc for a binary under /usr/local, else /etc), inside
+    the daemon's own root (a chroot or container), through /proc/PID/root."""
+    exe = os.readlink("/proc/%d/exe" % pid)
+    sysconfdir = "/usr/local/etc" if exe.startswith(SOURCE_BUILD_PREFIX) else "/etc"
+    return "/proc/%d/root%s/libvirt/hooks" % (pid, sysconfdir)
+
+
+def runs_hooks_dir(pid: int, hooks_dir: str) -> bool:
+    """Whether the daemon pid runs the hooks of hooks_dir (the same directory, compared by inode)."""
+    try:
+        mine, theirs = os.stat(hooks_dir), os.stat(daemon_hooks_dir(pid))
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
+def running_daemons(hooks_dir: str = "") -> dict:
+    """{process name: [pid, ...]} of the libvirt daemons running on this host; with hooks_dir, only
+    those that run its hooks (a sandbox hooks directory has none: the host's daemons are left alone)."""
     from .events import DAEMONS
     found = {}
     for name in os.listdir("/proc"):
@@ -148,7 +206,7 @@ def running_daemons() -> dict:
                 comm = f.read().strip().decode("utf-8", "replace")
         except OSError:
             continue
-        if comm in DAEMONS:
+        if comm in DAEMONS and (not hooks_dir or runs_hooks_dir(int(name), hooks_dir)):
             found.setdefault(comm, []).append(int(name))
     return found
 

@@ -328,16 +328,18 @@ def normalize_config(raw, strict: bool = True, only=None) -> dict:
             "tree": tree, "kill_grace": grace, "rules": rules}
 
 
-def load_config(path: str, strict: bool = False, event=None) -> dict:
+def load_config(path: str, strict: bool = False, event=None, data: bytes = None) -> dict:
     """Read, parse and validate config.json; raise ConfigError (or OSError) with the path.
 
     With an event, (driver, object, operation), and an index that belongs to the rules, the
     config holds only the rules the index gives for that event (a superset of those that match
     it), and only those are parsed and validated; else (or for a small file) every rule is.
+    data: the file's bytes, when the caller read them (checked, bounded) itself.
     """
     from .minijson import JSONError, loads
-    with open(path, "rb") as f:
-        data = f.read()
+    if data is None:
+        with open(path, "rb") as f:
+            data = f.read()
     raw = only = None
     indexed = event is not None and len(data) >= INDEX_MIN_BYTES
     if indexed:

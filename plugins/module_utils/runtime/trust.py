@@ -105,6 +105,9 @@ class TrustCheck(object):
                 current = os.path.dirname(current) or "/"
                 continue
             candidate = (current if current != "/" else "") + "/" + name
+            if todo and self._dirs.get(candidate, False) is None:
+                current = candidate     # a directory found safe in this call: no one else can swap it
+                continue
             try:
                 st = os.lstat(candidate)
             except OSError as exc:
@@ -176,6 +179,74 @@ class TrustCheck(object):
             except Untrusted as exc:
                 raise Untrusted("its interpreter %s cannot be trusted: %s" % (program, exc))
         return head
+
+    @staticmethod
+    def _data_problem(real: str, st) -> str:
+        if (st.st_mode & S_IFMT) != S_IFREG:
+            return "%s is not a regular file" % real
+        if st.st_uid not in (0, os.geteuid()):
+            return "%s is owned by uid %d, not root" % (real, st.st_uid)
+        if st.st_mode & _GROUP_OTHER_WRITE:
+            return "%s is writable by group or others (mode %s)" % (real, _mode(st))
+        return ""
+
+    def read_data(self, path: str) -> bytes:
+        """The bytes of a file root acts on (config.json), after checking the whole path to it as
+        for a script (it need not be executable); raises Untrusted. Read from the very inode
+        checked, never blocking (a FIFO) and never following a last symlink swapped in."""
+        real, st = self.resolve(path)
+        problem = self._data_problem(real, st)
+        if problem:
+            raise Untrusted(problem)
+        try:
+            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            raise Untrusted("cannot be opened: %s: %s" % (real, exc.strerror or exc))
+        try:
+            opened = os.fstat(fd)
+            if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+                raise Untrusted("%s changed while it was being checked" % real)
+            problem = self._data_problem(real, opened)
+            if problem:
+                raise Untrusted(problem)
+            chunks = []
+            while True:
+                chunk = os.read(fd, max(opened.st_size + 1, 65536))
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+
+    def tree_problems(self, directory: str, subdir: str = "__pycache__") -> list:
+        """Why root must not import from a package directory ([] if it may): the whole path to it,
+        and each entry of it and of its subdir, a regular file root's alone (the entry point's
+        bootstrap, entrypoint.LIB_CHECK, checks the same before the dispatcher is imported)."""
+        try:
+            real = os.path.dirname(self.resolve(directory + "/__init__.py")[0])
+        except Untrusted as exc:
+            return [str(exc)]
+        problems = []
+        for where in (real, real + "/" + subdir):
+            try:
+                names = sorted(os.listdir(where))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                problems.append("cannot list %s: %s" % (where, exc.strerror or exc))
+                continue
+            for name in names:
+                path = where + "/" + name
+                try:
+                    st = os.lstat(path)
+                except OSError as exc:
+                    problems.append("cannot be checked: %s: %s" % (path, exc.strerror or exc))
+                    continue
+                problem = self._directory(path, st) if where == real and name == subdir and \
+                    (st.st_mode & S_IFMT) == S_IFDIR else self._data_problem(path, st)
+                if problem:
+                    problems.append(problem)
+        return problems
 
     def refusal(self, path: str) -> str:
         """Why root must not run path ('' if it may): the whole path, the file, its interpreter."""

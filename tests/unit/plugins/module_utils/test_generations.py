@@ -220,7 +220,7 @@ def run_cli_in_process(box, monkeypatch, running, *args):
     import io
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import cli as runtime_cli
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import rollback
-    monkeypatch.setattr(rollback, "running_daemons", lambda: running)
+    monkeypatch.setattr(rollback, "running_daemons", lambda *_hooks_dir: running)
     out = io.StringIO()
     try:
         runtime_cli.main(str(box.hooks), list(args), out)
@@ -238,6 +238,54 @@ def test_rollback_finds_the_daemons_by_process_name(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.pid not in rollback.running_daemons().get("virtnetworkd", [])
+
+
+CHROOTED_DAEMON = """
+import os, signal, sys, time
+record = open(sys.argv[2], "a", buffering=1)
+with open("/proc/self/comm", "w") as comm:
+    comm.write(sys.argv[3])
+os.chroot(sys.argv[1])
+os.chdir("/")
+signal.signal(signal.SIGHUP, lambda *_args: record.write("hup\\n"))
+record.write("up\\n")
+while True:
+    time.sleep(0.05)
+"""
+
+
+def chrooted_daemon(root, record, name):
+    """A real process named like a libvirt daemon whose root directory is root: a daemon of
+    SYSCONFDIR /etc there runs root/etc/libvirt/hooks. It records each SIGHUP it gets."""
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", CHROOTED_DAEMON, str(root), str(record), name],
+                            start_new_session=True)
+    for _attempt in range(500):
+        if record.exists() and "up" in record.read_text():
+            break
+        time.sleep(0.01)
+    return proc
+
+
+def test_rollback_reload_signals_only_the_daemons_that_run_that_hooks_directory(sandbox, tmp_path):
+    for drivers in (("qemu", "network"), ("qemu",)):
+        deploy(sandbox, [rule("keep")], present("keep"), drivers=drivers, keep=5)
+    host_daemon, host_hups = fake_daemon(tmp_path, "virtnetworkd")     # the host's: /etc/libvirt/hooks
+    ours_hups = tmp_path / "chrooted.hup"
+    ours = chrooted_daemon(sandbox.root, ours_hups, "virtnetworkd")   # runs the sandbox's hooks
+    try:
+        code, out = cli(sandbox, "rollback", "--reload")
+        assert code == 0, out
+        assert "reloaded (SIGHUP) virtnetworkd: pid %d\n" % ours.pid in out, out
+        for _attempt in range(200):
+            if "hup" in ours_hups.read_text():
+                break
+            time.sleep(0.01)
+        assert ours_hups.read_text().split() == ["up", "hup"]
+        assert host_hups.read_text().split() == ["up"], "a daemon of another hooks directory was signalled"
+    finally:
+        for proc in (host_daemon, ours):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def test_rollback_reload_signals_the_daemon_that_runs_the_changed_entry_point(sandbox, tmp_path, monkeypatch):
@@ -374,3 +422,107 @@ def test_a_host_of_the_old_layout_is_converted_in_place_without_a_window(tmp_pat
     assert os.readlink(box.own / "config.json") == "current/config.json"
     assert json.loads((box.own / "config.json").read_text())["rules"][0]["name"] == "keep"
     assert box.records()[-1]["generation"] == plan.generation
+
+
+# --- generation ids ----------------------------------------------------------------------------
+
+NEW_ID = """
+import sys
+sys.path.insert(0, {path!r})
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import new_id
+print(new_id(sys.argv[1], "0123456789abcdef", float(sys.argv[2])))
+"""
+
+
+def new_id_within(own, now: float, seconds: float = 10) -> str:
+    """generations.new_id in a child process that must finish within seconds (it used to spin forever)."""
+    proc = subprocess.run([sys.executable, "-c", NEW_ID.format(path=COLLECTIONS), str(own), repr(now)],
+                          capture_output=True, text=True, timeout=seconds, check=True)
+    return proc.stdout.strip()
+
+
+def test_a_stray_directory_in_generations_is_ignored_by_new_id_and_the_deploy(sandbox):
+    first = deploy(sandbox, [rule("keep")], present("keep"))
+    (sandbox.own / "generations" / "backup-x").mkdir()
+    (sandbox.own / "generations" / "zzz").mkdir()
+    made = new_id_within(sandbox.own, time.time())
+    assert made > first.generation and made.endswith("-0123456789abcdef")
+    assert generations.all_ids(str(sandbox.own)) == [first.generation]
+    second = deploy(sandbox, [rule("keep"), rule("two")], present("keep", "two"))
+    assert generations.all_ids(str(sandbox.own)) == [first.generation, second.generation]
+    assert (sandbox.own / "generations" / "backup-x").is_dir()
+
+
+def test_a_newest_generation_dated_in_the_future_gives_the_next_id_at_once(sandbox):
+    first = deploy(sandbox, [rule("keep")], present("keep"))
+    future = "20991231T235959.999999Z-" + first.generation.rsplit("-", 1)[1]
+    os.rename(sandbox.own / "generations" / first.generation, sandbox.own / "generations" / future)
+    os.unlink(sandbox.own / "current")
+    os.symlink("generations/" + future, sandbox.own / "current")
+    made = new_id_within(sandbox.own, time.time())
+    assert made == "21000101T000000.000000Z-0123456789abcdef"
+    second = deploy(sandbox, [rule("keep"), rule("two")], present("keep", "two"))
+    assert second.generation > future and generations.current_id(str(sandbox.own)) == second.generation
+
+
+def test_no_id_can_sort_after_a_generation_dated_at_the_end_of_year_9999(sandbox):
+    (sandbox.own / "generations" / "99991231T235959.999999Z-00").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-c", NEW_ID.format(path=COLLECTIONS), str(sandbox.own), "0"],
+                          capture_output=True, text=True, timeout=10, check=False)
+    assert proc.returncode == 1 and "no generation id sorts after 99991231T235959.999999Z-00" in proc.stderr
+
+
+# --- rolling back to a generation that cannot run -----------------------------------------------
+
+def two_generations(box, first_rules=None):
+    good = deploy(box, first_rules or [rule("keep", operations=["prepare"])], present("keep"), keep=5)
+    bad = deploy(box, [rule("keep", operations=["prepare"]), rule("other", operations=["prepare"])],
+                 present("keep", "other"), keep=5)
+    return box.own / "generations" / good.generation, bad.generation
+
+
+def assert_refused_unchanged(box, current, code, out, *needles):
+    assert code == 1, out
+    assert "Traceback" not in out and "nothing was changed" in out, out
+    for needle in needles:
+        assert needle in out, out
+    assert generations.current_id(str(box.own)) == current
+
+
+def test_rollback_to_a_generation_whose_script_is_missing_is_refused_naming_it(sandbox):
+    good, current = two_generations(sandbox)
+    (good / "scripts" / "keep").unlink()
+    code, out = cli(sandbox, "rollback")
+    assert_refused_unchanged(sandbox, current, code, out, "rule 'keep': %s" % (good / "scripts" / "keep"),
+                             "No such file")
+
+
+def test_rollback_to_a_generation_whose_script_others_can_write_is_refused_naming_it(sandbox):
+    good, current = two_generations(sandbox)
+    (good / "scripts" / "keep").chmod(0o777)
+    code, out = cli(sandbox, "rollback", "--dry-run")
+    assert_refused_unchanged(sandbox, current, code, out, "%s is writable by group or others" % (good / "scripts" / "keep"))
+
+
+def test_rollback_takes_the_entry_points_from_the_target_rules_not_from_meta_json(sandbox):
+    good, _current = two_generations(sandbox, [rule("keep", driver="network", operations=["start"])])
+    meta = json.loads((good / "meta.json").read_text())
+    meta["drivers"] = []                                    # what a damaged meta.json could say
+    (good / "meta.json").write_text(json.dumps(meta))
+    assert not (sandbox.hooks / "network").exists()
+    code, out = cli(sandbox, "rollback")
+    assert code == 0, out
+    assert "entry point hooks/network: added" in out and (sandbox.hooks / "network").is_file()
+
+
+def test_a_malformed_meta_json_is_one_line_naming_it_in_generations_and_rollback(sandbox):
+    good, current = two_generations(sandbox)
+    for text in ('{"drivers": 5, "python": "/usr/bin/python3"}', '{"python": '):
+        (good / "meta.json").write_text(text)
+        code, out = cli(sandbox, "generations")
+        assert code == 1 and "Traceback" not in out, out
+        assert [line for line in out.splitlines() if "meta.json" in line] == [
+            line for line in out.splitlines() if line.startswith("virthooks: %s is malformed" % (good / "meta.json"))], out
+        assert current in out and good.name in out
+        code, out = cli(sandbox, "rollback")
+        assert_refused_unchanged(sandbox, current, code, out, "%s is malformed" % (good / "meta.json"))

@@ -50,3 +50,11 @@ def test_bad_since_fails_naming_what_is_valid(tmp_path):
     hooks, _log = sandbox(tmp_path)
     result = run_module("virthooks.libvirt.hooks_stats", {"hooks_dir": str(hooks), "since": "last tuesday"})
     assert result["failed"] and "neither a duration (24h" in result["msg"]
+
+
+def test_a_duration_reaching_back_before_1970_is_refused_not_an_overflow(tmp_path):
+    hooks, _log = sandbox(tmp_path)
+    result = run_module("virthooks.libvirt.hooks_stats", {"hooks_dir": str(hooks), "since": "99999999999999999999d"})
+    assert result["failed"] and "Traceback" not in json.dumps(result), result
+    assert result["msg"] == ("since: '99999999999999999999d' reaches back before 1970-01-01T00:00:00Z; "
+                             "give a shorter duration")

@@ -532,3 +532,81 @@ def test_reconnect_hook_stopped_by_a_signal_stops_its_scripts(sandbox):
     assert proc.returncode == 0
     assert not pid_alive(script)
     assert sandbox.records()[-1]["result"] == "interrupted"
+
+
+# --- what root reads and imports on every call: config.json and the runtime (issue 19, item 7) ----
+
+def validate(box):
+    proc = subprocess.run([str(box.own / "virthooks"), "validate"], capture_output=True, text=True, timeout=60,
+                          check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def assert_refused_everywhere(box, needle: str) -> None:
+    """prepare fails with one line naming the fault; reconnect and stopped exit 0 and say nothing on
+    stderr; no script ran; validate reports it."""
+    fired = box.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert fired.rc == 1 and fired.stderr.count("\n") == 1 and needle in fired.stderr, fired
+    for operation, sub in (("reconnect", "begin"), ("stopped", "end")):
+        fired = box.fire("qemu", "g", operation, sub, stdin=DOMAIN)
+        assert (fired.rc, fired.stderr) == (0, ""), (operation, fired)
+    assert box.order() == []
+    code, out = validate(box)
+    assert code == 1 and needle in out and "Traceback" not in out, out
+
+
+@pytest.fixture
+def deployed(sandbox):
+    sandbox.recorder("rec")
+    sandbox.deploy([rule("rec", operations=["prepare", "reconnect", "stopped"])])
+    code, out = validate(sandbox)
+    assert code == 0, out
+    return sandbox
+
+
+def test_a_config_json_others_can_write_is_refused(deployed):
+    config = deployed.current.resolve() / "config.json"
+    config.chmod(0o666)
+    assert_refused_everywhere(deployed, "%s is writable by group or others (mode 0666)" % config)
+
+
+def test_a_generation_directory_others_can_write_is_refused(deployed):
+    generation = deployed.current.resolve()
+    generation.chmod(0o777)
+    assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode 0777)" % generation)
+
+
+def test_a_config_json_owned_by_a_user_is_refused(deployed):
+    config = deployed.current.resolve() / "config.json"
+    os.chown(config, NOBODY, NOBODY)
+    assert_refused_everywhere(deployed, "%s is owned by uid %d, not root" % (config, NOBODY))
+
+
+def package(box) -> Path:
+    return (box.own / "lib" / "current" / "virthooks_runtime").resolve()
+
+
+def test_a_runtime_module_others_can_write_is_never_imported(deployed, tmp_path):
+    module = package(deployed) / "dispatch.py"
+    with module.open("a") as f:       # what a user who can write it would add: code root runs
+        f.write("\nopen(%r, 'w').close()\n" % str(tmp_path / "imported"))
+    module.chmod(0o666)
+    for stale in (package(deployed) / "__pycache__").glob("dispatch.*"):
+        stale.unlink()
+    assert_refused_everywhere(deployed, "%s is writable by group or others (mode 0666)" % module)
+    assert not (tmp_path / "imported").exists()
+
+
+def test_a_runtime_directory_others_can_write_is_refused(deployed):
+    lib = package(deployed).parent
+    lib.chmod(0o777)
+    assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode 0777)" % lib)
+
+
+def test_a_stray_module_a_user_owns_in_the_runtime_cache_is_refused(deployed):
+    cache = package(deployed) / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    stray = cache / "proctree.cpython-311.pyc"     # imported on a timeout: the bytecode root would run
+    stray.write_bytes(b"")
+    os.chown(stray, NOBODY, NOBODY)
+    assert_refused_everywhere(deployed, "%s is owned by uid %d, not root" % (stray, NOBODY))

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -88,7 +90,7 @@ def test_missing_log_gives_empty_stats(tmp_path):
 @pytest.mark.parametrize("text,seconds", [("24h", 86400), ("7d", 7 * 86400), ("30m", 1800), ("90s", 90),
                                           ("2w", 14 * 86400)])
 def test_since_durations(text, seconds):
-    assert logstats.parse_since(text, 1000000.0) == 1000000.0 - seconds
+    assert logstats.parse_since(text, 2000000000.0) == 2000000000.0 - seconds
 
 
 def test_since_iso_times_and_bad_values():
@@ -225,3 +227,58 @@ def test_cli_metrics_writes_the_prom_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli_main(str(hooks), ["metrics", "--textfile-dir", str(tmp_path / "missing")])
     assert exit_.value.code == 1
+
+
+# --- label values from per-guest tree names, checked by promtool ----------------------------
+
+GUEST = 'we\tb\r"x\\y'                           # tab, CR, quote, backslash: a legal guest directory
+FILES = ("a\nb", "c\udcffd", 'e"\\f')             # newline, a byte that is not UTF-8, quote + backslash
+
+
+def promtool_check(path) -> subprocess.CompletedProcess:
+    return subprocess.run(["promtool", "check", "metrics"], stdin=path.open("rb"), capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="promtool (Debian package prometheus) is not installed")
+def test_a_textfile_from_hostile_tree_names_passes_promtool(sandbox, tmp_path):
+    sandbox.deploy([])
+    tree = sandbox.hooks / "qemu.d" / GUEST / "prepare" / "begin"
+    tree.mkdir(parents=True)
+    for name in FILES:
+        script = tree / name
+        script.write_text("#!/bin/sh\nexit 0\n")
+        script.chmod(0o755)
+    assert sandbox.fire("qemu", GUEST, "prepare", "begin", stdin=b"<domain/>").rc == 0
+    ran = sandbox.records()[-1]["scripts"]
+    assert len(ran) == 3 and all(s["status"] == "ok" for s in ran), ran
+    textfile = tmp_path / "tf"
+    textfile.mkdir()
+    logstats.write_textfile(str(sandbox.log), 3, str(textfile))
+    prom = textfile / "virthooks.prom"
+    checked = promtool_check(prom)
+    assert checked.returncode == 0, checked.stdout + checked.stderr + prom.read_text()
+    text = prom.read_bytes().decode("utf-8")  # read_text would turn the CR into a newline
+    assert 'script="qemu.d/we\tb\r\\"x\\\\y/prepare/begin/a\\nb",result="ok"} 1' in text
+    assert 'script="qemu.d/we\tb\r\\"x\\\\y/prepare/begin/c\ufffdd",result="ok"} 1' in text
+
+
+def test_a_saved_state_holding_bad_labels_is_repaired(tmp_path):
+    log, textfile = tmp_path / "v.jsonl", tmp_path / "tf"
+    textfile.mkdir()
+    log.write_bytes(b"")
+    # What an older version saved: the name as logged, undecodable bytes and all.
+    old = logstats.Counters()
+    for r in (rec(scripts=[("s\udcff1", "ok", 5.0)]), rec(scripts=[("s\udcfe1", "ok", 5.0)])):
+        old.calls[("qemu", "prepare", "ok")] = old.calls.get(("qemu", "prepare", "ok"), 0) + 1
+        name = r["scripts"][0]["name"]
+        old.runs[(name, "ok")] = 1
+        old.hist[name] = [1] + [0] * len(logstats.BUCKETS) + [0.005]
+    (tmp_path / "v.jsonl.metrics-state").write_text(old.to_json())
+    done, got = metrics(log, textfile)
+    assert done["note"] is None
+    assert got['virthooks_script_runs_total{script="s\ufffd1",result="ok"}'] == 2
+    assert got['virthooks_script_duration_seconds_count{script="s\ufffd1"}'] == 2
+    if shutil.which("promtool"):
+        checked = promtool_check(textfile / "virthooks.prom")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
