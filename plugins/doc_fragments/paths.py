@@ -32,6 +32,7 @@ options:
     type: str
     default: ""
   sandbox:
+    version_added: 0.2.0
     description:
       - Describe a sandbox host instead of probing the real one; a sandbox is a directory of this machine
         that stands for a hypervisor, with the libvirt given here (C(make demo) uses three).

@@ -70,6 +70,7 @@ options:
           - The script's bytes, base64-encoded (for binary executables).
         type: str
       secrets:
+        version_added: 0.2.0
         description:
           - Values the script needs that must stay secret, C(NAME) (letters, digits, C(_), at most 64) to string.
           - Each is written to C(generations/<id>/secrets/<name>/<NAME>) (mode 0600, owner root) and the

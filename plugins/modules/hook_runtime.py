@@ -107,6 +107,7 @@ options:
         description: The script's bytes, base64-encoded (binaries).
         type: str
       secrets:
+        version_added: 0.2.0
         description:
           - Values the script needs that must stay secret, C(NAME) (letters, digits, C(_), at most 64) to string.
           - Each is written to C(generations/<id>/secrets/<name>/<NAME>) (mode 0600, owner root) and the
@@ -192,6 +193,7 @@ options:
     choices: [fail, adopt]
     default: fail
   foreign_on_failure:
+    version_added: 0.2.0
     description:
       - When a failure of an adopted hook fails the hook call.
       - V(abortable) where libvirt aborts what it is doing for it (C(prepare), C(start), C(migrate),

@@ -296,7 +296,7 @@ def test_metrics_job_feeds_node_exporter_and_promtool_accepts_it(fired):
         assert got['virthooks_script_duration_seconds_bucket{le="+Inf",script="hang"}'] == 1
         assert got['virthooks_script_duration_seconds_bucket{le="0.5",script="hang"}'] == 0
         assert abs(got["virthooks_last_call_timestamp_seconds"] - time.time()) < 600
-        assert got['virthooks_runtime_info{version="0.1.0"}'] == 1
+        assert got['virthooks_runtime_info{version="0.2.0"}'] == 1
         assert got["node_textfile_scrape_error"] == 0
 
         # More calls, enough to rotate host-a's log several times: the counters only go up, by exactly that.

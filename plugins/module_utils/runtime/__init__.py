@@ -23,7 +23,7 @@ start.
 - ``cli``       ``virthooks``, the operator's command line on the host
 """
 
-VERSION = "0.1.0"  # the collection's version (galaxy.yml); a test ties them
+VERSION = "0.2.0"  # the collection's version (galaxy.yml); a test ties them
 
 
 def _entry_modules():  # pragma: no cover - never called

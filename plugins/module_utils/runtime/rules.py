@@ -11,7 +11,7 @@ config.json, format version 1::
 
     {
       "version": 1,
-      "generator": "virthooks.libvirt 0.1.0",          # informational
+      "generator": "virthooks.libvirt 0.2.0",          # informational
       "log": {"file": "/var/log/libvirt/virthooks.jsonl", "max_bytes": 1048576,
               "backups": 3, "syslog": "failures", "output_bytes": 2048},
       "tree": {"enabled": true, "timeout": 30, "on_failure": "fail", "order": 50},
