@@ -521,7 +521,9 @@ def _emit(value, indent: int, lines: list) -> None:
 
 
 def _emit_item(head: str, item, indent: int, lines: list) -> None:
-    if isinstance(item, (dict, list)) and item:
+    if isinstance(item, list) and item and all(not isinstance(v, (dict, list)) for v in item):
+        lines.append(head + " [" + ", ".join(_scalar(v) for v in item) + "]")    # JSON's flow form is YAML
+    elif isinstance(item, (dict, list)) and item:
         lines.append(head)
         _emit(item, indent + 2, lines)
     elif isinstance(item, (dict, list)):
@@ -553,6 +555,8 @@ def import_host(hooks_dir: str, sources=("tree", "mrjk", "saschpe"), mrjk_conf=N
             found.append("tree")
             scripts.extend(entries)
             notes.extend("tree: " + n for n in tree_notes)
+            if entries:
+                notes.append("tree: the helper has no timeout; these scripts get the default 30 s")
     if "mrjk" in sources:
         conf = mrjk_conf or hooks_dir + "/conf"
         if explicit or os.path.exists(conf + "/rules.conf") or os.path.isdir(conf + "/rules.d"):
@@ -583,7 +587,7 @@ def import_host(hooks_dir: str, sources=("tree", "mrjk", "saschpe"), mrjk_conf=N
         variables["libvirt_hooks_tree"] = {"enabled": False}
         notes.append("tree: libvirt_hooks_tree.enabled is false: the imported scripts replace the tree "
                      "(else each would run twice); remove the tree once deployed")
-    if "mrjk" in found or "saschpe" in found:
+    if found:
         notes.append("move the peer's hooks/<driver> entry points away (or set libvirt_hooks_foreign: adopt only "
                      "if you keep the peer running too), else the role refuses to replace them")
     return variables, notes, found

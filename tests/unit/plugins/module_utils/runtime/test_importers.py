@@ -279,3 +279,21 @@ def test_cli_import_nothing_found(tmp_path, capsys):
         cli.main(str(tmp_path), ["import"], io.StringIO())
     assert exc.value.code == 1
     assert "nothing to import in" in capsys.readouterr().err
+
+
+def test_imported_variables_pass_the_role_argument_specs(tmp_path):
+    """What the import prints is what the role takes: checked against roles/hooks/meta/argument_specs.yml."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    repo = Path(__file__).resolve().parents[5]
+    specs = yaml.safe_load((repo / "roles/hooks/meta/argument_specs.yml").read_text())["argument_specs"]["main"]
+    hooks = tmp_path / "hooks"
+    build_tree(hooks, tmp_path / "log", tmp_path / "elsewhere")
+    mrjk_controller(hooks)
+    (hooks / "conf" / "rules.conf").write_text(RULES.format(c=tmp_path))
+    (hooks / "hooks.json").write_text(HOOKS_JSON)
+    variables, _notes, found = importers.import_host(str(hooks))
+    assert found == ["tree", "mrjk", "saschpe"]
+    loaded = yaml.safe_load(importers.to_yaml(variables))
+    assert loaded == variables
+    result = ArgumentSpecValidator(specs["options"]).validate(loaded)
+    assert result.error_messages == []
