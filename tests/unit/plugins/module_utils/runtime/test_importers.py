@@ -297,3 +297,32 @@ def test_imported_variables_pass_the_role_argument_specs(tmp_path):
     assert loaded == variables
     result = ArgumentSpecValidator(specs["options"]).validate(loaded)
     assert result.error_messages == []
+
+
+def test_fleet_playbook_writes_one_file_per_host(tmp_path):
+    """playbooks/import.yml on two hosts (local connections, each with its own hooks directory): one YAML file
+    per host on the controller, the same variables as `virthooks import` on that host."""
+    import os
+    import sys
+    repo = Path(__file__).resolve().parents[5]
+    inventory = {"hypervisors": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                                          "ansible_become": False},
+                                 "hosts": {}}}
+    for host in ("host-a", "host-b"):
+        hooks = tmp_path / host / "hooks"
+        hooks.mkdir(parents=True)
+        inventory["hypervisors"]["hosts"][host] = {"libvirt_hooks_import_hooks_dir": str(hooks)}
+    recorder(tmp_path / "host-a" / "hooks" / "qemu.d" / "vm1" / "prepare" / "begin", "a", tmp_path / "log")
+    (tmp_path / "host-b" / "hooks" / "hooks.json").write_text(HOOKS_JSON)
+    (tmp_path / "hosts.yml").write_text(json.dumps(inventory))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(repo / "tests" / "output" / "collections"),
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"))
+    out = tmp_path / "imported"
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"),
+                           str(repo / "playbooks" / "import.yml"), "-e", "libvirt_hooks_import_dir=%s" % out],
+                          capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for host in ("host-a", "host-b"):
+        expected, _notes, _found = importers.import_host(str(tmp_path / host / "hooks"))
+        assert yaml.safe_load((out / ("%s.yml" % host)).read_text()) == expected
+    assert "port_forward" in (out / "host-b.yml").read_text() and "# - saschpe:" in (out / "host-b.yml").read_text()
