@@ -86,7 +86,7 @@ yaml:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, path_argument_spec, resolve_hooks_dir
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.importers import ImportError_, import_host, to_yaml
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.importers import ImportFailed, import_host, to_yaml
 
 
 def main():
@@ -106,7 +106,7 @@ def main():
         module.fail_json(msg="no libvirt hooks directory: %s" % exc)
     try:
         variables, notes, found = import_host(hooks_dir, tuple(params["sources"]))
-    except (ImportError_, OSError) as exc:
+    except (ImportFailed, OSError) as exc:
         module.fail_json(msg="virthooks import: %s" % exc)
     comments = ["virthooks import from %s (%s): paste into host_vars/group_vars"
                 % (hooks_dir, ", ".join(found) or "nothing found")]

@@ -32,7 +32,7 @@ TREE_DRIVERS = GUEST_DRIVERS + ("network",)
 PORT_RANGE_MAX = 1024       # ports one saschpe port_range may expand to
 
 
-class ImportError_(ValueError):
+class ImportFailed(ValueError):
     """A source that cannot be read at all; the message names it."""
 
 
@@ -255,7 +255,7 @@ def import_mrjk(conf_dir: str, drivers=MRJK_DRIVERS, on_failure: str = "ignore")
     import shlex
     lines, read, notes = read_mrjk(conf_dir)
     if not read:
-        raise ImportError_("%s/rules.conf: no such file (and no rules.d/*.conf)" % conf_dir)
+        raise ImportFailed("%s/rules.conf: no such file (and no rules.d/*.conf)" % conf_dir)
     groups = {}         # (priority text, command text) -> [(driver, op, object)]
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -396,9 +396,9 @@ def import_saschpe(path: str) -> tuple:
             text = f.read().decode("utf-8")
         config = json.loads(strip_json_comments(text))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ImportError_("%s: cannot read it (%s); the hook itself fails on it the same way" % (path, exc))
+        raise ImportFailed("%s: cannot read it (%s); the hook itself fails on it the same way" % (path, exc))
     if not isinstance(config, dict):
-        raise ImportError_("%s: not a JSON object of guests" % path)
+        raise ImportFailed("%s: not a JSON object of guests" % path)
     notes = ["hooks.json: the hook forwards at 'start' and removes at 'stopped' (both again at 'reconnect'); "
              "port_forward adds at 'started begin', removes at 'stopped end', adds again at 'reconnect begin'",
              "hooks.json: the hook also SNATs a guest's own connections to the public address back to it "
@@ -546,7 +546,7 @@ def to_yaml(data: dict, comments=()) -> str:
 
 def import_host(hooks_dir: str, sources=("tree", "mrjk", "saschpe"), mrjk_conf=None, saschpe_config=None,
                 explicit=False) -> tuple:
-    """(role variables, notes, sources found) for what this host has; ImportError_ for a source given
+    """(role variables, notes, sources found) for what this host has; ImportFailed for a source given
     explicitly that cannot be read."""
     scripts, library, notes, found = [], {}, [], []
     if "tree" in sources:
@@ -598,7 +598,7 @@ def cmd_import(args, out, err) -> int:
     try:
         variables, notes, found = import_host(args.hooks_dir, sources, args.mrjk_conf, args.saschpe_config,
                                               explicit=bool(args.source))
-    except (ImportError_, OSError) as exc:
+    except (ImportFailed, OSError) as exc:
         err.write("virthooks import: %s\n" % exc)
         return 1
     if not found:
