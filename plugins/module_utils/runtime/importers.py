@@ -194,7 +194,7 @@ def _read_words(cmd: str):
             continue
         out.append(cmd[i])
         i += 1
-    return "".join(out).split()
+    return [w for w in re.split(r"[ \t\n]+", "".join(out)) if w]    # IFS, not every Unicode space
 
 
 def mrjk_drivers(hooks_dir: str) -> tuple:
@@ -257,6 +257,7 @@ def import_mrjk(conf_dir: str, drivers=MRJK_DRIVERS, on_failure: str = "ignore")
     if not read:
         raise ImportFailed("%s/rules.conf: no such file (and no rules.d/*.conf)" % conf_dir)
     groups = {}         # (priority text, command text) -> [(driver, op, object)]
+    regex_rows = False
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -299,12 +300,19 @@ def import_mrjk(conf_dir: str, drivers=MRJK_DRIVERS, on_failure: str = "ignore")
             if any(c in word for c in "*?["):
                 notes.append("%s: the controller expands %r as a file name pattern at run time; imported as "
                              "the literal word" % (where, word))
-        if obj not in ("*",) and any(c in obj for c in ".^$+(){}|\\"):
-            notes.append("%s: the controller matches event names as regular expressions against %r; "
-                         "imported as that exact name" % (where, obj))
+        if "\r" in cmd:
+            notes.append("%s: a carriage return (a DOS line end) ends the command's last word, in the "
+                         "controller and as imported (a command without arguments is then not found)" % where)
+        if obj != "*":
+            regex_rows = True
         for driver in row_drivers:
             if op == "*" or op in EVENTS.get(driver, {}):
                 groups.setdefault((prio, cmd), []).append((driver, op, obj, number))
+
+    if regex_rows:
+        notes.append("the controller matches the event's guest name as a regular expression against each "
+                     "row's object field: a guest whose name has '.', '[', '*' or '+' may also run rows "
+                     "written for other names (web.1 runs those of web01); imported as exact names")
 
     def sort_key(key):
         prio, cmd = key

@@ -52,7 +52,7 @@ def replay(hooks: Path, log: Path, events, env=None) -> list:
             continue
         proc = subprocess.run([str(entry), obj, op, sub, "-"], input=b"", capture_output=True,
                               env=dict(LIBVIRT_ENV, **(env or {})), cwd="/", timeout=60, check=False)
-        out.append(((driver, obj, op, sub), proc.returncode, log.read_text().splitlines() if log.exists() else []))
+        out.append(((driver, obj, op, sub), proc.returncode, log.read_bytes().decode().split("\n")[:-1] if log.exists() else []))
     return out
 
 
@@ -127,6 +127,7 @@ qemu;release;vm2;20;{c}/b
 network;*;*;10;{c}/net
 qemu;stopped;*;5;{c}/fails
 qemu;stopped;*;6;{c}/after
+qemu;reconnect;vm2;7;{c}/a dos\r
 lxc;*;*;1;{c}/lxc
 qemu;bogus;*;1;{c}/x
 qemu;started;*;1
@@ -150,7 +151,7 @@ def test_mrjk_round_trip(sandbox, tmp_path):
     assert found == ["mrjk"]
     joined = "\n".join(notes)
     for skipped in ("'lxc' is no", "hook 'bhyve'", "'bogus' is no operation", "no command field",
-                    "rules.d/README: not *.conf"):
+                    "rules.d/README: not *.conf", "a carriage return", "as a regular expression"):
         assert skipped in joined or skipped.replace("'lxc' is no", "hooks/lxc is not") in joined, skipped
     assert {e["driver"] for e in variables["libvirt_hooks_scripts"]} == {"qemu", "network", "daemon"}
     deploy(sandbox, variables)
@@ -170,6 +171,7 @@ def test_mrjk_round_trip(sandbox, tmp_path):
     assert ran[("qemu", "vm2", "prepare", "begin")] == ["b vm2 prepare begin -", "b vm2 prepare begin -",
                                                         'z any "thing" vm2 prepare begin -']
     assert ran[("qemu", "vm3", "prepare", "begin")] == ["b vm3 prepare begin -", 'z any "thing" vm3 prepare begin -']
+    assert ran[("qemu", "vm2", "reconnect", "begin")][0] == "a dos\r vm2 reconnect begin -"
     assert ran[("qemu", "vm1", "stopped", "end")][:2] == ["fails vm1 stopped end -", "after vm1 stopped end -"]
 
 
