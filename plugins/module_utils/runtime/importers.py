@@ -23,7 +23,7 @@ import os
 import re
 
 from .events import EVENTS, GUEST_DRIVERS
-from .rules import NAME_CHARS, NAME_MAX
+from .rules import NAME_CHARS, NAME_MAX, is_backup_name
 
 # The drivers mrjk's controller is installed for (its APP_HOOKS; its repository links all five).
 MRJK_DRIVERS = ("daemon", "qemu", "lxc", "libxl", "network")
@@ -152,9 +152,12 @@ def import_tree(hooks_dir: str, order: int = 50) -> tuple:
                         if name is not None and not _printable_name(name):
                             notes.append("%s/%r: a file name that is not printable UTF-8; not imported" % (where, name))
                             continue
-                        if name and (name.startswith(".") or name.endswith("~")):
+                        if name and is_backup_name(name):
                             notes.append("%s: hidden or backup file: the helper runs it, so it is imported "
                                          "(delete the entry if it was a leftover)" % label)
+                        if os.path.islink(path):
+                            notes.append("%s: a symlink to %s: its content is imported (later changes to the "
+                                         "target no longer apply)" % (label, os.path.realpath(path)))
                         entry = {"name": _unique(_safe_name("tree", guest, op, sub, "%02d" % pos if name else "",
                                                             name or ""), taken),
                                  "driver": driver, "objects": [glob_literal(guest)], "operations": [op],
