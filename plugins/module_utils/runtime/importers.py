@@ -332,9 +332,10 @@ def import_mrjk(conf_dir: str, drivers=MRJK_DRIVERS, on_failure: str = "ignore")
         slug = os.path.basename(words[0])
         order = 50 if prio == "*" else int(prio)
         rows = groups[key]
+        shown = " ".join(words).replace("\n", " ")
+        quoted = " ".join(shlex.quote(w) for w in words)
         content = ("#!/bin/sh\n# imported by virthooks from mrjk/libvirt-hook-controller: priority %s, command %s\n"
-                   "exec %s \"$@\"\n" % (prio.strip(), " ".join(words).replace("\n", " "),
-                                        " ".join(shlex.quote(w) for w in words)))
+                   "exec %s \"$@\"\n" % (prio.strip(), shown, quoted))
         for driver in [d for d in MRJK_DRIVERS if any(r[0] == d for r in rows)]:
             parts = _rule_shapes([(op, obj) for d, op, obj, _n in rows if d == driver])
             for part, (ops, objs) in enumerate(parts, 1):
@@ -430,18 +431,18 @@ def import_saschpe(path: str) -> tuple:
                 notes.append("%s: a second address %s for the guest: port_forward takes one address per guest; "
                              "not imported" % (dwhere, dom["private_ip"]))
                 continue
-            for key, what in (("public_ip", "only to the host address %r (port_forward forwards to every local "
-                                            "address)"),
-                              ("source_ip", "only from %r (port_forward has no source allow list)"),
-                              ("interface", "accepting forwarded traffic out of interface %r (port_forward has no "
-                                            "interface match)")):
+            lost = (("public_ip", "only to the host address %r (port_forward forwards to every local address)"),
+                    ("source_ip", "only from %r (port_forward has no source allow list)"),
+                    ("interface", "accepting forwarded traffic out of interface %r (port_forward has no "
+                     "interface match)"))
+            for key, what in lost:
                 if key in dom:
                     notes.append("%s: %s: forwards %s; not converted" % (dwhere, key, what % (dom[key],)))
             if "public_ip" not in dom:
                 notes.append("%s: the hook forwards only to the address of the default route's interface; "
                              "port_forward forwards to every local address" % dwhere)
-            for key in sorted(set(dom) - {"private_ip", "public_ip", "source_ip", "interface", "port_map",
-                                           "port_range"}):
+            known_keys = {"private_ip", "public_ip", "source_ip", "interface", "port_map", "port_range"}
+            for key in sorted(set(dom) - known_keys):
                 notes.append("%s: unknown key %r (the hook's schema rejects it); not converted" % (dwhere, key))
             pairs = []
             port_map = dom.get("port_map") or {}

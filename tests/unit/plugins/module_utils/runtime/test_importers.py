@@ -57,9 +57,13 @@ def replay(hooks: Path, log: Path, events, env=None) -> list:
 
 
 def matrix(drivers_objects) -> list:
-    return [(driver, obj, op, sub) for driver, objects in drivers_objects for obj in objects
-            for op, spec in EVENTS[driver].items() for sub in sorted({spec[0], "begin", "end"} if driver == "qemu"
-                                                                       else {spec[0]})]
+    out = []
+    for driver, objects in drivers_objects:
+        for obj in objects:
+            for op, spec in EVENTS[driver].items():
+                subs = {spec[0], "begin", "end"} if driver == "qemu" else {spec[0]}
+                out.extend((driver, obj, op, sub) for sub in sorted(subs))
+    return out
 
 
 # --- the per-guest tree through the verbatim helper ----------------------------------------------------
