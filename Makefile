@@ -90,3 +90,28 @@ bench: venv link
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache tests/output
+
+# make docs: the collection's HTML reference (modules, roles, filters) built by antsibull-docs and Sphinx
+# (both from the test lock; theme: Sphinx's own alabaster) into build/docs/html/index.html. The guides are
+# README.md and docs/*.md. docs-html has no prerequisites: tests/quality runs it with its own venv and copy
+# of the collection. Links into Ansible's own documentation cannot resolve offline (suppress ref.ref);
+# any other Sphinx warning fails the build.
+DOCS_DIR ?= build/docs
+DOCS_BIN ?= $(CURDIR)/$(VENV)/bin
+DOCS_COLLECTIONS ?= $(CURDIR)/tests/output/collections
+DOCS_ENV = PATH=$(DOCS_BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(DOCS_COLLECTIONS)
+
+.PHONY: docs docs-html
+docs: venv link
+	@$(MAKE) --no-print-directory docs-html
+
+docs-html:
+	rm -rf $(DOCS_DIR) && mkdir -p $(DOCS_DIR) && chmod 700 $(DOCS_DIR)
+	$(DOCS_ENV) antsibull-docs sphinx-init --use-current \
+	  --dest-dir $(DOCS_DIR) virthooks.libvirt >/dev/null
+	$(DOCS_ENV) antsibull-docs --config-file $(DOCS_DIR)/antsibull-docs.cfg \
+	  collection --use-current --dest-dir $(DOCS_DIR)/rst virthooks.libvirt
+	$(DOCS_ENV) sphinx-build -C -q -b html -W --keep-going -D extensions=sphinx_antsibull_ext \
+	  -D project=virthooks.libvirt -D html_theme=alabaster -D pygments_style=ansible \
+	  -D highlight_language=YAML+Jinja -D suppress_warnings=ref.ref $(DOCS_DIR)/rst $(DOCS_DIR)/html
+	@echo "docs: $(DOCS_DIR)/html/index.html"

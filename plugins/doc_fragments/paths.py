@@ -31,4 +31,37 @@ options:
         that exists under O(root), or the module fails naming it.
     type: str
     default: ""
+  sandbox:
+    description:
+      - Describe a sandbox host instead of probing the real one; a sandbox is a directory of this machine
+        that stands for a hypervisor, with the libvirt given here (C(make demo) uses three).
+      - Nothing of the real host is run or read for it, no libvirt binary (C(libvirtd --help), C(virsh)),
+        process, service, SELinux or AppArmor state; its daemons never run, so nothing is reloaded.
+      - O(sysconfdir) defaults to C(<dir>/etc) and must lie under O(sandbox.dir); O(root) must be empty.
+        Paths outside libvirt's own (the CLI link of M(virthooks.libvirt.hook_runtime)) are taken under
+        O(sandbox.dir). The guests defined there are the C(<sysconfdir>/libvirt/qemu/<guest>.xml) files,
+        as libvirt keeps them.
+      - Omitted (the default), the host is the real one.
+    type: dict
+    suboptions:
+      dir:
+        description: The sandbox directory, absolute; a missing one is an empty sandbox (a deploy creates it).
+        type: path
+        required: true
+      version:
+        description: The libvirt version of the sandbox (it decides RV(virthooks.libvirt.hooks_info#module:libvirt.native_hooks_d)).
+        type: str
+        default: 10.0.0
+      daemons:
+        description: Its daemons, V(libvirtd) (monolithic) or modular ones (V(virtqemud), V(virtnetworkd), ...).
+        type: list
+        elements: str
+        default: [libvirtd]
+        choices: [libvirtd, virtqemud, virtlxcd, virtxend, virtbhyved, virtnetworkd, virtstoraged, virtnodedevd,
+                  virtnwfilterd, virtsecretd, virtinterfaced, virtproxyd, virtchd, virtvboxd, virtvzd]
+      init_system:
+        description: Its service manager.
+        type: str
+        default: unknown
+        choices: [systemd, sysvinit, openrc, bsdrc, unknown]
 """

@@ -49,7 +49,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The report (see the README, "Drift check", for every field).
+  description: The report (see docs/fleet-operations.md, "Drift check", for every field).
   type: dict
 """
 

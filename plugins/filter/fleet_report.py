@@ -48,7 +48,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The report (see the README, "Fleet report", for every field).
+  description: The report (see docs/fleet-operations.md, "Fleet report", for every field).
   type: dict
 """
 

@@ -14,7 +14,11 @@ description:
   - Takes C(libvirt_hooks_library) of the role C(virthooks.libvirt.hooks) (building block -> its parameters),
     validates every parameter, and returns script declarations like the entries of C(libvirt_hooks_scripts),
     named C(lib-<block>-<step>), each with its rule (driver, guests, events, XPath condition, timeout, failure
-    policy) and its content (a Python script generated from the block's code in the role's C(files/library)).
+    policy), its content (a Python script generated from the block's code in the role's C(files/library)) and
+    its C(secrets) (C(PARAMS), the block's parameters as JSON).
+  - The parameters are never part of the script text (which diffs show); they reach the script on the host
+    only as the root-only secret file C($VIRTHOOKS_SECRETS/PARAMS), since some of them are credentials
+    (the notify URL's user:password, its headers and query string).
   - Fails on the controller, before any host is touched, naming the block and the parameter at fault.
 positional: _input, files_dir, python
 options:
@@ -91,6 +95,10 @@ KEYS = {
     "notify": ("url", "guests", "driver", "operations", "suboperations", "timeout", "retries", "headers", "on_failure"),
 }
 NOTIFY_DRIVERS = ("daemon", "qemu", "lxc", "libxl", "bhyve", "network")
+# The secret (file) that carries a block's parameters to its scripts: see common.pyfrag's load_params.
+PARAMS_SECRET = "PARAMS"
+# RFC 9110 token: what a header name may be made of.
+HEADER_NAME_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 class _Errors(list):
@@ -139,10 +147,16 @@ def _port_forward(params, errors):
         if unknown:
             errors.add(where, "unknown key(s) %s (valid: ip, forwards)" % ", ".join(unknown))
         try:
-            ip = str(ipaddress.ip_address(str(cfg.get("ip"))))
+            address = ipaddress.ip_address(str(cfg.get("ip")))
         except ValueError:
             errors.add(where + ".ip", "must be the guest's IPv4 or IPv6 address, got %r" % (cfg.get("ip"),))
             continue
+        if getattr(address, "scope_id", None):
+            # nft cannot match an address with a zone: every start of the guest would be refused.
+            errors.add(where + ".ip", "must be an address without an IPv6 zone id (%%%s), got %r"
+                       % (address.scope_id, cfg.get("ip")))
+            continue
+        ip = str(address)
         forwards = cfg.get("forwards")
         if not isinstance(forwards, list) or not forwards:
             errors.add(where + ".forwards", "must be a non-empty list of {host_port, guest_port, proto}")
@@ -205,12 +219,49 @@ def _cpu_isolation(params, errors):
     return {"guests": guests, "mode": mode, "units": units, "cgroups": cgroups or []}, guests
 
 
+def _url_problem(url):
+    """Why the notify URL cannot be used, or ''. Never echoes the URL: it may hold credentials."""
+    if not isinstance(url, str) or any(ord(c) < 0x21 or ord(c) == 0x7f for c in url):
+        return "must be an http:// or https:// URL with a host (a string without spaces or control characters)"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # its message may quote the host part, credentials included: not shown
+        if "port" in str(exc).lower():
+            return "has a port that is not a number from 1 to 65535"
+        return "is not a valid URL (a malformed [IPv6] literal or invalid characters in the host part)"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if port == 0:
+        return "has a port that is not a number from 1 to 65535"
+    return ""
+
+
+def _headers(headers, errors):
+    """The headers, checked: names are HTTP tokens, values have no CR/LF or other control characters
+    (they would split the request, and libvirt would show the secret in the failure). Errors name the
+    header, never its value."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, dict):
+        errors.add("notify.headers", "must be a mapping of header name to string value")
+        return {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not name or not set(name) <= HEADER_NAME_CHARS:
+            errors.add("notify.headers", "header name %r is not a valid HTTP header name" % (name,))
+        elif not isinstance(value, str):
+            errors.add("notify.headers.%s" % name, "must be a string")
+        elif any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7f for c in value):
+            errors.add("notify.headers.%s" % name, "its value holds a CR, LF or other control character "
+                       "(a YAML | block adds a trailing newline: use >- or a quoted string)")
+    return headers
+
+
 def _notify(params, errors):
     url = params.get("url")
-    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        # Never echo the URL: it may hold credentials.
-        errors.add("notify.url", "must be an http:// or https:// URL with a host")
+    problem = _url_problem(url)
+    if problem:
+        errors.add("notify.url", problem)
     guests = _str_list(params.get("guests"), "notify.guests", errors, ["*"])
     driver = params.get("driver", "qemu")
     if driver not in NOTIFY_DRIVERS:
@@ -219,10 +270,7 @@ def _notify(params, errors):
     suboperations = _str_list(params.get("suboperations"), "notify.suboperations", errors, ["*"])
     timeout = _int(params.get("timeout"), "notify.timeout", errors, 5, 1, 120)
     retries = _int(params.get("retries"), "notify.retries", errors, 2, 0, 10)
-    headers = params.get("headers") or {}
-    if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
-        errors.add("notify.headers", "must be a mapping of header name to string value")
-        headers = {}
+    headers = _headers(params.get("headers"), errors)
     on_failure = params.get("on_failure", "ignore")
     if on_failure not in ("fail", "ignore"):
         errors.add("notify.on_failure", "must be fail or ignore, got %r" % (on_failure,))
@@ -243,8 +291,10 @@ CHECKS = {
 }
 
 
-def render(block: str, step: str, params: dict, files_dir: str, python: str, paths: dict | None = None) -> str:
-    """The script text of one step: header (interpreter, parameters), common.pyfrag, <block>.pyfrag, main().
+def render(block: str, step: str, files_dir: str, python: str, paths: dict | None = None) -> str:
+    """The script text of one step: header (interpreter, names), common.pyfrag, <block>.pyfrag, main().
+
+    The block's parameters are not in it (see params_secret): the text is what diffs show.
 
     The parts are fragments of one program (they use the header's names), kept as .pyfrag so that
     linters and ansible-test do not take them for modules; every generated script is compiled by the tests.
@@ -259,9 +309,14 @@ def render(block: str, step: str, params: dict, files_dir: str, python: str, pat
     header = ("#!%s -IS\n"
               "# virthooks library block %s, step %s: generated by the role virthooks.libvirt.hooks from its\n"
               "# files/library/{common,%s}.pyfrag. Change libvirt_hooks_library, not this file.\n"
-              "BLOCK = %r\nSTEP = %r\nPARAMS = %r\nPATHS = %r\n"
-              % (python, block, step, block, block, step, json.loads(json.dumps(params)), dict(paths or {})))
+              "BLOCK = %r\nSTEP = %r\nPATHS = %r\n"
+              % (python, block, step, block, block, step, dict(paths or {})))
     return header + "\n".join(parts) + "\n\nif __name__ == \"__main__\":\n    main()\n"
+
+
+def params_secret(params: dict) -> dict:
+    """The secrets of a block's script: its parameters as JSON, read at run time by load_params."""
+    return {PARAMS_SECRET: json.dumps(params, sort_keys=True)}
 
 
 def library_scripts(library, files_dir, python="/usr/bin/python3"):
@@ -305,7 +360,8 @@ def library_scripts(library, files_dir, python="/usr/bin/python3"):
             entry = {"name": "lib-%s-%s" % (block, step), "objects": objects}
             entry.update(rule)
             entry.update(extra_rule)
-            entry["content"] = render(block, step, clean, files_dir, python)
+            entry["content"] = render(block, step, files_dir, python)
+            entry["secrets"] = params_secret(clean)
             out.append(entry)
     if errors:
         raise AnsibleFilterError("invalid libvirt_hooks_library (no host was changed):\n  " + "\n  ".join(errors))

@@ -54,14 +54,21 @@ _value:
       elements: str
 """
 
+import os
+
 from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import script_file
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import RULE_DEFAULTS, normalize_rule, validate_name
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.syntax import syntax_problem, unchecked
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.trust import interpreter_of
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.xmlcond import rule_problems
+from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import secret_problems
 
 SOURCES = ("content", "src", "template")
 RULE_FIELDS = tuple(k for k in RULE_DEFAULTS)
-ALLOWED = ("name", "state") + SOURCES + RULE_FIELDS
+ALLOWED = ("name", "state", "secrets") + SOURCES + RULE_FIELDS
 
 
 def _entries(declared):
@@ -122,18 +129,35 @@ def script_plan(declared, contents=None):
                 continue
         rule = {k: entry[k] for k in RULE_FIELDS if k in entry}
         rule.update(name=name, script=script_file(name))
-        rule_errors = []
+        rule_errors = ["%s: %s" % (where, problem) for problem in secret_problems(entry.get("secrets"))]
         normalized = normalize_rule(rule, index, rule_errors, strict=True, where=where)
         errors.extend(rule_errors)
         if rule_errors:
             continue
-        scripts.append({"name": name, "state": "present", "content": text})
+        errors.extend("%s: %s" % (where, problem) for problem in rule_problems([normalized]))
+        errors.extend("%s: %s" % (where, problem) for problem in controller_syntax(name, text))
+        scripts.append(dict({"name": name, "state": "present", "content": text},
+                            **({"secrets": dict(entry["secrets"])} if entry.get("secrets") else {})))
         rules.append(rule)
         if normalized["enabled"] and normalized["driver"] not in drivers:
             drivers.append(normalized["driver"])
     if errors:
         raise AnsibleFilterError("invalid libvirt hook scripts (no host was changed):\n  " + "\n  ".join(errors))
     return {"scripts": scripts, "rules": rules, "drivers": sorted(drivers, key=DRIVERS.index)}
+
+
+def controller_syntax(name, text) -> list:
+    """The syntax gate on the controller, where the script's interpreter exists here (every host
+    checks again with its own before switching); a script that has no check is said so, once."""
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
+    skipped = unchecked(name, data)
+    if skipped is not None:
+        Display().warning(str(skipped))     # Ansible shows one warning once, however many hosts
+        return []
+    if not os.access(interpreter_of(data), os.X_OK):
+        return []
+    problem = syntax_problem(name, data)
+    return [problem] if problem else []
 
 
 class FilterModule(object):

@@ -562,12 +562,16 @@ def reported_sysconfdir(probes: dict, order: list) -> tuple:
     return None, None
 
 
-def detect(root: str = "", sysconfdir: str = "", search_path: tuple = DEFAULT_SEARCH_PATH) -> dict:
+def detect(root: str = "", sysconfdir: str = "", search_path: tuple = DEFAULT_SEARCH_PATH,
+           sandbox: dict | None = None) -> dict:
     """Describe libvirt on the host under ``root``; DetectionError for unusable parameters.
 
     ``search_path`` lists the directories (as the host sees them, inside ``root``) where
-    libvirt's binaries are looked for.
+    libvirt's binaries are looked for. With ``sandbox`` (dir, version, daemons, init_system) the
+    host is that sandbox, described from those values alone (see describe_sandbox).
     """
+    if sandbox:
+        return describe_sandbox(sandbox, root, sysconfdir)
     root = check_root(root)
     binaries = find_binaries(HOOK_DAEMONS + CLIENTS + ("getenforce",), root, tuple(search_path))
     found = [name for name in HOOK_DAEMONS if name in binaries]
@@ -615,13 +619,84 @@ METRICS_JOB_FILES = ("/etc/cron.d/virthooks-metrics", "/etc/systemd/system/virth
                      "/etc/systemd/system/virthooks-metrics.timer")
 
 
-def resolve_hooks_dir(explicit: str, root: str = "", sysconfdir: str = "") -> str:
-    """The hooks directory to manage: the explicit one, else the detected one (DetectionError)."""
-    if explicit:
-        return explicit.rstrip("/") or "/"
-    return detect(root, sysconfdir)["hooks_dir"]
+def resolve_hooks_dir(explicit: str, root: str = "", sysconfdir: str = "", sandbox: dict | None = None) -> str:
+    """The hooks directory to manage: the explicit one, else the detected one (DetectionError).
+    With a sandbox, an explicit one must lie inside it."""
+    if not explicit:
+        return detect(root, sysconfdir, sandbox=sandbox)["hooks_dir"]
+    hooks_dir = explicit.rstrip("/") or "/"
+    directory = sandbox_dir(sandbox)
+    if directory and not os.path.normpath(hooks_dir).startswith(directory + "/"):
+        raise DetectionError("hooks_dir %s is outside sandbox.dir %s: a sandbox keeps its hooks inside it"
+                             % (hooks_dir, directory))
+    return hooks_dir
+
+
+# ---------------------------------------------------------------- a sandbox host
+
+SANDBOX_INIT_SYSTEMS = ("systemd", "sysvinit", "openrc", "bsdrc", "unknown")
+SANDBOX_DEFAULTS = {"version": "10.0.0", "daemons": [MONOLITHIC_DAEMON], "init_system": "unknown"}
+
+
+def sandbox_dir(sandbox: dict | None) -> str:
+    """The sandbox's directory (normalised), or "" when there is no sandbox."""
+    return os.path.normpath(sandbox["dir"]).rstrip("/") if sandbox and sandbox.get("dir") else ""
+
+
+def describe_sandbox(sandbox: dict, root: str, sysconfdir: str) -> dict:
+    """What detect() returns for a sandbox host, from its own description: no binary is run, and no
+    process, service, SELinux or AppArmor state of the real host is read. Its daemons never run.
+    A sandbox that does not exist yet is an empty one (a deploy creates its directories)."""
+    if root:
+        raise DetectionError("root and sandbox exclude each other: a sandbox is a directory of this machine")
+    settings = dict(SANDBOX_DEFAULTS, **{k: v for k, v in sandbox.items() if v is not None})
+    directory = sandbox_dir(sandbox)
+    if not directory.startswith("/") or (os.path.lexists(directory) and not os.path.isdir(directory)):
+        raise DetectionError("sandbox.dir %r must be an absolute path to a directory (created by a deploy when"
+                             " missing)" % sandbox.get("dir"))
+    version = str(settings["version"])
+    if parse_version(version) != version:
+        raise DetectionError("sandbox.version %r is not a libvirt version like 10.0.0" % version)
+    found = list(dict.fromkeys(settings["daemons"]))
+    unknown = [name for name in found if name not in HOOK_DAEMONS]
+    if unknown or not found:
+        raise DetectionError("sandbox.daemons %s: each must be one of %s" % (unknown or "[]", ", ".join(HOOK_DAEMONS)))
+    if settings["init_system"] not in SANDBOX_INIT_SYSTEMS:
+        raise DetectionError("sandbox.init_system %r must be one of %s"
+                             % (settings["init_system"], ", ".join(SANDBOX_INIT_SYSTEMS)))
+    value, source = (os.path.normpath(sysconfdir), "parameter") if sysconfdir else (directory + "/etc", "sandbox")
+    if value != directory and not value.startswith(directory + "/"):
+        raise DetectionError("sysconfdir %r is outside sandbox.dir %s: a sandbox keeps its hooks inside it"
+                             % (sysconfdir, directory))
+    mode = choose_mode(found, set(), set())
+    daemons = {name: {"path": None, "service": name, "service_file": None, "enabled": False, "running": False,
+                      "pid": None, "pidfile": None, "can_reload": False, "drivers": hook_drivers_of(name, mode)}
+               for name in active_daemons(found, mode)}
+    hooks_dir = sysconf_hooks_dir(value)
+    files = inventory_hooks(hooks_dir)
+    native = version_tuple(version) >= NATIVE_HOOKS_D_SINCE
+    return {
+        "installed": True, "version": version, "version_from": "sandbox", "native_hooks_d": native,
+        "binaries": {}, "mode": mode, "root": "", "os_family": detect_os_family(directory),
+        "sysconfdir": value, "sysconfdir_source": source,
+        "hooks_dir": hooks_dir, "hooks_dir_exists": os.path.isdir(hooks_dir),
+        "init_system": settings["init_system"], "reload_possible": False, "daemons": daemons,
+        "drivers": {d: driver_summary(d, files, hooks_dir, daemons) for d in DRIVERS},
+        "selinux": {"enabled": False, "mode": "disabled", "virt_hooks_unconfined": None},
+        "apparmor": {"enabled": False, "libvirtd_profile_loaded": None, "profiles": {}},
+        "files": files,
+        "metrics_job_files": [p for p in METRICS_JOB_FILES if os.path.lexists(under(directory, p))],
+        "warnings": hook_warnings(files, native),
+    }
 
 
 def path_argument_spec() -> dict:
     """The argument spec of the options documented by the virthooks.libvirt.paths doc fragment."""
-    return dict(root=dict(type="str", default=""), sysconfdir=dict(type="str", default=""))
+    return dict(root=dict(type="str", default=""), sysconfdir=dict(type="str", default=""),
+                sandbox=dict(type="dict", options=dict(
+                    dir=dict(type="path", required=True),
+                    version=dict(type="str", default=SANDBOX_DEFAULTS["version"]),
+                    daemons=dict(type="list", elements="str", default=SANDBOX_DEFAULTS["daemons"],
+                                 choices=list(HOOK_DAEMONS)),
+                    init_system=dict(type="str", default=SANDBOX_DEFAULTS["init_system"],
+                                     choices=list(SANDBOX_INIT_SYSTEMS)))))

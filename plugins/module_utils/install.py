@@ -11,7 +11,8 @@ Layout under the hooks directory::
     <driver>                                   entry points (POSIX sh)
     virthooks/lib/<digest>/virthooks_runtime/  the runtime package, content-addressed
     virthooks/lib/current -> <digest>          swapped atomically
-    virthooks/generations/<id>/                one deploy: config.json, scripts/<name>, meta.json
+    virthooks/generations/<id>/                one deploy: config.json, scripts/<name>, meta.json,
+                                               secrets/<name>/<NAME> (0600: never in a diff or result)
     virthooks/current -> generations/<id>      swapped atomically: what hook calls use
     virthooks/config.json -> current/config.json   for readers of the old path
     <driver>.virthooks-adopted                 a foreign hook taken over, kept in place (run as a rule)
@@ -38,15 +39,16 @@ from . import runtime
 from .runtime.entrypoint import file_is_ours, render_cli, render_entry_point
 from .runtime.events import DRIVERS
 from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_text, ensure_dir, file_state, fsync_dir,
-                              host_path, read_bytes)
+                              host_path, read_bytes, under)
+from .runtime.trust import TrustCheck, interpreter_of
 from .runtime.generations import (DeployLock, all_ids, content_digest, current_id, generation_path, new_id, prune,
                                   read_meta, read_state, remove_leftovers, retire_old_layout, switch,
                                   write_generation)
 from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_FILE, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
-                             META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, adopted_hook, kept_adopted_hook,
-                             old_adopted_hook)
+                             META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, SECRETS_DIR, adopted_hook,
+                             kept_adopted_hook, old_adopted_hook)
 from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config, validate_name
-from .runtime.trust import TrustCheck
+from .runtime.syntax import script_digests, syntax_problem, unchecked
 from .runtime.xmlcond import rule_problems
 from .scripts import script_problems, script_warnings
 
@@ -60,14 +62,42 @@ ADOPTED_ON_FAILURE = ("abortable", "fail")
 REMOVING_SUFFIX = ".virthooks-removing"
 DEFAULT_KEEP = 3
 DEFAULT_MAX_SIZE = 1 << 20
-# A generation's scripts: root (libvirtd) runs them and nobody else needs to read them; some hold
-# credentials (the notify block's webhook URL), so they are not world-readable.
+# A generation's scripts: root (libvirtd) runs them and nobody else needs to read them, so they are
+# not world-readable (credentials are not in them but in secrets/, whatever a user's script holds).
 SCRIPT_MODE = 0o700
+# A script's secrets (the library blocks' parameters, the users' secrets): root alone reads them.
+SECRET_MODE = 0o600
+REDACTED = "<redacted>"
 
 
 def looks_like_tree_helper(data) -> bool:
     """Whether a hook is the widely shared dispatcher of hooks/<driver>.d/<guest>/<op>/<sub-op>/."""
     return bool(data) and b".d/$" in data and (b"HOOKPATH" in data or b"GUEST_NAME" in data)
+
+
+def read_secrets(directory: str) -> dict:
+    """{script name: {NAME: bytes}} of a generation's secrets/ (empty scripts and names starting with '.' left out)."""
+    secrets = {}
+    base = "%s/%s" % (directory, SECRETS_DIR)
+    for script in sorted(os.listdir(base)) if os.path.isdir(base) else ():
+        folder = "%s/%s" % (base, script)
+        if script.startswith(".") or os.path.islink(folder) or not os.path.isdir(folder):
+            continue
+        values = {}
+        for name in sorted(os.listdir(folder)):
+            path = "%s/%s" % (folder, name)
+            if not name.startswith(".") and not os.path.islink(path) and os.path.isfile(path):
+                with open(path, "rb") as f:
+                    values[name] = f.read()
+        if values:
+            secrets[script] = values
+    return secrets
+
+
+def secret_paths(secrets: dict) -> dict:
+    """{relative path in the generation: bytes} of {script: {NAME: bytes}}."""
+    return {"%s/%s/%s" % (SECRETS_DIR, script, name): value
+            for script, values in secrets.items() for name, value in values.items()}
 
 
 class InstallError(Exception):
@@ -220,10 +250,13 @@ class RuntimeInstaller(object):
         adopted = self._plan_foreign_hooks(changes, drivers, foreign, rules, adopted_on_failure)
         config_bytes, normalized = self._config(rules, log, tree, kill_grace)
         self._plan_library(changes)
-        wanted_scripts, report, warnings = self._plan_scripts(scripts, purge, max_size)
+        wanted_scripts, report, warnings, secrets = self._plan_scripts(scripts, purge, max_size)
         warnings = self._adoption_warnings(drivers, foreign) + warnings
         previous = current_id(self.own)
-        generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer)
+        generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer,
+                                           secrets)
+        if generation != previous:
+            warnings = warnings + syntax_gate(wanted_scripts, self.root)
         added = self._plan_entry_points(changes, drivers, normalized)
         if generation != previous:
             changes.append(Change("switch", "%s/%s" % (self.own, CURRENT), target=generation,
@@ -251,11 +284,13 @@ class RuntimeInstaller(object):
             raise InstallError("the current %s/%s cannot be read (nothing was changed): %s"
                                % (current, CONFIG_FILE, exc))
         changes = []
-        wanted_scripts, report, warnings = self._plan_scripts(scripts, purge, max_size)
+        wanted_scripts, report, warnings, secrets = self._plan_scripts(scripts, purge, max_size)
         previous = current_id(self.own)
         drivers = meta.get("drivers", self.installed_entry_points())
-        generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer)
+        generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer,
+                                           secrets)
         if generation != previous:
+            warnings = warnings + syntax_gate(wanted_scripts, self.root)
             changes.append(Change("switch", "%s/%s" % (self.own, CURRENT), target=generation,
                                   note="generation %s" % generation))
             self._plan_old_layout(changes)
@@ -357,11 +392,13 @@ class RuntimeInstaller(object):
             changes.append(Change("symlink", current, target=self.digest, note="runtime %s" % self.digest))
 
     def _plan_scripts(self, scripts, purge, max_size) -> tuple:
-        """({name: bytes} the new generation holds, ScriptReport, warnings); InstallError names bad scripts."""
+        """({name: bytes} the new generation holds, ScriptReport, warnings, {name: {NAME: bytes}} their
+        secrets); InstallError names bad scripts."""
         current = self.current_dir()
         _config, have = read_state(current)
+        have_secrets = read_secrets(current)
         if scripts is None:
-            return have, ScriptReport([], [], [], sorted(have)), []
+            return have, ScriptReport([], [], [], sorted(have)), [], {n: v for n, v in have_secrets.items() if n in have}
         problems, warnings, seen = [], [], set()
         for script in scripts:
             name = script.get("name")
@@ -376,36 +413,53 @@ class RuntimeInstaller(object):
         if problems:
             raise InstallError("; ".join(problems) + " (nothing was changed)")
         wanted = {} if purge else dict(have)
+        secrets = {} if purge else {n: v for n, v in have_secrets.items() if n in have}
         for script in scripts:
+            secrets.pop(script["name"], None)
             if script.get("state", "present") == "present":
                 wanted[script["name"]] = script["data"]
+                if script.get("secrets"):
+                    secrets[script["name"]] = dict(script["secrets"])
             else:
                 wanted.pop(script["name"], None)
         intact = {n for n in wanted if n in have and have[n] == wanted[n]
-                  and self._file_ok("%s/%s/%s" % (current, SCRIPTS_DIR, n), SCRIPT_MODE)}
+                  and self._file_ok("%s/%s/%s" % (current, SCRIPTS_DIR, n), SCRIPT_MODE)
+                  and self._secrets_intact(current, n, have_secrets.get(n, {}), secrets.get(n, {}))}
         report = ScriptReport(added=sorted(n for n in wanted if n not in have),
                               updated=sorted(n for n in wanted if n in have and n not in intact),
                               removed=sorted(n for n in have if n not in wanted),
                               unchanged=sorted(intact))
-        return wanted, report, warnings
+        return wanted, report, warnings, secrets
 
-    def _plan_generation(self, changes, config_bytes, normalized, scripts, drivers, deployer) -> str:
+    def _secrets_intact(self, directory, script, have, want) -> bool:
+        """Whether a script's secret files in a generation are these values, each 0600 root."""
+        return have == want and all(self._file_ok("%s/%s/%s/%s" % (directory, SECRETS_DIR, script, name), SECRET_MODE)
+                                    for name in want)
+
+    def _plan_generation(self, changes, config_bytes, normalized, scripts, drivers, deployer, secrets=None) -> str:
         """The generation the deploy makes current: the current one if it already holds this
         state (files, modes and owner as they should be), else a new one."""
         extra = json.dumps({"drivers": drivers, "python": self.python}, sort_keys=True)
-        digest = content_digest(config_bytes, scripts, extra)
+        secret_files = secret_paths(secrets or {})
+        # Secrets count in the digest under their paths, which no script name can take (names have no '/').
+        digest = content_digest(config_bytes, dict(scripts, **secret_files), extra)
         previous = current_id(self.own)
-        if previous and digest == read_meta(self.own, previous).get("digest") and self._intact(previous, scripts):
+        if previous and digest == read_meta(self.own, previous).get("digest") and self._intact(previous, scripts) \
+                and read_secrets(generation_path(self.own, previous)) == (secrets or {}) \
+                and all(self._file_ok("%s/%s" % (generation_path(self.own, previous), rel), SECRET_MODE)
+                        for rel in secret_files):
             return previous
         gen_id = new_id(self.own, digest)
         meta = {"id": gen_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "deployer": deployer,
                 "digest": digest, "rules": len(normalized["rules"]), "scripts": len(scripts), "drivers": drivers,
                 "python": self.python, "tree": normalized["tree"]["enabled"], "runtime": self.digest,
-                "previous": previous, "version": VERSION}
+                "previous": previous, "version": VERSION, "script_digests": script_digests(scripts)}
         files = {CONFIG_FILE: (config_bytes, 0o644),
                  META_FILE: ((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode(), 0o644)}
         for name, data in scripts.items():
             files["%s/%s" % (SCRIPTS_DIR, name)] = (data, SCRIPT_MODE)
+        for rel, data in secret_files.items():
+            files[rel] = (data, SECRET_MODE)
         changes.append(Change("generation", generation_path(self.own, gen_id), files=files, data=config_bytes,
                               note="%d rule(s), %d script(s)" % (len(normalized["rules"]), len(scripts))))
         return gen_id
@@ -640,6 +694,28 @@ def _copy_exactly(source: str, target: str) -> None:
     os.rename(temp, target)
 
 
+def syntax_gate(scripts: dict, root: str = "") -> list:
+    """Every script of a new generation through its interpreter's syntax check, before the switch.
+
+    Returns one warning per script that has no check; InstallError names each script and line at fault."""
+    problems, warnings = [], []
+    for name in sorted(scripts):
+        data = scripts[name]
+        skipped = unchecked(name, data)
+        if skipped is not None:
+            warnings.append(str(skipped))
+            continue
+        program = interpreter_of(data)
+        # Building an image: its interpreter where this machine has none of its own.
+        interpreter = under(root, program) if root and not os.access(program, os.X_OK) else ""
+        problem = syntax_problem(name, data, interpreter)
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise InstallError("; ".join(problems) + " (nothing was changed: the host stays on its current generation)")
+    return warnings
+
+
 class _NoLock(object):
     def __enter__(self):
         return self
@@ -682,14 +758,81 @@ def diff_of(plan: Plan, hooks_dir: str) -> list:
 
 
 def _generation_diff(own: str, plan: Plan, change: Change) -> list:
+    """The change of a generation as people read it: one summary line per rule or script, then the
+    text of each changed rule, of the other settings, and of each changed script (config.json's
+    index, checksums and offsets are bookkeeping, left out)."""
     current = generation_path(own, plan.previous) if plan.previous else own
     _config, before = read_state(current)
     config_path = "%s/%s" % (own, CONFIG_FILE)
-    diffs = [{"before_header": config_path, "after_header": "%s (generation %s)" % (config_path, plan.generation),
-              "before": diff_text(plan.config_before), "after": diff_text(plan.config_after)}]
+    rules_before, settings_before = _config_parts(plan.config_before)
+    rules_after, settings_after = _config_parts(plan.config_after)
+    summary = _differences("rule", rules_before, rules_after)
+    summary += ["script %s: %s" % (name, kind) for kind, names in
+                (("added", plan.scripts.added), ("changed", plan.scripts.updated), ("removed", plan.scripts.removed))
+                for name in names]
+    lines = "\n".join(summary) or "no rule or script differs"
+    diffs = [{"prepared": "generation %s (before: %s)\n%s\n" % (plan.generation, plan.previous or "none", lines)}]
+    for name in sorted(set(rules_before) | set(rules_after)):
+        if rules_before.get(name) != rules_after.get(name):
+            header = "%s: rule %s" % (config_path, name)
+            diffs.append({"before_header": header, "after_header": header,
+                          "before": _json_text(rules_before.get(name)), "after": _json_text(rules_after.get(name))})
+    if settings_before != settings_after:
+        header = "%s: settings" % config_path
+        diffs.append({"before_header": header, "after_header": header,
+                      "before": _json_text(settings_before), "after": _json_text(settings_after)})
+    before_secrets = read_secrets(current)
     for name in sorted(set(plan.scripts.added + plan.scripts.updated + plan.scripts.removed)):
         after = change.files.get("%s/%s" % (SCRIPTS_DIR, name), (None, 0))[0]
         path = "%s/%s/%s" % (own, SCRIPTS_DIR, name)
         diffs.append({"before_header": path, "after_header": path + ("" if after is not None else " (absent)"),
                       "before": diff_text(before.get(name)), "after": diff_text(after)})
+        secrets_diff = _secrets_diff(own, name, before_secrets.get(name, {}), change.files)
+        if secrets_diff:
+            diffs.append(secrets_diff)
     return diffs
+
+
+def _secrets_diff(own: str, script: str, before: dict, files: dict):
+    """A diff entry for a script's secrets: their names, each value shown as <redacted> (marked
+    'changed' when it is), never a value or a digest of one; None when nothing differs."""
+    prefix = "%s/%s/" % (SECRETS_DIR, script)
+    after = {rel[len(prefix):]: data for rel, (data, _mode) in files.items() if rel.startswith(prefix)}
+    if not before and not after:
+        return None
+    path = "%s/%s/%s" % (own, SECRETS_DIR, script)
+    old = "".join("%s=%s\n" % (name, REDACTED) for name in sorted(before))
+    new = "".join("%s=%s%s\n" % (name, REDACTED, " (changed)" if name in before and before[name] != after[name] else "")
+                  for name in sorted(after))
+    if old == new:
+        return None
+    return {"before_header": path, "after_header": path, "before": old, "after": new}
+
+
+def _config_parts(config: Optional[bytes]) -> tuple:
+    """({rule name: rule}, the other settings) of a config.json, without its index and generator."""
+    try:
+        document = json.loads(config.decode("utf-8")) if config else {}
+    except ValueError:
+        return {}, {"unreadable config.json": diff_text(config)}
+    document = document if isinstance(document, dict) else {}
+    rules = {r.get("name"): r for r in document.get("rules", []) if isinstance(r, dict)}
+    settings = {k: v for k, v in document.items() if k not in ("rules", "index", "generator")}
+    return rules, settings
+
+
+def _json_text(value) -> str:
+    return "" if value is None else json.dumps(value, indent=2, sort_keys=True) + "\n"
+
+
+def _differences(kind: str, before: dict, after: dict) -> list:
+    """'<kind> <name>: added|changed|removed', one line per name whose value differs, in name order."""
+    lines = []
+    for name in sorted(set(before) | set(after)):
+        if name not in after:
+            lines.append("%s %s: removed" % (kind, name))
+        elif name not in before:
+            lines.append("%s %s: added" % (kind, name))
+        elif before[name] != after[name]:
+            lines.append("%s %s: changed" % (kind, name))
+    return lines

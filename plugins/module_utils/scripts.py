@@ -12,12 +12,34 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 
 from .runtime.fileops import under
 from .runtime.rules import validate_name
 from .runtime.trust import format_problem, interpreter_of
 
 DEFAULT_MAX_SIZE = 1 << 20
+# A script's secrets: <generation>/secrets/<script>/<NAME>, one root-only file per value, handed to the
+# script as $VIRTHOOKS_SECRETS (as systemd hands credentials in $CREDENTIALS_DIRECTORY).
+SECRET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+SECRET_MAX_SIZE = 1 << 16
+
+
+def secret_problems(secrets) -> list:
+    """Why a script's secrets ({NAME: value}) cannot be installed; names NAME, never a value."""
+    if secrets is None:
+        return []
+    if not isinstance(secrets, dict):
+        return ["'secrets' must be a mapping of NAME to a string value"]
+    problems = []
+    for name, value in secrets.items():
+        if not isinstance(name, str) or not SECRET_NAME.match(name):
+            problems.append("secret name %r must be 1-64 letters, digits or _ and not start with a digit" % (name,))
+        elif not isinstance(value, str):
+            problems.append("secret %s must be a string (quote numbers)" % name)
+        elif len(value.encode("utf-8")) > SECRET_MAX_SIZE or "\0" in value:
+            problems.append("secret %s must be a string of at most %d bytes without NUL" % (name, SECRET_MAX_SIZE))
+    return problems
 
 
 def script_problems(name, data, max_size: int = DEFAULT_MAX_SIZE, root: str = "") -> list:
@@ -54,6 +76,7 @@ SCRIPT_OPTIONS = dict(
     name=dict(type="str", required=True),
     content=dict(type="str"),
     content_base64=dict(type="str"),
+    secrets=dict(type="dict", no_log=True),
     state=dict(type="str", choices=["present", "absent"], default="present"),
 )
 
@@ -74,6 +97,16 @@ def script_bytes(script: dict) -> bytes:
         raise ValueError("script %r: content_base64 is not valid base64: %s" % (script["name"], exc))
 
 
+def secret_files(script: dict) -> dict:
+    """{NAME: bytes} of a declared script's secrets; ValueError names the script and the secret."""
+    problems = secret_problems(script.get("secrets"))
+    if problems:
+        raise ValueError("script %r: %s" % (script["name"], "; ".join(problems)))
+    return {name: value.encode("utf-8") for name, value in (script.get("secrets") or {}).items()}
+
+
 def declared_scripts(scripts: list) -> list:
-    """[{'name', 'state', 'data'}] for the installer, from a module's O(scripts); ValueError names a bad one."""
-    return [{"name": s["name"], "state": s["state"], "data": script_bytes(s)} for s in scripts]
+    """[{'name', 'state', 'data', 'secrets'}] for the installer, from a module's O(scripts); ValueError
+    names a bad one."""
+    return [{"name": s["name"], "state": s["state"], "data": script_bytes(s), "secrets": secret_files(s)}
+            for s in scripts]

@@ -69,6 +69,13 @@ options:
         description:
           - The script's bytes, base64-encoded (for binary executables).
         type: str
+      secrets:
+        description:
+          - Values the script needs that must stay secret, C(NAME) (letters, digits, C(_), at most 64) to string.
+          - Each is written to C(generations/<id>/secrets/<name>/<NAME>) (mode 0600, owner root) and the
+            dispatcher hands the script that directory as C($VIRTHOOKS_SECRETS); never in the script text,
+            the diff (which shows C(NAME=<redacted>)) or the module's result.
+        type: dict
       state:
         description:
           - Whether the script should exist.
@@ -174,7 +181,8 @@ def main():
         supports_check_mode=True,
     )
     try:
-        hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"])
+        hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"],
+                                      module.params["sandbox"])
         scripts = declared_scripts(module.params["scripts"])
     except (DetectionError, ValueError) as exc:
         module.fail_json(msg=str(exc))

@@ -40,6 +40,11 @@ description:
     files beside its own path keeps finding them; with O(foreign_hooks=fail) the module fails and
     names it. With O(state=absent) adopted hooks are put back exactly as they were.
   - Where SELinux is enabled, written files get their default context (as C(restorecon) would).
+  - Before a new generation is made current, every script in it goes through its interpreter's syntax
+    check on this host (C(sh -n) with this host's C(/bin/sh), C(bash -n), C(compile()) by its Python,
+    C(perl -c) for perl scripts only, each with a timeout); one that fails leaves the host on its current
+    generation and the error names the script and the line. Other interpreters are not checked (a warning
+    says so).
 author:
   - virthooks maintainers (@virthooks)
 extends_documentation_fragment:
@@ -50,8 +55,9 @@ attributes:
     support: full
   diff_mode:
     support: full
-    details: The diff shows C(config.json), the entry points and the CLI launcher in full, and
-      summarises the runtime library files.
+    details: The diff shows one line per rule or script that changes, the text of each changed rule and
+      script, the entry points and the CLI launcher in full, and summarises the runtime library files;
+      scripts' secrets only by name, each value as C(<redacted>).
   platform:
     platforms: posix
 options:
@@ -100,6 +106,13 @@ options:
       content_base64:
         description: The script's bytes, base64-encoded (binaries).
         type: str
+      secrets:
+        description:
+          - Values the script needs that must stay secret, C(NAME) (letters, digits, C(_), at most 64) to string.
+          - Each is written to C(generations/<id>/secrets/<name>/<NAME>) (mode 0600, owner root) and the
+            dispatcher hands the script that directory as C($VIRTHOOKS_SECRETS); never in the script text,
+            the diff (which shows C(NAME=<redacted>)) or the module's result.
+        type: dict
       state:
         description: V(absent) leaves the script out of the new generation.
         type: str
@@ -138,7 +151,7 @@ options:
     description:
       - The rules of C(config.json), each naming a script of the generation (C(scripts/<name>),
         from O(scripts)) or an absolute path.
-      - Keys and defaults are those of the config format (README section "Runtime configuration"),
+      - Keys and defaults are those of the config format (docs/runtime.md, "Runtime configuration"),
         namely C(name), C(script), C(driver), C(objects),
         C(operations), C(suboperations), C(extras), C(daemons), C(xpath), C(namespaces),
         C(timeout), C(on_failure), C(order), C(enabled).
@@ -198,7 +211,7 @@ options:
   cli_link:
     description:
       - Where to link the operator CLI C(virthooks), for example V(/usr/local/bin/virthooks), as
-        the host sees it; it is created under O(root). V("") links nothing.
+        the host sees it; it is created under O(root), or under O(sandbox.dir) for a sandbox. V("") links nothing.
     type: path
     default: ""
 notes:
@@ -329,7 +342,12 @@ changes:
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, path_argument_spec, resolve_hooks_dir
+from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import (
+    DetectionError,
+    path_argument_spec,
+    resolve_hooks_dir,
+    sandbox_dir,
+)
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.fileops import host_path, under
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rollback import RollbackError, apply_rollback, plan_rollback
@@ -378,14 +396,17 @@ def main():
         supports_check_mode=True,
     )
     try:
-        hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"])
+        hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"],
+                                      module.params["sandbox"])
     except DetectionError as exc:
         module.fail_json(msg=str(exc))
     root = module.params["root"]
     if module.params["state"] == "rollback":
         rollback(module, hooks_dir, host_path(root, hooks_dir))
     python = module.params["python"] or ("/usr/bin/python3" if root.rstrip("/") else sys.executable)
-    cli_link = under(root, module.params["cli_link"]) if module.params["cli_link"] else ""
+    # A sandbox's CLI link goes inside it, as an image's goes under root.
+    link_root = root or sandbox_dir(module.params["sandbox"])
+    cli_link = under(link_root, module.params["cli_link"]) if module.params["cli_link"] else ""
     scripts = None
     if module.params["scripts"] is not None:
         try:

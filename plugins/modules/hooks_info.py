@@ -72,6 +72,13 @@ EXAMPLES = r"""
     root: /srv/images/hv01
   register: image_info
 
+- name: Describe a sandbox host (a directory of this machine) without looking at the real libvirt
+  virthooks.libvirt.hooks_info:
+    sandbox:
+      dir: /srv/sandbox/hv01
+      version: 10.0.0
+      daemons: [virtqemud, virtnetworkd]
+
 - name: A source-built libvirt whose daemon is not on the standard paths
   virthooks.libvirt.hooks_info:
     sysconfdir: /opt/libvirt/etc
@@ -96,7 +103,7 @@ libvirt:
       type: str
       sample: 9.0.0
     version_from:
-      description: The binary that gave RV(libvirt.version), or V(null).
+      description: The binary that gave RV(libvirt.version), V(sandbox) when O(sandbox) did, or V(null).
       returned: always
       type: str
       sample: /usr/sbin/libvirtd
@@ -144,10 +151,10 @@ libvirt:
         - How RV(libvirt.sysconfdir) was found.
         - V(parameter) the O(sysconfdir) option; V(daemon) the installed daemon's C(--help);
           V(install_prefix) a daemon under C(/usr/local); V(os_family) the OS family's value;
-          V(default) nothing else was known, C(/etc).
+          V(default) nothing else was known, C(/etc); V(sandbox) C(<dir>/etc) of O(sandbox).
       returned: always
       type: str
-      choices: [parameter, daemon, install_prefix, os_family, default]
+      choices: [parameter, daemon, install_prefix, os_family, default, sandbox]
       sample: daemon
     hooks_dir:
       description: The hooks directory, C(<sysconfdir>/libvirt/hooks) under O(root).
@@ -413,7 +420,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     try:
-        info = detect(root=module.params["root"], sysconfdir=module.params["sysconfdir"])
+        info = detect(root=module.params["root"], sysconfdir=module.params["sysconfdir"],
+                      sandbox=module.params["sandbox"])
     except DetectionError as error:
         module.fail_json(msg=str(error))
     for warning in info.pop("warnings"):

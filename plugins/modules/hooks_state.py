@@ -16,7 +16,8 @@ description:
     of the per-guest trees (C(qemu.d/<guest>/...)), and the XPath capability (which rules need lxml, and
     whether the dispatcher's Python has it). Changes nothing.
   - With O(list_guests), it also reads every guest libvirt defines on the host (C(virsh list --all),
-    C(virsh dumpxml)), run by this module, never from a hook. O(xml_dir) reads guests' XML from files instead
+    C(virsh dumpxml)), run by this module, never from a hook; on a O(sandbox), from the C(<guest>.xml) files
+    of C(<sysconfdir>/libvirt/qemu), where libvirt keeps the guests it defines, and no C(virsh) is run. O(xml_dir) reads guests' XML from files instead
     (hosts without libvirt, tests).
   - For the guests of O(evaluate) it returns the scripts that would run, in order, for each of O(events)
     (the rules matched as the dispatcher matches them, XPath conditions evaluated on the guest's XML,
@@ -44,7 +45,8 @@ options:
     default: ""
   list_guests:
     description:
-      - Read the guests libvirt defines here, and their XML, with C(virsh) (O(virsh), O(uri)).
+      - Read the guests libvirt defines here, and their XML, with C(virsh) (O(virsh), O(uri)); on a O(sandbox),
+        from C(<sysconfdir>/libvirt/qemu/<guest>.xml) (none when that directory does not exist).
     type: bool
     default: false
   xml_dir:
@@ -141,6 +143,7 @@ steps:
   sample: {"win10": {"prepare begin": ["isolate-cpus"], "migrate begin": []}}
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -171,13 +174,21 @@ def main():
         if len(event.split()) != 2:
             module.fail_json(msg="events: %r is not 'operation sub-operation', e.g. 'prepare begin'" % event)
     try:
-        hooks_dir = resolve_hooks_dir(params["hooks_dir"], params["root"].rstrip("/"), params["sysconfdir"])
+        hooks_dir = resolve_hooks_dir(params["hooks_dir"], params["root"].rstrip("/"), params["sysconfdir"],
+                                      params["sandbox"])
     except DetectionError as exc:
         module.fail_json(msg="no libvirt hooks directory: %s" % exc)
     state = host_state(hooks_dir, sys.executable)
     config = state.pop("_config", None)
     guests = {}
-    if params["list_guests"]:
+    if params["list_guests"] and params["sandbox"]:
+        # A sandbox's guests are its libvirt config files: nothing of the real host is asked.
+        defined = os.path.join(os.path.dirname(hooks_dir), "qemu")
+        try:
+            guests.update(read_xml_dir(defined) if os.path.isdir(defined) else {})
+        except OSError as exc:
+            module.fail_json(msg="list_guests: %s" % exc)
+    elif params["list_guests"]:
         virsh = params["virsh"] or shutil.which("virsh", path=VIRSH_PLACES)
         if not virsh:
             module.fail_json(msg="list_guests: no virsh found in %s; set virsh, or use xml_dir" % VIRSH_PLACES)

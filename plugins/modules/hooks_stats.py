@@ -203,7 +203,7 @@ def main():
     if params["backups"] < 0:
         module.fail_json(msg="backups: %d is negative; 0 means the value of config.json" % params["backups"])
     try:
-        hooks_dir = resolve_hooks_dir(params["hooks_dir"], root, params["sysconfdir"])
+        hooks_dir = resolve_hooks_dir(params["hooks_dir"], root, params["sysconfdir"], params["sandbox"])
     except DetectionError as exc:
         module.exit_json(changed=False, hooks_dir=None, runtime=False, log_file=None, stats={},
                          message="no libvirt hooks directory: %s" % exc)

@@ -21,8 +21,11 @@ def test_library_blocks_are_installed_as_scripts_and_rules_and_a_rerun_changes_n
     assert sorted(os.listdir(scripts)) == ["lib-hugepages-release", "lib-hugepages-reserve", "lib-notify-post", "mine"]
     assert (scripts / "lib-hugepages-reserve").read_text().startswith("#!/usr/bin/python3 -IS\n")
     assert not (fleet.hooks("host-b") / "virthooks" / "current" / "scripts" / "lib-notify-post").exists()
-    # The webhook's password is in the notify script: no user but root may read any script.
-    assert "ops:secret@" in (scripts / "lib-notify-post").read_text()
+    # The webhook's password is not in the notify script but in its root-only PARAMS secret.
+    assert "ops:secret@" not in (scripts / "lib-notify-post").read_text()
+    params = scripts.parent / "secrets" / "lib-notify-post" / "PARAMS"
+    assert "ops:secret@" in params.read_text()
+    assert params.stat().st_mode & 0o7777 == 0o600 and params.stat().st_uid == 0
     for path in scripts.iterdir():
         assert path.stat().st_mode & 0o7777 == 0o700 and path.stat().st_uid == 0, path
     rules = {r["name"]: r for r in json.loads((fleet.hooks("host-a") / "virthooks" / "config.json").read_text())["rules"]}

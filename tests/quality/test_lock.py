@@ -125,3 +125,12 @@ def test_the_makefile_installs_python_packages_from_the_locks_only():
     assert sources and all(re.fullmatch(r"-r (requirements/[\w-]+\.txt|\$\(2\))", src) for src in sources), sources
     venvs = re.findall(r"^\t\$\(call locked_venv,[^,]+,([^)]+)\)", makefile, re.M)
     assert venvs and all(re.fullmatch(r"requirements/[\w-]+\.txt", lock) for lock in venvs), venvs
+
+
+def test_requires_ansible_is_the_minor_ci_tests():
+    """meta/runtime.yml promises exactly the ansible-core minor that the locked test venv runs."""
+    import yaml
+    spec = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())["requires_ansible"]
+    locked = versions(parse_lock(REQUIREMENTS / "test.txt"))["ansible-core"]
+    major, minor = (int(part) for part in locked.split(".")[:2])
+    assert spec == ">=%d.%d.0,<%d.%d.0" % (major, minor, major, minor + 1), (spec, locked)

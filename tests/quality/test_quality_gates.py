@@ -435,3 +435,82 @@ def test_installed_artifact_deploys_the_sandbox_demo(installed):
     assert_ok(proc, "the sandbox demo from the installed artifact")
     assert re.search(r"failed=0", proc.stdout) and not re.search(r"failed=[1-9]", proc.stdout), proc.stdout
     assert "unreachable=0" in proc.stdout, proc.stdout
+
+
+# ----------------------------------------------------------------------------------------- make docs
+
+def documented_options(collections_root: Path, plugin_type: str, name: str) -> list:
+    """Top-level option names of a plugin as ansible-doc reads them (doc fragments merged in)."""
+    proc = run(["ansible-doc", "--json", "-t", plugin_type, "%s.%s" % (FQCN, name)], collections_root,
+               tool_env(ANSIBLE_COLLECTIONS_PATH=str(collections_root)))
+    assert_ok(proc, "ansible-doc --json")
+    doc = json.loads(proc.stdout)["%s.%s" % (FQCN, name)]["doc"]
+    return sorted(doc.get("options") or {})
+
+
+def rendered_dom(page: Path):
+    """The DOM headless Chromium builds from a page (scripts run), parsed back."""
+    from lxml import html as lxml_html
+
+    proc = run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+               page.parent, timeout=120)
+    assert_ok(proc, "chromium --dump-dom %s" % page)
+    return lxml_html.fromstring(proc.stdout)
+
+
+def option_titles(dom) -> set:
+    """The options as the page shows them: {anchor id: text of the option's title beside it}."""
+    shown = {}
+    for anchor in dom.xpath("//*[starts-with(@id, 'parameter-')]"):
+        title = anchor.xpath("following-sibling::*[contains(@class, 'ansible-option-title')][1]")
+        shown[anchor.get("id")] = title[0].text_content().strip() if title else None
+    return shown
+
+
+@pytest.fixture(scope="session")
+def docs_site(collection_tree, collections_root, private_tmp) -> Path:
+    """`make docs-html` (the recipe behind `make docs`) run in the copied tree, with this venv."""
+    out = private_tmp / "docs"
+    proc = run(["make", "--no-print-directory", "docs-html", "DOCS_DIR=%s" % out, "DOCS_BIN=%s" % VENV_BIN,
+                "DOCS_COLLECTIONS=%s" % collections_root], collection_tree, tool_env())
+    assert_ok(proc, "make docs-html")
+    return out / "html"
+
+
+def docs_pages() -> list:
+    """(kind, name, entry point or None) for every plugin and every role entry point; the page is <name>_<kind>.html."""
+    return ([pytest.param(kind, name, None, id="%s-%s" % (kind, name)) for kind, name in plugin_docs_targets()]
+            + [pytest.param("role", role, entry, id="role-%s-%s" % (role, entry)) for role, entry in role_entry_points()])
+
+
+def expected_options(collections_root: Path, kind: str, name: str, entry_point) -> dict:
+    """{anchor id: title} of each top-level option the page must show (the role's from its argument_specs)."""
+    if kind == "role":
+        specs = yaml.safe_load((REPO / "roles" / name / "meta" / "argument_specs.yml").read_text())
+        options = specs["argument_specs"][entry_point].get("options") or {}
+        return {"parameter-%s--%s" % (entry_point, o): o for o in options}
+    return {"parameter-" + o: ("Input" if o == "_input" else o) for o in documented_options(collections_root, kind, name)}
+
+
+@pytest.mark.parametrize(("kind", "name", "entry_point"), docs_pages())
+def test_make_docs_renders_every_plugin_page_with_its_options(docs_site, collections_root, kind, name, entry_point):
+    """Each module, filter and role page of the built site, opened in headless Chromium, shows its options."""
+    page = "%s_%s.html" % (name, kind)
+    expected = expected_options(collections_root, kind, name, entry_point)
+    assert expected, "%s documents no options: nothing to check" % name
+    path = docs_site / "collections" / NAMESPACE / NAME / page
+    assert path.is_file(), "make docs built no page %s: %s" % (page, sorted(p.name for p in path.parent.glob("*")))
+    dom = rendered_dom(path)
+    title = " ".join(" ".join(h.text_content().split()) for h in dom.xpath("//h1"))
+    assert "%s.%s" % (FQCN, name) in title, title
+    shown = option_titles(dom)
+    missing = {i: t for i, t in expected.items() if shown.get(i) != t}
+    assert not missing, "options missing from the rendered %s: %s (shown: %s)" % (page, missing, sorted(shown))
+
+
+def test_make_docs_index_links_every_plugin_page(docs_site):
+    """The collection's index page, as Chromium renders it, links each plugin and role page."""
+    index = docs_site / "collections" / NAMESPACE / NAME / "index.html"
+    links = {a.get("href", "").split("#")[0] for a in rendered_dom(index).xpath("//a")}
+    pages = {"%s_%s.html" % (p.values[1], p.values[0]) for p in docs_pages()}
+    assert pages <= links, "not linked from %s: %s" % (index, sorted(pages - links))

@@ -1,4 +1,4 @@
-"""The README's variables tables say what roles/hooks/meta/argument_specs.yml says."""
+"""The rules reference's tables (docs/rules.md, moved there from the README) say what roles/hooks/meta/argument_specs.yml says."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,9 @@ from tests.conftest import REPO
 
 
 def readme_table(first_header: str) -> dict:
-    """{first cell: second cell} of the README table whose header starts with first_header."""
+    """{first cell: second cell} of the docs/rules.md table whose header starts with first_header."""
     rows, inside = {}, False
-    for line in (REPO / "README.md").read_text().splitlines():
+    for line in (REPO / "docs" / "rules.md").read_text().splitlines():
         if line.startswith("| " + first_header + " |"):
             inside = True
             continue

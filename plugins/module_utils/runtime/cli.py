@@ -203,6 +203,9 @@ def cmd_validate(args, out):
     trust = TrustCheck()
     for rule in config["rules"]:
         script = script_path(base, rule["script"])
+        if not os.path.lexists(script):
+            problems.append("rule %r: its script %s is missing" % (rule["name"], script))
+            continue
         try:
             problem = format_problem(trust.check_file(script))
         except Untrusted as exc:
@@ -218,6 +221,7 @@ def cmd_validate(args, out):
     if any(rule["xpath"] for rule in config["rules"]):
         from .xmlcond import rule_problems
         problems.extend(rule_problems(config["rules"]))
+    _generation_checks(args.hooks_dir, base, config["rules"], problems, warnings)
     drivers = sorted({r["driver"] for r in config["rules"] if r["enabled"]})
     for driver in drivers:
         entry = "%s/%s" % (args.hooks_dir, driver)
@@ -232,6 +236,18 @@ def cmd_validate(args, out):
     _emit(out, "%s: %d rule(s), %d problem(s), %d warning(s)"
           % (path, len(config["rules"]), len(problems), len(warnings)))
     return 1 if problems else 0
+
+
+def _generation_checks(hooks_dir, base, rules, problems, warnings):
+    """The deploy's syntax gate again, and what changed in the generation since it was written."""
+    from .generations import read_meta
+    from .syntax import generation_problems
+    own = "%s/%s" % (hooks_dir, OWN_DIR)
+    gen = current_id(own)
+    meta = read_meta(own, gen) if gen else {}
+    found, noted = generation_problems(base, rules, meta, {r["name"]: script_path(base, r["script"]) for r in rules})
+    problems.extend(found)
+    warnings.extend(noted)
 
 
 def _print_record(rec, out):

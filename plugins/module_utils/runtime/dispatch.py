@@ -10,8 +10,10 @@ argv, stdin and environment libvirt gave plus ``LIBVIRT_HOOK_*`` variables, and 
 failure policy. It sits on every guest start, so it imports only what the call needs: no
 ``json``/``re``/``subprocess``/``signal``; lxml only for an XPath condition.
 
-Contract (see README "The runtime"):
+Contract (see docs/runtime.md):
 - only files root alone controls are run: the whole path is checked (trust.py);
+- a script of the generation that has secrets gets their directory (``secrets/<script>/``, one
+  0600 root file per value) as ``VIRTHOOKS_SECRETS``: secrets are never in script text or argv;
 - scripts run with cwd ``/``, in their own process group, with a ``VIRTHOOKS_RUN_ID`` that
   their descendants inherit; at their timeout every process of the run gets SIGTERM, then
   SIGKILL after ``kill_grace`` seconds, even those that left the group (proctree.py);
@@ -37,7 +39,7 @@ import time
 from . import hostos as os  # os without importing os (0.9 ms at start-up): see hostos
 from .events import USER_FAILURE_EXIT, has_stdin_xml, is_abortable, kills_running_guest, reads_stdout
 from .generations import open_current
-from .layout import CONFIG_FILE, OWN_DIR
+from .layout import CONFIG_FILE, OWN_DIR, SCRIPTS_DIR, SECRETS_DIR
 from .rules import LOG_DEFAULTS, ConfigError, load_config, needs_daemon_name, steps_for_event
 from .runlog import append_line, iso_time, printable, to_syslog
 from .trust import TrustCheck, Untrusted, format_problem
@@ -58,6 +60,7 @@ XML_OUT_MAX = 64 << 20          # the most XML a script may print where libvirt 
 TRIM_AT = 1 << 20               # an output file past this (or 4 x output_bytes) is trimmed
 TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 RUN_ID_VAR = "VIRTHOOKS_RUN_ID"  # proctree.RUN_ID_VAR (not imported: that module is for the slow path)
+SECRETS_VAR = "VIRTHOOKS_SECRETS"
 
 
 class Interrupted(BaseException):
@@ -430,6 +433,15 @@ class Call(object):
             self.env = env
         return self.env
 
+    def add_secrets(self, env: dict, step) -> None:
+        """VIRTHOOKS_SECRETS: the secrets directory of a script of this generation, if it has one."""
+        env.pop(SECRETS_VAR, None)      # never one inherited from whoever ran the dispatcher
+        scripts = "%s/%s/" % (self.base, SCRIPTS_DIR)
+        if step.source == "rule" and step.path.startswith(scripts):
+            directory = "%s/%s/%s" % (self.base, SECRETS_DIR, step.path[len(scripts):])
+            if os.isdir(directory):
+                env[SECRETS_VAR] = directory
+
     def spawn(self, step, env, stdin_fd, out, err, run_id, result) -> int:
         """posix_spawn the script and note it as running, with the stop signals blocked in
         between: a SIGTERM always finds self.running set, never an unnamed child."""
@@ -468,6 +480,7 @@ class Call(object):
             run_id = "%d.%d.%d" % (os.getpid(), time.time_ns(), len(self.results))
             env = dict(self.script_env(), VIRTHOOKS_SCRIPT=step.name)
             env[RUN_ID_VAR] = run_id
+            self.add_secrets(env, step)
             try:
                 pid = self.spawn(step, env, stdin_fd, out, err, run_id, result)
             except OSError as exc:

@@ -13,6 +13,7 @@ GENERATIONS_DIR = "generations"        # hooks/virthooks/generations/<id>/: one 
 CURRENT = "current"                    # hooks/virthooks/current -> generations/<id>, swapped atomically
 CONFIG_FILE = "config.json"            # <generation>/config.json (hooks/virthooks/config.json links to it)
 SCRIPTS_DIR = "scripts"                # <generation>/scripts/<name>
+SECRETS_DIR = "secrets"                # <generation>/secrets/<name>/<NAME>: a script's secrets, 0600 root
 META_FILE = "meta.json"                # <generation>/meta.json: when, by whom, what (not read by the dispatcher)
 LOCK_FILE = ".lock"                    # hooks/virthooks/.lock: one deploy or rollback at a time
 LIB_DIR = "lib"                        # hooks/virthooks/lib/<digest>/virthooks_runtime/*.py

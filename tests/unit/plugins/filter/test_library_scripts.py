@@ -1,6 +1,8 @@
 """The library_scripts filter: every block's parameters validated on the controller, expanded into scripts."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -28,6 +30,18 @@ def test_each_block_becomes_lib_block_step_scripts_that_script_plan_accepts():
     for entry in out:
         assert entry["content"].startswith("#!/usr/bin/python3 -IS\n")
         compile(entry["content"], entry["name"], "exec")
+        assert set(entry["secrets"]) == {"PARAMS"}
+
+
+def test_no_parameter_is_in_the_script_text_only_in_its_params_secret():
+    url = "https://bot:s3cr3tpw@hooks.example.org/x?token=t0k3n"
+    (entry,) = expand({"notify": {"url": url, "headers": {"Authorization": "Bearer b34r3r"}}})
+    for secret in ("s3cr3tpw", "t0k3n", "b34r3r", "hooks.example.org"):
+        assert secret not in entry["content"]
+    params = json.loads(entry["secrets"]["PARAMS"])
+    assert params["url"] == url and params["headers"] == {"Authorization": "Bearer b34r3r"}
+    plan = script_plan({"libvirt_hooks_library": [entry]})
+    assert plan["scripts"][0]["secrets"] == entry["secrets"]
 
 
 def test_port_forward_rules_match_exactly_its_guests_and_reconnect_never_kills_a_guest():
@@ -70,12 +84,29 @@ def test_absent_block_removes_its_scripts():
     ({"notify": {"url": "ftp://u:pw@h/"}}, "notify.url: must be an http:// or https:// URL"),
     ({"notify": {"url": "http://h/", "on_failure": "retry"}}, "notify.on_failure: must be fail or ignore"),
     ({"vfio_bind": []}, "vfio_bind: must be a mapping of parameters"),
+    ({"port_forward": {"guests": {"w": {"ip": "fe80::10%virbr0", "forwards": [{"host_port": 5, "guest_port": 1}]}}}},
+     "port_forward.guests.w.ip: must be an address without an IPv6 zone id (%virbr0)"),
+    ({"notify": {"url": "https://u:pw@h.example:70000/x"}}, "notify.url: has a port that is not a number from 1 to 65535"),
+    ({"notify": {"url": "https://u:pw@h.example:0/x"}}, "notify.url: has a port that is not a number from 1 to 65535"),
+    ({"notify": {"url": "https://u:pw@[2001:db8::10/x"}}, "notify.url: is not a valid URL"),
+    ({"notify": {"url": "https://u:pw@h.example/x\n"}}, "notify.url: must be an http:// or https:// URL"),
+    ({"notify": {"url": "http://h/", "headers": {"Authorization": "Bearer pw@\n"}}},
+     "notify.headers.Authorization: its value holds a CR, LF or other control character"),
+    ({"notify": {"url": "http://h/", "headers": {"X-Token": "pw@\rX-Injected: 1"}}},
+     "notify.headers.X-Token: its value holds a CR, LF"),
+    ({"notify": {"url": "http://h/", "headers": {"X-Bad\nName": "pw@"}}},
+     "notify.headers: header name 'X-Bad\\nName' is not a valid HTTP header name"),
 ])
 def test_bad_parameters_name_the_block_and_parameter(library, needle):
     with pytest.raises(AnsibleFilterError) as err:
         expand(library)
     assert needle in str(err.value) and "no host was changed" in str(err.value)
     assert "pw@" not in str(err.value)
+
+
+def test_an_ipv6_url_without_a_port_is_accepted():
+    (entry,) = expand({"notify": {"url": "https://[2001:db8::10]/x"}})
+    assert json.loads(entry["secrets"]["PARAMS"])["url"] == "https://[2001:db8::10]/x"
 
 
 def test_a_user_script_named_like_a_library_step_is_a_duplicate():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import textwrap
@@ -525,3 +526,56 @@ def test_apparmor_with_a_libvirtd_profile_loaded(root):
 def test_apparmor_absent(root):
     assert detect.detect(str(root))["apparmor"] == {
         "enabled": False, "libvirtd_profile_loaded": None, "profiles": {}}
+
+
+# ------------------------------------------------------------------ a sandbox host
+
+def test_sandbox_is_described_by_its_settings_not_by_the_running_daemon(running_fake_virtqemud, tmp_path):
+    """A virtqemud runs and answers --help here; a sandbox says libvirtd 10.1.0, and no daemon runs in it."""
+    bin_dir, _pid = running_fake_virtqemud
+    asked = bin_dir / "asked"
+    write_executable(bin_dir / "virsh", "#!/bin/sh\necho \"$0 $*\" >> %s\n" % asked)
+    box = tmp_path / "box"
+    info = detect.detect("", search_path=[str(bin_dir)],
+                         sandbox={"dir": str(box), "version": "10.1.0", "daemons": ["libvirtd"]})
+    assert not asked.exists()
+    assert (info["version"], info["version_from"], info["mode"], info["binaries"]) == ("10.1.0", "sandbox", "monolithic", {})
+    assert (info["sysconfdir"], info["sysconfdir_source"]) == (str(box / "etc"), "sandbox")
+    assert info["hooks_dir"] == str(box / "etc" / "libvirt" / "hooks") and not info["hooks_dir_exists"]
+    assert list(info["daemons"]) == ["libvirtd"]
+    assert (info["daemons"]["libvirtd"]["running"], info["daemons"]["libvirtd"]["pid"], info["reload_possible"]) == (False, None, False)
+    assert info["selinux"]["enabled"] is False and info["apparmor"]["enabled"] is False
+    assert info["init_system"] == "unknown" and info["warnings"] == []
+
+
+def test_sandbox_modular_daemons_and_its_own_metrics_job_files(tmp_path):
+    box = tmp_path / "box"
+    (box / "etc" / "cron.d").mkdir(parents=True)
+    (box / "etc" / "cron.d" / "virthooks-metrics").write_text("")
+    info = detect.detect(sandbox={"dir": str(box) + "/", "version": "6.4.0", "daemons": ["virtqemud", "virtnetworkd"],
+                                  "init_system": "systemd"})
+    assert (info["mode"], sorted(info["daemons"]), info["native_hooks_d"]) == ("modular", ["virtnetworkd", "virtqemud"], False)
+    assert info["drivers"]["network"]["daemons"] == ["virtnetworkd"] and info["init_system"] == "systemd"
+    assert info["metrics_job_files"] == ["/etc/cron.d/virthooks-metrics"]
+
+
+@pytest.mark.parametrize("sandbox, sysconfdir, root, message", [
+    ({"dir": "box"}, "", "", "sandbox.dir 'box' must be an absolute path"),
+    ({"dir": "{tmp}", "version": "ten"}, "", "", "sandbox.version 'ten' is not a libvirt version"),
+    ({"dir": "{tmp}", "daemons": ["virtlogd"]}, "", "", "sandbox.daemons ['virtlogd']"),
+    ({"dir": "{tmp}/box"}, "/etc", "", "sysconfdir '/etc' is outside sandbox.dir"),
+    ({"dir": "{tmp}"}, "", "{tmp}", "root and sandbox exclude each other"),
+])
+def test_bad_sandbox_settings_are_one_error_naming_them(tmp_path, sandbox, sysconfdir, root, message):
+    sandbox = {key: value.format(tmp=tmp_path) if isinstance(value, str) else value for key, value in sandbox.items()}
+    with pytest.raises(detect.DetectionError, match=re.escape(message)):
+        detect.detect(root.format(tmp=tmp_path), sysconfdir, sandbox=sandbox)
+
+
+def test_an_explicit_hooks_dir_outside_the_sandbox_is_refused(tmp_path):
+    box = str(tmp_path / "box")
+    assert detect.resolve_hooks_dir(box + "/etc/libvirt/hooks/", sandbox={"dir": box}) == box + "/etc/libvirt/hooks"
+    with pytest.raises(detect.DetectionError, match="hooks_dir /etc/libvirt/hooks is outside sandbox.dir"):
+        detect.resolve_hooks_dir("/etc/libvirt/hooks", sandbox={"dir": box})
+    with pytest.raises(detect.DetectionError, match="outside sandbox.dir"):
+        detect.resolve_hooks_dir(box + "-other/hooks", sandbox={"dir": box})

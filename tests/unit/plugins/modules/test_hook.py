@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 MODULE = "virthooks.libvirt.hook"
 GOOD = "#!/bin/sh\nexit 0\n"
@@ -70,3 +71,16 @@ def test_env_shebang_warns(ansible_module, tmp_path):
     result = ansible_module(MODULE, {"hooks_dir": str(tmp_path / "hooks"), "scripts": [
         {"name": "envy", "content": "#!/usr/bin/env bash\necho\n"}]})
     assert result["changed"] and any("minimal PATH" in w for w in result["warnings"])
+
+
+def test_a_new_secret_value_updates_the_script_shown_redacted_and_in_no_result(ansible_module, tmp_path):
+    hooks = tmp_path / "hooks"
+    ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [
+        {"name": "a", "content": GOOD, "secrets": {"TOKEN": "tok-S3cr3t-old"}}]})
+    secret = hooks / "virthooks" / "current" / "secrets" / "a" / "TOKEN"
+    assert secret.read_text() == "tok-S3cr3t-old" and secret.stat().st_mode & 0o7777 == 0o600
+    result = ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [
+        {"name": "a", "content": GOOD, "secrets": {"TOKEN": "tok-S3cr3t-new"}}]}, diff=True)
+    assert result["updated"] == ["a"] and "tok-S3cr3t" not in json.dumps(result)
+    assert any(d.get("after") == "TOKEN=<redacted> (changed)\n" for d in result["diff"])
+    assert (hooks / "virthooks" / "current" / "secrets" / "a" / "TOKEN").read_text() == "tok-S3cr3t-new"

@@ -1,6 +1,7 @@
 """virthooks.libvirt.hook_runtime, run for real through Ansible."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -129,3 +130,24 @@ def test_the_host_gets_the_runtime_package_whole(ansible_module, tmp_path):
     folder = Path(__file__).resolve().parents[4] / "plugins" / "module_utils" / "runtime"
     shipped = {p.name: p.read_bytes() for p in installed.glob("*.py")}
     assert shipped == {p.name: p.read_bytes() for p in folder.glob("*.py")}
+
+
+def test_a_scripts_secrets_are_in_no_result_and_the_diff_shows_them_redacted(ansible_module, tmp_path):
+    scripts = [{"name": "rec", "content": "#!/bin/sh\ncat \"$VIRTHOOKS_SECRETS/TOKEN\" > %s/token\n" % tmp_path,
+                "secrets": {"TOKEN": "tok-S3cr3t-mod"}}]
+    result = ansible_module(MODULE, args(tmp_path, scripts=scripts), diff=True)
+    assert result["changed"] is True, result
+    assert "tok-S3cr3t-mod" not in json.dumps(result)
+    assert any(d.get("after") == "TOKEN=<redacted>\n" for d in result["diff"])
+    token = next((tmp_path / "hooks" / "virthooks" / "current" / "secrets" / "rec").iterdir())
+    assert token.stat().st_mode & 0o7777 == 0o600 and token.read_text() == "tok-S3cr3t-mod"
+    proc = subprocess.run([str(tmp_path / "hooks" / "qemu"), "win10", "prepare", "begin", "-"], input=b"<domain/>",
+                          capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 0 and (tmp_path / "token").read_text() == "tok-S3cr3t-mod"
+
+
+def test_a_bad_secret_name_fails_naming_it_not_its_value(ansible_module, tmp_path):
+    scripts = [{"name": "rec", "content": "#!/bin/sh\n", "secrets": {"NOT-A-NAME": "tok-S3cr3t-bad"}}]
+    result = ansible_module(MODULE, args(tmp_path, scripts=scripts))
+    assert result["failed"] is True and "script 'rec': secret name 'NOT-A-NAME' must be" in result["msg"]
+    assert "tok-S3cr3t-bad" not in json.dumps(result) and not (tmp_path / "hooks").exists()

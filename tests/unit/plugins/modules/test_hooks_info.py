@@ -4,16 +4,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import ENTRY_POINT_MARKER
-from tests.conftest import ansible_env, run_module
+from tests.conftest import ansible_env, machine_libvirtd_up, run_module
 
 MODULE = "virthooks.libvirt.hooks_info"
 
@@ -110,14 +108,6 @@ def test_empty_root_without_libvirt_reports_not_installed(ansible_module, tmp_pa
 # written on: the daemon's path and pid from /proc, its version from the running daemon over the API, the
 # init system, OS family and SELinux state from what the system exposes.
 
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def libvirtd_answers() -> bool:
-    proc = subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True, timeout=30, check=False)
-    return proc.returncode == 0
-
-
 def running_pids(name: str) -> list:
     """Pids of the processes whose command name is exactly `name`."""
     pids = []
@@ -165,19 +155,7 @@ def selinux_mode() -> str:
 @pytest.fixture(scope="session")
 def real_libvirtd() -> dict:
     """This machine's running libvirtd (started through its service when it does not answer)."""
-    binary = shutil.which("libvirtd", path=SYSTEM_PATH)
-    if binary is None or shutil.which("service") is None:
-        pytest.fail("libvirt (libvirtd) or the service command is not installed: run tests/setup/prepare-host.sh first",
-                    pytrace=False)
-    if not libvirtd_answers():
-        # Both the init scripts and the systemd units leave a running daemon alone.
-        for service in ("virtlogd", "libvirtd"):
-            subprocess.run(["service", service, "start"], check=True, capture_output=True, timeout=60)
-    deadline = time.monotonic() + 30
-    while not libvirtd_answers():
-        if time.monotonic() > deadline:
-            pytest.fail("libvirtd did not answer within 30 s after `service libvirtd start`")
-        time.sleep(0.5)
+    machine_libvirtd_up()
     pids = running_pids("libvirtd")
     if len(pids) != 1:
         pytest.fail("expected one running libvirtd (monolithic), found pids %r" % pids, pytrace=False)

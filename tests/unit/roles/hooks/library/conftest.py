@@ -1,5 +1,6 @@
 """Run the library's generated scripts for real: rendered by the filter, written to tmp_path, executed with
-libvirt's argv, XML on stdin and environment. Host paths (state dir, sysfs, procfs, cgroup root, tools) are
+libvirt's argv, XML on stdin and environment, and their parameters in a secrets directory named by
+VIRTHOOKS_SECRETS, as the dispatcher hands them. Host paths (state dir, sysfs, procfs, cgroup root, tools) are
 pointed into tmp_path through the PATHS header only tests set; the role always renders it empty."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import render
+from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import params_secret, render
 from tests.conftest import REPO
 
 FILES = REPO / "roles" / "hooks" / "files" / "library"
@@ -34,15 +35,23 @@ class Blocks:
 
     def script(self, block: str, step: str, params: dict) -> Path:
         path = self.tmp / ("lib-%s-%s" % (block, step))
-        path.write_text(render(block, step, json.loads(json.dumps(params)), str(FILES), PYTHON, self.paths))
+        path.write_text(render(block, step, str(FILES), PYTHON, self.paths))
         path.chmod(0o755)
+        secrets = self.secrets_dir(block, step)
+        secrets.mkdir(parents=True, exist_ok=True)
+        for name, value in params_secret(json.loads(json.dumps(params))).items():
+            (secrets / name).write_text(value)
         return path
+
+    def secrets_dir(self, block: str, step: str) -> Path:
+        return self.tmp / "secrets" / ("lib-%s-%s" % (block, step))
 
     def run(self, block: str, step: str, params: dict, guest: str, xml: str = "", op: str = "prepare",
             sub: str = "begin", wrap: list | None = None, env: dict | None = None) -> Ran:
         cmd = (wrap or []) + [str(self.script(block, step, params)), guest, op, sub, "-"]
         proc = subprocess.run(cmd, input=xml, capture_output=True, text=True, cwd="/", timeout=120,
-                              env=dict(LIBVIRT_ENV, **(env or {})), check=False)
+                              env=dict(LIBVIRT_ENV, VIRTHOOKS_SECRETS=str(self.secrets_dir(block, step)), **(env or {})),
+                              check=False)
         return Ran(proc)
 
     def state_of(self, block: str, guest: str):

@@ -14,28 +14,51 @@ from .conftest import domain
 
 
 class Webhook:
-    def __init__(self):
+    def __init__(self, address=("127.0.0.1", 0), family=socket.AF_INET):
         self.requests, self.fail_first, self.delay = [], 0, 0.0
+        self.redirects = {}                     # path -> (HTTP status, Location)
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hook.requests.append({"method": "POST", "path": self.path, "headers": dict(self.headers),
+                                      "body": json.loads(body)})
                 time.sleep(hook.delay)
-                self.send_response(500 if len(hook.requests) <= hook.fail_first else 200)
+                if self.path in hook.redirects:
+                    code, location = hook.redirects[self.path]
+                    self.send_response(code)
+                    self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                else:
+                    self.send_response(500 if len(hook.requests) <= hook.fail_first else 200)
+                self.end_headers()
+
+            def do_GET(self):
+                hook.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers), "body": None})
+                self.send_response(200)
                 self.end_headers()
 
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            address_family = family
+
+        self.server = Server(address, Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
 def webhook():
+    server = Webhook()
+    yield server
+    server.server.shutdown()
+
+
+@pytest.fixture
+def other_origin():
     server = Webhook()
     yield server
     server.server.shutdown()
@@ -82,3 +105,52 @@ def test_a_slow_server_times_out(blocks, webhook):
     t0 = time.monotonic()
     ran = blocks.run("notify", "post", {"url": "http://127.0.0.1:%d/" % webhook.port, "timeout": 1, "retries": 0}, "vm1", "")
     assert ran.rc == 1 and "timed out" in ran.stderr and time.monotonic() - t0 < 2.5
+
+
+@pytest.mark.parametrize("code", [301, 302, 303])
+def test_a_redirect_that_would_turn_the_post_into_a_get_is_a_failure(blocks, webhook, code):
+    webhook.redirects["/x"] = (code, "/y")
+    ran = blocks.run("notify", "post", {"url": "http://127.0.0.1:%d/x" % webhook.port, "retries": 2}, "vm1", "")
+    assert ran.rc == 1 and ran.stderr.count("\n") == 1, ran
+    assert "HTTP %d redirect from http://127.0.0.1:%d/x to http://127.0.0.1:%d/y" % (code, webhook.port, webhook.port) \
+        in ran.stderr and "turn the POST into a GET" in ran.stderr
+    assert [r["method"] for r in webhook.requests] == ["POST"]      # no GET, no retry
+
+
+@pytest.mark.parametrize("code", [307, 308])
+def test_a_same_origin_307_or_308_is_followed_with_the_body_and_credentials(blocks, webhook, code):
+    webhook.redirects["/x"] = (code, "/y")
+    url = "http://bot:pw@127.0.0.1:%d/x" % webhook.port
+    ran = blocks.run("notify", "post", {"url": url, "headers": {"X-Token": "t"}}, "vm1", "", op="started")
+    assert ran.rc == 0, ran
+    first, second = webhook.requests
+    assert (second["method"], second["path"]) == ("POST", "/y")
+    assert second["body"]["operation"] == "started" and second["headers"]["X-Token"] == "t"
+    assert second["headers"]["Authorization"] == first["headers"]["Authorization"]
+    assert "http://127.0.0.1:%d/y (HTTP 200)" % webhook.port in ran.stdout and "pw" not in ran.stdout
+
+
+@pytest.mark.parametrize("code", [302, 307, 308])
+@pytest.mark.parametrize("secret", [{"url_auth": True}, {"headers": {"Authorization": "Bearer b34r3r"}}])
+def test_credentials_never_follow_a_redirect_to_another_origin(blocks, webhook, other_origin, code, secret):
+    webhook.redirects["/x"] = (code, "http://127.0.0.1:%d/stolen" % other_origin.port)
+    url = "http://%s127.0.0.1:%d/x" % ("bot:pw@" if secret.get("url_auth") else "", webhook.port)
+    ran = blocks.run("notify", "post", {"url": url, "headers": secret.get("headers", {})}, "vm1", "")
+    assert ran.rc == 1 and ran.stderr.count("\n") == 1, ran
+    assert other_origin.requests == []
+    assert "redirect from http://127.0.0.1:%d/x to" % webhook.port in ran.stderr
+    assert "pw" not in ran.stderr + ran.stdout and "b34r3r" not in ran.stderr + ran.stdout
+
+
+def test_an_ipv6_literal_without_a_port_connects_to_that_address(blocks):
+    try:
+        server = Webhook(("::1", 80), socket.AF_INET6)
+    except OSError as exc:
+        pytest.skip("cannot listen on [::1]:80 here: %s" % exc)
+    try:
+        ran = blocks.run("notify", "post", {"url": "http://u:pw@[::1]/x", "retries": 0}, "vm1", "")
+        assert ran.rc == 0, ran
+        assert [r["path"] for r in server.requests] == ["/x"]
+        assert "-> http://[::1]/x (HTTP 200)" in ran.stdout
+    finally:
+        server.server.shutdown()
