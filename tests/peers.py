@@ -57,3 +57,88 @@ def saschpe_hook(hooks: Path, seen: Path, form: str = "symlink") -> Path:
     else:
         shutil.copy2(hook, hooks / "qemu")
     return hooks / "qemu"
+
+
+# mrjk/libvirt-hook-controller (scripts/libvirt_hook_controller.sh, MIT, by mrjk), as a REPLICA: its
+# main function copied line for line (rule assembly with grep/sort/uniq/cut/sed, then `$cmd $@` per
+# rule, every failure ignored unless APP_FAIL_ON_ERROR), with two changes only: the `logger -s` calls
+# are `:` (no syslog in tests) and APP_CONF_DIR defaults to conf/ beside the script's directory (the
+# original: /etc/libvirt/hooks/conf). Installed as its README says: the script in hooks/scripts/,
+# hooks/<driver> symlinks to it (the hook name is the link's name).
+MRJK_CONTROLLER = r'''#!/bin/bash
+set -eu
+
+APP_NAME="libvirt_hook_controller"
+APP_CONF_DIR=${APP_CONF_DIR:-$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../conf}
+APP_FAIL_ON_ERROR=${APP_FAIL_ON_ERROR:-false}
+
+main ()
+{
+    local object=${1}
+    local operation=${2}
+    local sub=${3}
+    local args=${4}
+
+    # Capture stdin
+    local stdin=
+    if [[ "$args" == '-' ]]; then
+        stdin=$(cat -)
+    fi
+
+    # Guess the hook name from symlink file
+    local script="${BASH_SOURCE[0]}"
+    local hook=${script##*/}
+
+    : "$APP_NAME: Hook: $operation $hook for $object"
+
+    # Assemble config
+    local config=$(cat "$APP_CONF_DIR/rules.conf" "$APP_CONF_DIR/rules.d"/*.conf 2>/dev/null)
+    config=$(grep -E "^(($hook)|(\*));" <<< "$config" | sort | uniq | cut -f2- -d";")
+    config=$(grep -E "^(($operation)|(\*));" <<< "$config" | sort | uniq | cut -f2- -d";")
+    config=$(grep -E "^(($object)|(\*));" <<< "$config" | sort | uniq | cut -f2- -d";")
+    config=$(sed 's/^\*;/50;/' <<< "$config" | sort -h -k1,1 -k2,2 -t";" )
+    config=$( cut -f2- -d";"  <<< "$config")
+
+    # Execute commands
+    while read cmd; do
+
+        # Execute command
+        set +e
+        local rc=0
+        if [[ "$args" == '-' ]]; then
+            : "$APP_NAME: Execute with stdin data: $cmd $@"
+            printf "%s" "$stdin" | $cmd $@
+        else
+            : "$APP_NAME: Execute: $cmd $@"
+            $cmd $@
+        fi
+        rc=$?
+        set -e
+
+        # Log or fail on errors
+        if [[ "$rc" -ne 0 ]]; then
+            if $APP_FAIL_ON_ERROR; then
+                : "$APP_NAME: An error occured, got return code: $rc"
+                exit $rc
+            else
+                : "$APP_NAME: Ignoring non-zero return code: $rc"
+            fi
+        fi
+    done <<< "$config"
+}
+
+main $@
+'''
+
+
+def mrjk_controller(hooks: Path, drivers=("qemu", "network", "daemon")) -> Path:
+    """The controller replica at hooks/scripts/libvirt_hook_controller.sh, hooks/<driver> linked to it;
+    its rules go in hooks/conf/rules.conf and hooks/conf/rules.d/*.conf."""
+    script = hooks / "scripts" / "libvirt_hook_controller.sh"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(MRJK_CONTROLLER)
+    script.chmod(0o755)
+    (hooks / "conf" / "rules.d").mkdir(parents=True, exist_ok=True)
+    for driver in drivers:
+        (hooks / driver).symlink_to("scripts/libvirt_hook_controller.sh")
+    return script

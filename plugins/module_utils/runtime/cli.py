@@ -10,6 +10,7 @@
   virthooks generations
   virthooks rollback [GENERATION] [--reload] [--dry-run]
   virthooks metrics --textfile-dir DIR
+  virthooks import [--source tree|mrjk|saschpe] [--format yaml|json]
 """
 
 import os
@@ -53,6 +54,8 @@ def _parser(hooks_dir):
     rb.add_argument("--dry-run", action="store_true", help="only show what would change")
     from .logstats import add_metrics_parser
     add_metrics_parser(sub)
+    from .importers import add_import_parser
+    add_import_parser(sub)
     return p
 
 
@@ -383,6 +386,11 @@ def cmd_metrics(args, out):
     return write_metrics(args, out, _load(args.hooks_dir))
 
 
+def cmd_import(args, out):
+    from .importers import cmd_import as run_import
+    return run_import(args, out, sys.stderr)
+
+
 def main(hooks_dir="/etc/libvirt/hooks", argv=None, out=None):
     if out is None:
         out = sys.stdout
@@ -393,5 +401,6 @@ def main(hooks_dir="/etc/libvirt/hooks", argv=None, out=None):
     args = _parser(hooks_dir).parse_args(sys.argv[1:] if argv is None else argv)
     args.hooks_dir = args.hooks_dir.rstrip("/")
     handler = {"list": cmd_list, "simulate": cmd_simulate, "validate": cmd_validate, "log": cmd_log,
-               "generations": cmd_generations, "rollback": cmd_rollback, "metrics": cmd_metrics}[args.command]
+               "generations": cmd_generations, "rollback": cmd_rollback, "metrics": cmd_metrics,
+               "import": cmd_import}[args.command]
     sys.exit(handler(args, out))  # pylint: disable=ansible-bad-function  # a host program, not a module
