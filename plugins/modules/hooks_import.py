@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: hooks_import
 short_description: Read a peer's libvirt hook setup on a host as the role's variables
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - What C(virthooks import) does on one host, for a fleet (C(playbooks/import.yml)), without the
     virthooks runtime installed there. Changes nothing.

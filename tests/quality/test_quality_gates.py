@@ -324,6 +324,19 @@ def test_antsibull_changelog_lint(collection_tree):
     assert not proc.stdout.strip(), proc.stdout
 
 
+def test_changelog_rst_is_what_antsibull_changelog_generates(collection_tree, private_tmp):
+    """CHANGELOG.rst is generated, never edited by hand, and holds the version galaxy.yml names."""
+    tree = private_tmp / "changelog-tree"
+    shutil.copytree(str(collection_tree), str(tree), symlinks=True)
+    proc = run(["antsibull-changelog", "generate"], tree, tool_env())
+    assert_ok(proc, "antsibull-changelog generate")
+    committed = (REPO / "CHANGELOG.rst").read_text()
+    assert (tree / "CHANGELOG.rst").read_text() == committed, "CHANGELOG.rst is stale: run antsibull-changelog generate"
+    version = yaml.safe_load((REPO / "galaxy.yml").read_text())["version"]
+    releases = yaml.safe_load((REPO / "changelogs" / "changelog.yaml").read_text())["releases"]
+    assert version in releases and ("v%s" % version) in committed, (version, sorted(releases))
+
+
 # ---------------------------------------------------------------------------------------------- galaxy artifact
 
 @pytest.fixture(scope="session")
