@@ -23,8 +23,9 @@ def test_check_mode_with_diff_shows_changes_and_writes_nothing(ansible_module, t
     assert result["changed"] is True and result["added"] == ["qemu"]
     headers = [d.get("before_header") for d in result["diff"]]
     assert str(tmp_path / "hooks" / "qemu") in headers
-    assert str(tmp_path / "hooks" / "virthooks" / "config.json") in headers
-    config_diff = next(d for d in result["diff"] if d.get("before_header", "").endswith("config.json"))
+    # config.json is shown rule by rule (its index and checksums are bookkeeping, not shown)
+    assert str(tmp_path / "hooks" / "virthooks" / "config.json") + ": rule rec" in headers
+    config_diff = next(d for d in result["diff"] if d.get("before_header", "").endswith("config.json: rule rec"))
     assert config_diff["before"] == "" and '"name": "rec"' in config_diff["after"]
     assert not (tmp_path / "hooks").exists()
 
