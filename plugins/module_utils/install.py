@@ -47,6 +47,7 @@ from .runtime.generations import (DeployLock, all_ids, content_digest, current_i
 from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_FILE, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
                              META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, SECRETS_DIR, adopted_hook,
                              kept_adopted_hook, old_adopted_hook)
+from .runtime.rollback import differences
 from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config, validate_name
 from .runtime.syntax import script_digests, syntax_problem, unchecked
 from .runtime.xmlcond import rule_problems
@@ -766,7 +767,7 @@ def _generation_diff(own: str, plan: Plan, change: Change) -> list:
     config_path = "%s/%s" % (own, CONFIG_FILE)
     rules_before, settings_before = _config_parts(plan.config_before)
     rules_after, settings_after = _config_parts(plan.config_after)
-    summary = _differences("rule", rules_before, rules_after)
+    summary = differences("rule", rules_before, rules_after)
     summary += ["script %s: %s" % (name, kind) for kind, names in
                 (("added", plan.scripts.added), ("changed", plan.scripts.updated), ("removed", plan.scripts.removed))
                 for name in names]
@@ -823,16 +824,3 @@ def _config_parts(config: Optional[bytes]) -> tuple:
 
 def _json_text(value) -> str:
     return "" if value is None else json.dumps(value, indent=2, sort_keys=True) + "\n"
-
-
-def _differences(kind: str, before: dict, after: dict) -> list:
-    """'<kind> <name>: added|changed|removed', one line per name whose value differs, in name order."""
-    lines = []
-    for name in sorted(set(before) | set(after)):
-        if name not in after:
-            lines.append("%s %s: removed" % (kind, name))
-        elif name not in before:
-            lines.append("%s %s: added" % (kind, name))
-        elif before[name] != after[name]:
-            lines.append("%s %s: changed" % (kind, name))
-    return lines

@@ -133,15 +133,16 @@ def summarize(before_dir: str, after_dir: str, after: dict) -> list:
         before = _rules_by_name(_load(before_dir))
     except RollbackError:
         before = {}
-    lines.extend(_differences("rule", before, _rules_by_name(after)))
+    lines.extend(differences("rule", before, _rules_by_name(after)))
     _config, scripts_before = read_state(before_dir)
     _config, scripts_after = read_state(after_dir)
-    lines.extend(_differences("script", scripts_before, scripts_after))
+    lines.extend(differences("script", scripts_before, scripts_after))
     return lines
 
 
-def _differences(kind: str, before: dict, after: dict) -> list:
-    """'<kind> <name>: removed|added|changed' for each name whose value differs, in name order."""
+def differences(kind: str, before: dict, after: dict) -> list:
+    """'<kind> <name>: removed|added|changed' for each name whose value differs, in name order (a
+    rollback's summary, and the summary line of a deploy's diff)."""
     lines = []
     for name in sorted(set(before) | set(after)):
         if name not in after:

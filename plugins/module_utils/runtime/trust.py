@@ -150,10 +150,12 @@ class TrustCheck(object):
             return "%s is not executable (mode %s)" % (real, _mode(st))
         return ""
 
-    def check_file(self, path: str, interpreter: bool = True) -> bytes:
-        """The first bytes of path, after checking it may be run as root; raises Untrusted."""
+    def _open_checked(self, path: str, problem_of):
+        """(fd, its fstat) of path after checking the whole path to it and the file itself with
+        problem_of(real, st) -> reason or ""; opened without blocking (a FIFO) or following a last
+        symlink swapped in, and checked again as the very inode opened. Raises Untrusted."""
         real, st = self.resolve(path)
-        problem = self._file_problem(real, st)
+        problem = problem_of(real, st)
         if problem:
             raise Untrusted(problem)
         try:
@@ -164,9 +166,18 @@ class TrustCheck(object):
             opened = os.fstat(fd)
             if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
                 raise Untrusted("%s changed while it was being checked" % real)
-            problem = self._file_problem(real, opened)
+            problem = problem_of(real, opened)
             if problem:
                 raise Untrusted(problem)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, opened
+
+    def check_file(self, path: str, interpreter: bool = True) -> bytes:
+        """The first bytes of path, after checking it may be run as root; raises Untrusted."""
+        fd, _opened = self._open_checked(path, self._file_problem)
+        try:
             head = os.pread(fd, HEAD_BYTES, 0)
         finally:
             os.close(fd)
@@ -194,21 +205,8 @@ class TrustCheck(object):
         """The bytes of a file root acts on (config.json), after checking the whole path to it as
         for a script (it need not be executable); raises Untrusted. Read from the very inode
         checked, never blocking (a FIFO) and never following a last symlink swapped in."""
-        real, st = self.resolve(path)
-        problem = self._data_problem(real, st)
-        if problem:
-            raise Untrusted(problem)
+        fd, opened = self._open_checked(path, self._data_problem)
         try:
-            fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            raise Untrusted("cannot be opened: %s: %s" % (real, exc.strerror or exc))
-        try:
-            opened = os.fstat(fd)
-            if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
-                raise Untrusted("%s changed while it was being checked" % real)
-            problem = self._data_problem(real, opened)
-            if problem:
-                raise Untrusted(problem)
             chunks = []
             while True:
                 chunk = os.read(fd, max(opened.st_size + 1, 65536))
