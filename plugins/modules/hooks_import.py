@@ -23,21 +23,8 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - virthooks.libvirt.paths
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads; it runs the same way in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - virthooks.libvirt.read_only
 options:
-  hooks_dir:
-    description:
-      - The libvirt hooks directory, O(root) included; V("") finds it like
-        M(virthooks.libvirt.hooks_info) does.
-    type: path
-    default: ""
   sources:
     description: What to import; by default every source found.
     type: list

@@ -28,21 +28,8 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - virthooks.libvirt.paths
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads; it runs the same way in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - virthooks.libvirt.read_only
 options:
-  hooks_dir:
-    description:
-      - The libvirt hooks directory, O(root) included; V("") finds it like
-        M(virthooks.libvirt.hooks_info) does.
-    type: path
-    default: ""
   list_guests:
     description:
       - Read the guests libvirt defines here, and their XML, with C(virsh) (O(virsh), O(uri)); on a O(sandbox),

@@ -28,21 +28,8 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - virthooks.libvirt.paths
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads; it runs the same way in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - virthooks.libvirt.read_only
 options:
-  hooks_dir:
-    description:
-      - The libvirt hooks directory, O(root) included; V("") finds it like
-        M(virthooks.libvirt.hooks_info) does.
-    type: path
-    default: ""
   since:
     description:
       - Start of the window, as a duration back from now on the host (V(24h), V(30m), V(7d),

@@ -1,0 +1,26 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every read-only virthooks module shares: its attributes and the hooks directory it reads."""
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+
+    DOCUMENTATION = r"""
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; it runs the same way in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  hooks_dir:
+    description:
+      - The libvirt hooks directory, O(root) included; V("") finds it like
+        M(virthooks.libvirt.hooks_info) does.
+    type: path
+    default: ""
+"""
