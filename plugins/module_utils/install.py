@@ -552,8 +552,9 @@ class RuntimeInstaller(object):
             changes.append(Change("write", path, data=data, mode=mode, before=before, note=note))
 
     # -- planning a removal ----------------------------------------------------------------
-    def plan_removal(self, cli_link: str = "") -> Plan:
-        """Everything we installed goes; adopted hooks go back where they were."""
+    def plan_removal(self, cli_link: str = "", foreign: str = "fail") -> Plan:
+        """Everything we installed goes; adopted hooks go back where they were (and foreign_hooks=adopt,
+        with nothing declared to adopt a hook for, says so)."""
         changes, removed = [], []
         for driver in self.installed_entry_points():
             removed.append(driver)
@@ -568,7 +569,7 @@ class RuntimeInstaller(object):
         if os.path.lexists(self.own):
             changes.append(Change("rmtree", self.own, note="virthooks runtime, generations and scripts"))
         previous = current_id(self.own)
-        return Plan(changes, [], removed, [], "", previous, NO_SCRIPTS, [])
+        return Plan(changes, [], removed, [], "", previous, NO_SCRIPTS, self._adoption_warnings([], foreign))
 
     def _removal(self, driver) -> Change:
         path = "%s/%s" % (self.hooks_dir, driver)

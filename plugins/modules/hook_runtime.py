@@ -418,7 +418,7 @@ def main():
     try:
         installer = RuntimeInstaller(hooks_dir, python, root=root)
         if module.params["state"] == "absent":
-            plan = installer.plan_removal(cli_link)
+            plan = installer.plan_removal(cli_link, module.params["foreign_hooks"])
         else:
             plan = installer.plan(module.params["drivers"], module.params["rules"], module.params["foreign_hooks"],
                                   module.params["log"] or None, module.params["tree"] or None,

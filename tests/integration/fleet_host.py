@@ -103,12 +103,13 @@ def deploy(host: str, tmp_path: Path, scripts: list, **hostvars) -> str:
 
 
 def task_results(output: str, title: str) -> list:
-    """The result lines ("changed: [host]", "skipping: [host]"...) of every task whose name ends with
-    `title` in an ansible-playbook output (default callback)."""
+    """The result lines ("changed: [host]", "skipping: [host]"...) of every task (or handler task) whose
+    name ends with `title` in an ansible-playbook output (default callback)."""
     lines = output.splitlines()
     found = []
     for index, line in enumerate(lines):
-        if line.startswith("TASK [") and line.rstrip(" *").endswith(title + "]"):
+        # the role's reloads run as its handler ("RUNNING HANDLER [...]"), or in place in a rollback
+        if line.startswith(("TASK [", "RUNNING HANDLER [")) and line.rstrip(" *").endswith(title + "]"):
             following = [nxt for nxt in lines[index + 1:] if nxt.strip()]
             found.append(following[0].strip() if following else "")
     return found
