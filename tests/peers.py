@@ -142,3 +142,18 @@ def mrjk_controller(hooks: Path, drivers=("qemu", "network", "daemon")) -> Path:
     for driver in drivers:
         (hooks / driver).symlink_to("scripts/libvirt_hook_controller.sh")
     return script
+
+
+# A saschpe/libvirt-hook-qemu hooks.json with every form its hook reads (the importer tests).
+HOOKS_JSON = """{
+    // comments in two styles, as the hook accepts them
+    /* the guest */
+    "web": {"private_ip": "192.168.122.10", "source_ip": "8.8.8.8", "interface": "virbr0",
+            "port_map": {"tcp": [[1100, 3000], 443], "udp": [27016], "icmp": [1]},
+            "port_range": [{"init_port": 8888, "ports_num": 2, "protocol": "tcp"}]},
+    "multi": [{"private_ip": "10.0.0.2", "public_ip": "192.0.2.1", "port_map": {"tcp": [22]}},
+              {"private_ip": "10.0.0.2", "port_map": {"tcp": [[2222, 22]]}},
+              {"private_ip": "10.0.0.3", "port_map": {"tcp": [80]}}],
+    "url": {"private_ip": "10.0.0.9", "port_map": {"tcp": [[8080, 80]]}, "note": "a // not a comment"}
+}
+"""

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import _Errors, _port_forward
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import cli, importers
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import EVENTS
-from tests.peers import TREE_HELPER, mrjk_controller
+from tests.peers import HOOKS_JSON, TREE_HELPER, mrjk_controller
 
 from ..conftest import LIBVIRT_ENV
 
@@ -181,56 +180,6 @@ def test_mrjk_round_trip(sandbox, tmp_path):
 
 # --- saschpe/libvirt-hook-qemu: the port_forward parameters ------------------------------------------------
 
-HOOKS_JSON = """{
-    // comments in two styles, as the hook accepts them
-    /* the guest */
-    "web": {"private_ip": "192.168.122.10", "source_ip": "8.8.8.8", "interface": "virbr0",
-            "port_map": {"tcp": [[1100, 3000], 443], "udp": [27016], "icmp": [1]},
-            "port_range": [{"init_port": 8888, "ports_num": 2, "protocol": "tcp"}]},
-    "multi": [{"private_ip": "10.0.0.2", "public_ip": "192.0.2.1", "port_map": {"tcp": [22]}},
-              {"private_ip": "10.0.0.2", "port_map": {"tcp": [[2222, 22]]}},
-              {"private_ip": "10.0.0.3", "port_map": {"tcp": [80]}}],
-    "url": {"private_ip": "10.0.0.9", "port_map": {"tcp": [[8080, 80]]}, "note": "a // not a comment"}
-}
-"""
-
-
-def saschpe_dnat(domain, first_ip_only=True) -> list:
-    """What saschpe's populate_chains DNATs, (proto, public port, private port), for each domain of a guest."""
-    out, ips = [], []
-    for dom in domain if isinstance(domain, list) else [domain]:
-        if first_ip_only and ips and dom["private_ip"] != ips[0]:
-            continue
-        ips.append(dom["private_ip"])
-        for proto, ports_list in dom.get("port_map", {}).items():
-            for ports in ports_list:
-                public, private = ports if isinstance(ports, list) else [ports, ports]
-                out.append((proto, public, private))
-        for rng in dom.get("port_range", []):
-            out.extend((rng["protocol"], p, p) for p in range(rng["init_port"], rng["init_port"] + rng["ports_num"]))
-    return out
-
-
-def test_saschpe_port_forward(tmp_path):
-    (tmp_path / "hooks.json").write_text(HOOKS_JSON)
-    variables, notes, found = importers.import_host(str(tmp_path), sources=("saschpe",))
-    assert found == ["saschpe"]
-    config = json.loads(importers.strip_json_comments(HOOKS_JSON))
-    params = variables["libvirt_hooks_library"]["port_forward"]
-    errors = _Errors()
-    clean, _objects = _port_forward(params, errors)
-    assert errors == []                                      # the block takes them as they are
-    for guest, domain in config.items():
-        expected = [f for f in saschpe_dnat(domain) if f[0] in ("tcp", "udp")]
-        got = [(f["proto"], f["host_port"], f["guest_port"]) for f in clean["guests"][guest]["forwards"]]
-        assert got == expected, guest
-    assert clean["guests"]["multi"]["ip"] == "10.0.0.2"
-    joined = "\n".join(notes)
-    for lost in ("'icmp'", "source_ip", "interface", "public_ip", "a second address 10.0.0.3", "unknown key 'note'",
-                 "hairpin"):
-        assert lost in joined, lost
-
-
 def test_saschpe_unreadable_names_the_file(tmp_path, capsys):
     (tmp_path / "hooks.json").write_text('{"a": {"private_ip": "10.0.0.1",},}')   # trailing commas: the hook fails too
     with pytest.raises(SystemExit) as exc:
@@ -303,32 +252,3 @@ def test_imported_variables_pass_the_role_argument_specs(tmp_path):
     assert loaded == variables
     result = ArgumentSpecValidator(specs["options"]).validate(loaded)
     assert result.error_messages == []
-
-
-def test_fleet_playbook_writes_one_file_per_host(tmp_path):
-    """playbooks/import.yml on two hosts (local connections, each with its own hooks directory): one YAML file
-    per host on the controller, the same variables as `virthooks import` on that host."""
-    import os
-    import sys
-    repo = Path(__file__).resolve().parents[5]
-    inventory = {"hypervisors": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                                          "ansible_become": False},
-                                 "hosts": {}}}
-    for host in ("host-a", "host-b"):
-        hooks = tmp_path / host / "hooks"
-        hooks.mkdir(parents=True)
-        inventory["hypervisors"]["hosts"][host] = {"libvirt_hooks_import_hooks_dir": str(hooks)}
-    recorder(tmp_path / "host-a" / "hooks" / "qemu.d" / "vm1" / "prepare" / "begin", "a", tmp_path / "log")
-    (tmp_path / "host-b" / "hooks" / "hooks.json").write_text(HOOKS_JSON)
-    (tmp_path / "hosts.yml").write_text(json.dumps(inventory))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(repo / "tests" / "output" / "collections"),
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), ANSIBLE_HOME=str(tmp_path / "ansible-home"))
-    out = tmp_path / "imported"
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"),
-                           str(repo / "playbooks" / "import.yml"), "-e", "libvirt_hooks_import_dir=%s" % out],
-                          capture_output=True, text=True, env=env, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    for host in ("host-a", "host-b"):
-        expected, _notes, _found = importers.import_host(str(tmp_path / host / "hooks"))
-        assert yaml.safe_load((out / ("%s.yml" % host)).read_text()) == expected
-    assert "port_forward" in (out / "host-b.yml").read_text() and "# - saschpe:" in (out / "host-b.yml").read_text()
