@@ -138,14 +138,12 @@ class TrustCheck(object):
             return candidate, st
         raise Untrusted("%s names a directory, not a file" % path)
 
-    @staticmethod
-    def _file_problem(real: str, st) -> str:
-        if (st.st_mode & S_IFMT) != S_IFREG:
-            return "%s is not a regular file" % real
-        if st.st_uid not in (0, os.geteuid()):
-            return "%s is owned by uid %d, not root" % (real, st.st_uid)
-        if st.st_mode & _GROUP_OTHER_WRITE:
-            return "%s is writable by group or others (mode %s)" % (real, _mode(st))
+    @classmethod
+    def _file_problem(cls, real: str, st) -> str:
+        """What a file root runs must be: what it reads must be (_data_problem), and executable."""
+        problem = cls._data_problem(real, st)
+        if problem:
+            return problem
         if not st.st_mode & 0o111:
             return "%s is not executable (mode %s)" % (real, _mode(st))
         return ""
