@@ -11,7 +11,7 @@ version_added: 0.1.0
 author:
   - virthooks maintainers (@virthooks)
 description:
-  - Takes the script declarations of the role C(virthooks.libvirt.hooks) (C(libvirt_hooks_scripts)
+  - Takes the script declarations of the role C(virthooks.libvirt.libvirt_hooks) (C(libvirt_hooks_scripts)
     and every C(libvirt_hooks_scripts__*) variable), validates every entry with the same rules the
     dispatcher uses, and returns the scripts for M(virthooks.libvirt.hook), the rules for
     M(virthooks.libvirt.hook_runtime) and the drivers that need an entry point.

@@ -12,7 +12,7 @@ author:
   - virthooks maintainers (@virthooks)
 description:
   - Returns one mapping of variable name to value for the variables named in the terms (the role
-    C(virthooks.libvirt.hooks) passes C(libvirt_hooks_scripts) and every C(libvirt_hooks_scripts__*)),
+    C(virthooks.libvirt.libvirt_hooks) passes C(libvirt_hooks_scripts) and every C(libvirt_hooks_scripts__*)),
     templated like C(ansible.builtin.vars), but field by field, so that text Jinja cannot read fails
     naming the variable, the script and the field.
   - Script text often holds what Jinja reads as its own syntax (C(${#args[@]}) opens a comment,

@@ -614,7 +614,7 @@ def detect(root: str = "", sysconfdir: str = "", search_path: tuple = DEFAULT_SE
     }
 
 
-# Where the role's periodic `virthooks metrics` job lives by default (roles/hooks/tasks/metrics.yml).
+# Where the role's periodic `virthooks metrics` job lives by default (roles/libvirt_hooks/tasks/metrics.yml).
 METRICS_JOB_FILES = ("/etc/cron.d/virthooks-metrics", "/etc/systemd/system/virthooks-metrics.service",
                      "/etc/systemd/system/virthooks-metrics.timer")
 

@@ -145,7 +145,7 @@ def site_run(lv: PrivateLibvirt, scripts: list, notify: bool) -> subprocess.Comp
     (lv.work / "site.json").write_text(json.dumps(inventory))
     tasks = [{"name": "A site's own change that needs libvirtd to reload", "ansible.builtin.debug": {"msg": "x"},
               "changed_when": True, "notify": "virthooks reload libvirt"}] if notify else []
-    play = [{"hosts": "all", "gather_facts": False, "roles": ["virthooks.libvirt.hooks"], "tasks": tasks}]
+    play = [{"hosts": "all", "gather_facts": False, "roles": ["virthooks.libvirt.libvirt_hooks"], "tasks": tasks}]
     (lv.work / "site.yml").write_text(json.dumps(play))
     return lv.run(str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(lv.work / "site.json"),
                   str(lv.work / "site.yml"), check=False, env=ansible_env(), timeout=600, cwd=str(REPO))
@@ -164,7 +164,7 @@ def test_reloads_go_through_the_handler_which_a_sites_own_task_can_notify(lv):
     # A new entry point (daemon): the role notifies its handler, which reloads libvirtd and waits for its answer.
     proc = site_run(lv, [qemu, on_reload], notify=False)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
-    assert "RUNNING HANDLER [virthooks.libvirt.hooks : Reload libvirt for virthooks]" in proc.stdout, proc.stdout[-6000:]
+    assert "RUNNING HANDLER [virthooks.libvirt.libvirt_hooks : Reload libvirt for virthooks]" in proc.stdout, proc.stdout[-6000:]
     assert "Wait until the daemon answers | libvirtd" in proc.stdout
     assert wait_for(lambda: reloads.exists() and reloads.read_text().splitlines()) == ["- reload begin SIGHUP"]
     # Nothing changed, but the site's own task notifies the topic: libvirtd is reloaded once more, same process.

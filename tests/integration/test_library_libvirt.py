@@ -169,7 +169,7 @@ def deploy(lv: PrivateLibvirt, library: dict) -> None:
         "libvirt_hooks_log": {"file": str(lv.work / "dispatch.jsonl")},
         "libvirt_hooks_library": library}}}}
     (lv.work / "hosts.json").write_text(json.dumps(inventory))
-    play = [{"hosts": "all", "gather_facts": False, "roles": ["virthooks.libvirt.hooks"]}]
+    play = [{"hosts": "all", "gather_facts": False, "roles": ["virthooks.libvirt.libvirt_hooks"]}]
     (lv.work / "play.yml").write_text(json.dumps(play))
     proc = lv.run(str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(lv.work / "hosts.json"),
                   str(lv.work / "play.yml"), check=False, env=ansible_env(), timeout=300, cwd=str(REPO))

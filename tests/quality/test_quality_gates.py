@@ -389,7 +389,8 @@ def installed(artifact, private_tmp) -> dict:
     assert (collections / "ansible_collections" / NAMESPACE / NAME / "MANIFEST.json").exists(), output(proc)
     env = tool_env(ANSIBLE_CONFIG=str(cfg), ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
                    ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_LOCAL_TEMP=str(base / "tmp"))
-    return {"base": base, "root": collections / "ansible_collections" / NAMESPACE / NAME, "env": env}
+    return {"base": base, "root": collections / "ansible_collections" / NAMESPACE / NAME, "env": env,
+            "artifact": artifact}
 
 
 def test_installed_artifact_documents_its_modules(installed):
@@ -435,6 +436,39 @@ def test_installed_artifact_playbook_runs_by_fqcn(installed, playbook):
     proc = run(["ansible-playbook", "-i", "localhost,", "--syntax-check", "%s.%s" % (FQCN, playbook)],
                installed["base"], installed["env"])
     assert_ok(proc, "ansible-playbook %s.%s --syntax-check" % (FQCN, playbook))
+
+
+def test_user_project_with_the_installed_artifact_passes_ansible_lint_production(installed):
+    """A user's project that installs the artifact and uses the role passes ``ansible-lint --profile production``.
+
+    No rule is skipped: the project has its own .ansible-lint with the production profile and nothing else, an
+    inventory that sets the role's public variables in group_vars, and a playbook that runs the role by FQCN.
+    The installed collection's files are linted as ansible-lint meets them in a project (it reads the role's
+    defaults and vars), which is where a role/variable prefix mismatch used to fail 23 times.
+    """
+    project = installed["base"] / "user-project"
+    (project / "group_vars").mkdir(parents=True)
+    (project / ".ansible-lint").write_text("---\nprofile: production\noffline: true\n")
+    (project / "inventory.yml").write_text("---\nhypervisors:\n  hosts:\n    hv1:\n      ansible_host: 192.0.2.10\n")
+    (project / "group_vars" / "hypervisors.yml").write_text(
+        "---\nlibvirt_hooks_scripts:\n  - name: log-start\n    driver: qemu\n    operations: [start]\n"
+        "    content: |\n      #!/bin/sh\n      logger -t virthooks \"start $1\"\n")
+    (project / "site.yml").write_text(
+        "---\n- name: Deploy libvirt hooks\n  hosts: hypervisors\n  become: true\n  roles:\n"
+        "    - role: %s.libvirt_hooks\n" % FQCN)
+    # Installed into the project, as `ansible-galaxy collection install -p collections` puts it: ansible-lint
+    # then lints the collection's files as part of the project (its defaults and vars included).
+    proc = run(["ansible-galaxy", "collection", "install", "--offline", "--force", "-p", project / "collections",
+                installed["artifact"]], project, installed["env"])
+    assert_ok(proc, "ansible-galaxy collection install into the project")
+    (project / "ansible.cfg").write_text("[defaults]\ncollections_path = collections\n")
+    env = {k: v for k, v in installed["env"].items() if k not in ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH")}
+    proc = run(["git", "init", "-q", "."], project, env)  # ansible-lint lints what a git project holds
+    assert_ok(proc, "git init")
+    proc = run(["ansible-lint", "--nocolor", "-f", "pep8", "--profile", "production"], project, env)
+    assert_ok(proc, "ansible-lint --profile production in a user project")
+    lint_config = (project / ".ansible-lint").read_text()
+    assert "skip_list" not in lint_config and "warn_list" not in lint_config
 
 
 def test_installed_artifact_deploys_the_sandbox_demo(installed):

@@ -1,4 +1,4 @@
-"""The rules reference's tables (docs/rules.md, moved there from the README) say what roles/hooks/meta/argument_specs.yml says."""
+"""The rules reference's tables (docs/rules.md, moved there from the README) say what roles/libvirt_hooks/meta/argument_specs.yml says."""
 from __future__ import annotations
 
 import json
@@ -26,7 +26,7 @@ def readme_table(first_header: str) -> dict:
 
 
 def specs() -> dict:
-    return yaml.safe_load((REPO / "roles/hooks/meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    return yaml.safe_load((REPO / "roles/libvirt_hooks/meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
 
 
 def shown(value) -> str:

@@ -10,7 +10,7 @@ from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import
 from ansible_collections.virthooks.libvirt.plugins.filter.script_plan import script_plan
 from tests.conftest import REPO
 
-FILES = str(REPO / "roles" / "hooks" / "files" / "library")
+FILES = str(REPO / "roles" / "libvirt_hooks" / "files" / "library")
 PF = {"guests": {"web[1]": {"ip": "10.0.0.5", "forwards": [{"host_port": 80, "guest_port": 8080}]}}}
 
 

@@ -237,10 +237,10 @@ def test_cli_import_nothing_found(tmp_path, capsys):
 
 
 def test_imported_variables_pass_the_role_argument_specs(tmp_path):
-    """What the import prints is what the role takes: checked against roles/hooks/meta/argument_specs.yml."""
+    """What the import prints is what the role takes: checked against roles/libvirt_hooks/meta/argument_specs.yml."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
     repo = Path(__file__).resolve().parents[5]
-    specs = yaml.safe_load((repo / "roles/hooks/meta/argument_specs.yml").read_text())["argument_specs"]["main"]
+    specs = yaml.safe_load((repo / "roles/libvirt_hooks/meta/argument_specs.yml").read_text())["argument_specs"]["main"]
     hooks = tmp_path / "hooks"
     build_tree(hooks, tmp_path / "log", tmp_path / "elsewhere")
     mrjk_controller(hooks)

@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import params_secret, render
 from tests.conftest import REPO
 
-FILES = REPO / "roles" / "hooks" / "files" / "library"
+FILES = REPO / "roles" / "libvirt_hooks" / "files" / "library"
 PYTHON = shutil.which("python3", path="/usr/bin:/bin")
 LIBVIRT_ENV = {"LC_ALL": "C", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
