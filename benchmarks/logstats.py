@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from tests.conftest import _link_collection
 
 _link_collection()
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import logstats
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import logmetrics, logstats
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.minijson import dumps
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.runlog import iso_time
 
@@ -102,10 +102,10 @@ def main() -> None:
         textfile = Path(tmp, "textfile")
         textfile.mkdir()
         first = timed("(c) virthooks metrics, no state (every record)",
-                      lambda: logstats.write_textfile(str(log), backups, str(textfile)))
+                      lambda: logmetrics.write_textfile(str(log), backups, str(textfile)))
         assert first["read"] == args.n, first
         again = timed("(d) virthooks metrics again, nothing new",
-                      lambda: logstats.write_textfile(str(log), backups, str(textfile)))
+                      lambda: logmetrics.write_textfile(str(log), backups, str(textfile)))
         assert again["read"] == 0, again
 
 

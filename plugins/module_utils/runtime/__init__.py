@@ -8,6 +8,8 @@ its listing is what the host gets. Nothing here imports Ansible or the installer
 both), and each module imports only what its own call needs: the dispatcher sits on every guest
 start.
 
+Run on every hook call (the dispatcher's hot path):
+
 - ``dispatch``  one libvirt hook call: match the rules, run the scripts, apply the policy
 - ``rules``     config.json: format, validation, matching, the per-guest tree
 - ``ruleindex`` config.json's index: which rules an event reads (500 rules cost what one does)
@@ -20,7 +22,25 @@ start.
 - ``minijson``  JSON without importing ``json`` (start-up cost)
 - ``layout``    names of the files under the hooks directory
 - ``hostos``    ``os`` without importing ``os`` (a tenth of a hook call at start-up)
-- ``cli``       ``virthooks``, the operator's command line on the host
+- ``generations`` the generations a deploy writes, the current one, the deploy lock
+
+Run by the operator (``virthooks``, the CLI) and by the modules, never on a hook call:
+
+- ``cli``       ``virthooks``: its arguments, and the dispatch to one module per subcommand
+- ``cli_util``  what the subcommands share: output, one-line errors, events from argv
+- ``cli_list``, ``cli_simulate``, ``cli_validate``, ``cli_log``, ``cli_generations``,
+  ``cli_rollback``, ``cli_metrics``, ``cli_import``  one subcommand each (``virthooks <name>``)
+- ``rollback``  making an older generation current again
+- ``syntax``    the deploy's syntax gate, run again by ``validate``
+- ``fileops``   atomic file writes
+- ``importers`` a peer's hook setup (per-guest tree, mrjk, saschpe) as role variables
+- ``logread``   reading the log and its rotated backups after the fact
+- ``logstats``  statistics of the log over a time window (``hooks_stats``)
+- ``logmetrics`` cumulative Prometheus metrics of the log (``virthooks metrics``)
+
+The subcommands are ``cli_<name>.py`` in this folder rather than a ``commands/`` package: the
+entry points' trust check (entrypoint.LIB_CHECK) and the installer (install.runtime_sources)
+take this folder as flat, files only.
 """
 
 VERSION = "0.2.0"  # the collection's version (galaxy.yml); a test ties them
@@ -28,7 +48,8 @@ VERSION = "0.2.0"  # the collection's version (galaxy.yml); a test ties them
 
 def _entry_modules():  # pragma: no cover - never called
     """The host runs two modules, the dispatcher and the CLI; every other module of this package is
-    reached from them. Ansible's module packer ships what is imported (nested imports too), so
-    naming them here puts the whole package into the payload of the modules that install it."""
-    from . import cli, dispatch
-    return cli, dispatch
+    reached from them, except logstats (the hooks_stats module's, which the CLI does not use).
+    Ansible's module packer ships what is imported (nested imports too), so naming them here puts
+    the whole package into the payload of the modules that install it."""
+    from . import cli, dispatch, logstats
+    return cli, dispatch, logstats

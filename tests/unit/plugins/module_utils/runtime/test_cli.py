@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -11,9 +12,16 @@ from ..conftest import LIBVIRT_ENV
 from .test_dispatch import DOMAIN, rule
 
 
-def cli(box, *args, stdin=None):
-    proc = subprocess.run([str(box.own / "virthooks"), *args], capture_output=True, text=True, timeout=60, check=False)
-    return proc.returncode, proc.stdout + proc.stderr
+def cli(box, *args):
+    code, out, err = cli3(box, *args)
+    return code, out + err
+
+
+def cli3(box, *args, stdin=b""):
+    """Run the installed CLI as an operator would; stdin is a pipe holding stdin (empty by default)."""
+    proc = subprocess.run([str(box.own / "virthooks"), *args], input=stdin, capture_output=True, timeout=60,
+                          check=False)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
 
 def test_list_shows_rules_and_what_runs_for_an_event(sandbox, tmp_path):
@@ -225,3 +233,188 @@ def test_simulate_without_an_entry_point_runs_the_installed_dispatcher(sandbox):
     assert code == 0, out
     assert "no entry point" in out
     assert sandbox.order() == ["net default start begin -"]
+
+
+# --- issue 21 point 7: a CLI for people and scripts ------------------------------------------------
+
+GUEST40 = "win10-gpu-passthrough-workstation-01-lab"     # 40 characters, as a real fleet names them
+
+
+def test_version_prints_the_runtime_version(sandbox):
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import VERSION
+    sandbox.deploy([])
+    code, out, err = cli3(sandbox, "--version")
+    assert (code, out.strip(), err) == (0, "virthooks %s" % VERSION, "")
+
+
+def test_list_json_gives_the_rules_and_an_events_steps(sandbox, tmp_path):
+    sandbox.recorder("gpu")
+    sandbox.recorder("late")
+    sandbox.deploy([rule("gpu", objects=["win*"], operations=["prepare"], xpath="/domain/devices/hostdev"),
+                    rule("late", order=90, on_failure="ignore")])
+    code, out, err = cli3(sandbox, "list", "--json")
+    assert (code, err) == (0, "")
+    rules = json.loads(out)["rules"]
+    assert [r["name"] for r in rules] == ["gpu", "late"]
+    assert rules[0]["objects"] == ["win*"] and rules[0]["operations"] == ["prepare"] and rules[0]["enabled"] is True
+    assert rules[1]["order"] == 90 and rules[1]["on_failure"] == "ignore" and rules[1]["source"] == "config.json"
+    xml = tmp_path / "dom.xml"
+    xml.write_bytes(DOMAIN)
+    code, out, err = cli3(sandbox, "list", "qemu", "win10", "prepare", "--xml", str(xml), "--json")
+    assert (code, err) == (0, "")
+    doc = json.loads(out)
+    assert doc["event"] == {"driver": "qemu", "object": "win10", "operation": "prepare", "suboperation": "begin",
+                            "extra": "-", "daemon": None, "abortable": True, "reads_stdout": False}
+    assert [(s["name"], s["xpath_result"]) for s in doc["steps"]] == [("gpu", True), ("late", None)]
+    assert doc["steps"][0]["path"].endswith("/scripts/gpu") and doc["steps"][0]["on_failure"] == "fail"
+
+
+def test_validate_json_lists_problems_and_warnings(sandbox):
+    sandbox.script("ok", "exit 0\n")
+    sandbox.deploy([rule("ok", operations=["reconnect"]), rule("missing")])
+    code, out, err = cli3(sandbox, "validate", "--json")
+    assert code == 1 and err == ""
+    doc = json.loads(out)
+    assert doc["ok"] is False and doc["rules"] == 2 and doc["config"].endswith("/config.json")
+    assert len(doc["problems"]) == 1 and "rule 'missing'" in doc["problems"][0]
+    assert any("rule 'ok'" in w and "reconnect" in w for w in doc["warnings"])
+    sandbox.deploy([rule("ok")])
+    code, out, err = cli3(sandbox, "validate", "--json")
+    assert (code, err) == (0, "") and json.loads(out)["ok"] is True and json.loads(out)["problems"] == []
+
+
+def test_generations_json_marks_the_current_one(sandbox):
+    sandbox.script("ok", "exit 0\n")
+    sandbox.deploy([rule("ok")])
+    sandbox.deploy([rule("ok", order=10)], drivers=("qemu", "network"))
+    code, out, err = cli3(sandbox, "generations", "--json")
+    assert (code, err) == (0, "")
+    doc = json.loads(out)
+    ids = sorted(p.name for p in (sandbox.own / "generations").iterdir())
+    assert [g["id"] for g in doc["generations"]] == ids and doc["current"] == ids[-1]
+    assert [g["current"] for g in doc["generations"]] == [False, True]
+    assert sorted(doc["generations"][-1]["drivers"]) == ["network", "qemu"] and doc["generations"][-1]["rules"] == 1
+    assert all(g["problem"] is None and len(g["digest"]) == 16 for g in doc["generations"])
+
+
+def test_simulate_json_gives_the_hooks_exit_output_and_log_record(sandbox, tmp_path):
+    sandbox.script("veto", "echo 'no GPU free' >&2\nexit 3\n")
+    sandbox.deploy([rule("veto", operations=["prepare"])])
+    xml = tmp_path / "dom.xml"
+    xml.write_bytes(DOMAIN)
+    code, out, err = cli3(sandbox, "simulate", "qemu", "win10", "prepare", "begin", "--xml", str(xml), "--json")
+    assert code == 1 and err == ""
+    doc = json.loads(out)
+    assert doc["command"] == [str(sandbox.hooks / "qemu"), "win10", "prepare", "begin", "-"]
+    assert doc["exit"] == 1 and doc["stdin"] == "file" and doc["stdout"] == ""
+    assert "script 'veto' failed with exit status 3: no GPU free" in doc["stderr"]
+    assert doc["record"]["result"] == "failed" and doc["record"]["scripts"][0]["exit"] == 3
+    code, out, err = cli3(sandbox, "simulate", "--dry-run", "--json", "qemu", "win10", "prepare", "begin")
+    assert code == 0 and [s["name"] for s in json.loads(out)["steps"]] == ["veto"]
+
+
+def test_rollback_dry_run_json_says_what_would_change_and_changes_nothing(sandbox):
+    sandbox.script("ok", "exit 0\n")
+    sandbox.deploy([rule("ok")])
+    sandbox.deploy([rule("ok", order=10)], drivers=("qemu", "network"))
+    first, second = sorted(p.name for p in (sandbox.own / "generations").iterdir())
+    code, out, err = cli3(sandbox, "rollback", "--dry-run", "--json")
+    assert (code, err) == (0, "")
+    doc = json.loads(out)
+    assert (doc["dry_run"], doc["current"], doc["target"]) == (True, second, first)
+    assert doc["removed"] == ["network"] and doc["added"] == [] and doc["reloaded"] == []
+    assert any("ok" in change for change in doc["changes"])
+    assert os.readlink(str(sandbox.own / "current")).endswith(second) and (sandbox.hooks / "network").exists()
+
+
+def test_a_missing_or_unreadable_file_is_one_line_never_a_traceback(sandbox, tmp_path):
+    sandbox.script("ok", "exit 0\n")
+    sandbox.deploy([rule("ok")])
+    for args, named in ((["list", "qemu", "g", "prepare", "--xml", "missing.xml"], "missing.xml"),
+                        (["simulate", "qemu", "g", "prepare", "begin", "--xml", "/nope.xml"], "/nope.xml"),
+                        (["list", "qemu", "g", "prepare", "--xml", str(tmp_path)], str(tmp_path)),
+                        (["simulate", "qemu", "g", "prepare", "begin", "--xml", str(tmp_path), "--json"], str(tmp_path)),
+                        (["metrics", "--textfile-dir", str(tmp_path), "--state", str(sandbox.config) + "/state"],
+                         "config.json")):
+        code, out, err = cli3(sandbox, *args)
+        assert code != 0 and out == "", (args, out)
+        assert err.count("\n") == 1 and named in err and "Traceback" not in err, (args, err)
+    assert sandbox.order() == [] and sandbox.records() == [], "the hook never ran"
+    config = sandbox.config.resolve()
+    config.write_bytes(b"\xff\xfe not a config")
+    for args in (["list"], ["list", "--json"], ["log"], ["simulate", "--dry-run", "qemu", "g", "start", "begin"]):
+        code, out, err = cli3(sandbox, *args)
+        assert code != 0 and out == "" and err.count("\n") == 1 and str(config) in err, (args, err)
+    code, out, err = cli3(sandbox, "validate", "--json")
+    assert code == 1 and err == "" and "not UTF-8" in json.loads(out)["problems"][0]
+
+
+def test_unknown_operations_are_refused_with_the_valid_ones_named_as_the_role_does(sandbox):
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.install import build_config
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import ConfigError
+    sandbox.recorder("rec")
+    sandbox.deploy([rule("rec")])
+    with pytest.raises(ConfigError) as role:
+        build_config([rule("rec", operations=["prep"])])
+    role_valid = re.search(r"\(valid: ([^)]*?)(, or '\*')?\)", str(role.value)).group(1)
+    for args in (["list", "qemu", "win10", "prep"], ["simulate", "qemu", "win10", "prep", "begin"],
+                 ["simulate", "--dry-run", "qemu", "win10", "prep", "begin"]):
+        code, out, err = cli3(sandbox, *args)
+        assert code == 2 and out == "" and err.count("\n") == 1, (args, out, err)
+        assert "unknown operation 'prep' for driver 'qemu' (valid: %s)" % role_valid in err
+    code, out, err = cli3(sandbox, "list", "qemu", "win10", "prepare", "middle")
+    assert code == 2 and "unknown sub-operation 'middle' (valid: begin, end, -)" in err
+    code, out, err = cli3(sandbox, "list", "network", "default", "plugged")     # an old spelling libvirt used
+    assert code == 0, err
+    assert sandbox.order() == [], "nothing ran"
+
+
+def test_simulate_without_xml_gives_a_minimal_domain_of_that_name_and_says_so(sandbox):
+    sandbox.recorder("rec")
+    sandbox.recorder("net")
+    sandbox.deploy([rule("rec", operations=["prepare"], xpath="/domain/name"),
+                    rule("net", driver="network")], drivers=("qemu", "network"))
+    code, out, err = cli3(sandbox, "simulate", "qemu", "win10", "prepare", "begin")
+    assert code == 0, out + err
+    assert "minimal document" in err and err.count("\n") == 1
+    stdin = (sandbox.seen / "rec.stdin").read_bytes()
+    assert stdin == b"<domain type='kvm'><name>win10</name></domain>\n"
+    code, out, err = cli3(sandbox, "simulate", "network", "a<b", "start", "begin")
+    assert code == 0 and "minimal document" in err
+    assert (sandbox.seen / "net.stdin").read_bytes() == b"<hookData><network><name>a&lt;b</name></network></hookData>\n"
+    given = b"<domain type='kvm'><name>other</name></domain>"
+    code, out, err = cli3(sandbox, "simulate", "qemu", "win10", "prepare", "begin", stdin=given)
+    assert code == 0 and err == "" and (sandbox.seen / "rec.stdin").read_bytes() == given
+
+
+def test_list_columns_line_up_at_any_name_length(sandbox):
+    for name in ("a", GUEST40):
+        sandbox.script(name, "exit 0\n")
+    sandbox.deploy([rule("a", objects=[GUEST40], operations=["prepare"]),
+                    rule(GUEST40, operations=["prepare"], order=60)])
+    code, out, err = cli3(sandbox, "list")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2, out
+    for field in ("qemu", "ops=", "subops=", "order="):
+        assert len({line.index(field) for line in lines}) == 1, (field, out)
+    code, out, err = cli3(sandbox, "list", "qemu", GUEST40, "prepare")
+    steps = [line for line in out.splitlines() if "/scripts/" in line]
+    assert code == 0 and len(steps) == 2, out
+    for field in ("/", "timeout="):
+        assert len({line.index(field) for line in steps}) == 1, (field, out)
+
+
+def test_generations_columns_line_up_at_any_name_length(sandbox):
+    from ansible_collections.virthooks.libvirt.plugins.module_utils import install
+    sandbox.script("ok", "exit 0\n")
+    for deployer in ("me", "ops@" + GUEST40):
+        installer = install.RuntimeInstaller(str(sandbox.hooks), sandbox.python, -1, -1)
+        installer.apply(installer.plan(("qemu",), [rule("ok", order=len(deployer))], log={"file": str(sandbox.log)},
+                                       scripts=sandbox.staged(), deployer=deployer))
+    code, out, err = cli3(sandbox, "generations")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3, out
+    header = lines[0]
+    for title in ("time", "deployer", "digest", "rules", "entry points"):
+        column = header.index(title)
+        assert all(line[column - 1] == " " and line[column] != " " for line in lines[1:]), (title, out)

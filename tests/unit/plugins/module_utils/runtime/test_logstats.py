@@ -1,4 +1,4 @@
-"""logstats: the log reader behind hooks_stats and `virthooks metrics`, on real files written by runlog."""
+"""logread, logstats, logmetrics: the log reader behind hooks_stats and `virthooks metrics`, on real files written by runlog."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import logstats
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import logmetrics, logread, logstats
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.cli import main as cli_main
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.runlog import append_line, iso_time
 
@@ -95,7 +95,7 @@ def test_since_durations(text, seconds):
 
 def test_since_iso_times_and_bad_values():
     assert logstats.parse_since("2026-11-29T10:00:00Z", 0) == logstats.parse_since("2026-11-29T11:00:00+01:00", 0)
-    assert logstats.parse_since("2026-11-29T10:00:00", 0) == logstats.record_epoch("2026-11-29T10:00:00.000Z")
+    assert logstats.parse_since("2026-11-29T10:00:00", 0) == logread.record_epoch("2026-11-29T10:00:00.000Z")
     with pytest.raises(logstats.StatsError, match="neither a duration"):
         logstats.parse_since("yesterday", 0)
 
@@ -103,7 +103,7 @@ def test_since_iso_times_and_bad_values():
 # --- metrics -------------------------------------------------------------------------------
 
 def metrics(log, textfile, backups=3):
-    done = logstats.write_textfile(str(log), backups, str(textfile))
+    done = logmetrics.write_textfile(str(log), backups, str(textfile))
     values = {}
     for line in (textfile / "virthooks.prom").read_text().splitlines():
         if not line.startswith("#"):
@@ -164,7 +164,7 @@ def test_half_written_last_line_is_read_once_complete(tmp_path):
     log, textfile = tmp_path / "v.jsonl", tmp_path / "tf"
     textfile.mkdir()
     write(log, [rec()])
-    line = (logstats.dumps(rec()) + "\n").encode()
+    line = (logmetrics.dumps(rec()) + "\n").encode()
     with log.open("ab") as f:
         f.write(line[:40])
     _done, got = metrics(log, textfile)
@@ -181,7 +181,7 @@ def test_corrupt_or_missing_state_is_rebuilt_from_the_log(tmp_path, damage):
     textfile.mkdir()
     write(log, [rec(), rec()])
     metrics(log, textfile)
-    state = logstats.state_path(str(log))
+    state = logmetrics.state_path(str(log))
     if damage:
         with open(state, "wb") as f:
             f.write(damage)
@@ -205,9 +205,9 @@ def test_textfile_is_replaced_atomically_and_no_temp_file_stays(tmp_path):
 
 
 def test_label_values_are_escaped():
-    counters = logstats.Counters()
+    counters = logmetrics.Counters()
     counters.add({"time": iso_time(NOW), "driver": "qemu", "operation": 'a"b\\c\nd', "result": "ok"})
-    text = logstats.render_metrics(counters, "0.1.0")
+    text = logmetrics.render_metrics(counters, "0.1.0")
     assert 'operation="a\\"b\\\\c\\nd"' in text
 
 
@@ -216,7 +216,7 @@ def test_cli_metrics_writes_the_prom_file(tmp_path, capsys):
     (hooks / "virthooks").mkdir(parents=True)
     log, textfile = tmp_path / "v.jsonl", tmp_path / "tf"
     textfile.mkdir()
-    (hooks / "virthooks" / "config.json").write_text(logstats.dumps(
+    (hooks / "virthooks" / "config.json").write_text(logmetrics.dumps(
         {"version": 1, "log": {"file": str(log), "backups": 3}, "rules": []}))
     write(log, [rec()])
     with pytest.raises(SystemExit) as exit_:
@@ -254,7 +254,7 @@ def test_a_textfile_from_hostile_tree_names_passes_promtool(sandbox, tmp_path):
     assert len(ran) == 3 and all(s["status"] == "ok" for s in ran), ran
     textfile = tmp_path / "tf"
     textfile.mkdir()
-    logstats.write_textfile(str(sandbox.log), 3, str(textfile))
+    logmetrics.write_textfile(str(sandbox.log), 3, str(textfile))
     prom = textfile / "virthooks.prom"
     checked = promtool_check(prom)
     assert checked.returncode == 0, checked.stdout + checked.stderr + prom.read_text()
@@ -268,12 +268,12 @@ def test_a_saved_state_holding_bad_labels_is_repaired(tmp_path):
     textfile.mkdir()
     log.write_bytes(b"")
     # What an older version saved: the name as logged, undecodable bytes and all.
-    old = logstats.Counters()
+    old = logmetrics.Counters()
     for r in (rec(scripts=[("s\udcff1", "ok", 5.0)]), rec(scripts=[("s\udcfe1", "ok", 5.0)])):
         old.calls[("qemu", "prepare", "ok")] = old.calls.get(("qemu", "prepare", "ok"), 0) + 1
         name = r["scripts"][0]["name"]
         old.runs[(name, "ok")] = 1
-        old.hist[name] = [1] + [0] * len(logstats.BUCKETS) + [0.005]
+        old.hist[name] = [1] + [0] * len(logmetrics.BUCKETS) + [0.005]
     (tmp_path / "v.jsonl.metrics-state").write_text(old.to_json())
     done, got = metrics(log, textfile)
     assert done["note"] is None

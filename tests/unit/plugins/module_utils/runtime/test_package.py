@@ -53,3 +53,11 @@ def test_runtime_version_is_the_collection_version():
     version = re.search(r"^version:\s*['\"]?([^'\"\s]+)", galaxy, re.M).group(1)
     from ansible_collections.virthooks.libvirt.plugins.module_utils import runtime
     assert runtime.VERSION == version
+
+
+def test_the_module_map_names_every_runtime_module():
+    """runtime/__init__.py's docstring is the map of the package: every module of it is named there."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils import runtime
+    named = set(re.findall(r"``(\w+)``", runtime.__doc__))
+    missing = [p.stem for p in runtime_files() if p.stem != "__init__" and p.stem not in named]
+    assert missing == [], "runtime/__init__.py does not name %s" % ", ".join(missing)

@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``virthooks list``: the rules, or what would run for one event (XPath evaluated with --xml)."""
+
+from .cli_util import CliError, columns, current_dir, emit, emit_json, event_args, load, read_file
+from .events import is_abortable, reads_stdout
+from .rules import steps_for_event
+
+RULE_FIELDS = ("name", "driver", "objects", "operations", "suboperations", "extras", "daemons", "xpath",
+               "order", "timeout", "on_failure", "enabled", "script")
+
+
+def rule_record(rule: dict) -> dict:
+    """A rule as --json shows it; ``source`` names the file it comes from (drop-ins will name theirs)."""
+    record = {field: rule.get(field) for field in RULE_FIELDS}
+    record["source"] = "config.json"
+    return record
+
+
+def rule_row(rule: dict) -> list:
+    """A rule as a row of the table: name, driver, what it matches, then how it runs."""
+    row = [rule["name"], rule["driver"], "objects=" + ",".join(rule["objects"]),
+           "ops=" + ",".join(rule["operations"]), "subops=" + ",".join(rule["suboperations"])]
+    rest = []
+    if rule["extras"] != ["*"]:
+        rest.append("extras=%s" % ",".join(rule["extras"]))
+    if rule["daemons"] != ["*"]:
+        rest.append("daemons=%s" % ",".join(rule["daemons"]))
+    if rule["xpath"]:
+        rest.append("xpath=%s" % rule["xpath"])
+    rest.append("order=%d timeout=%gs on_failure=%s%s" % (rule["order"], rule["timeout"], rule["on_failure"],
+                                                         "" if rule["enabled"] else " DISABLED"))
+    return row + [" ".join(rest)]
+
+
+def list_rules(args, out, config) -> int:
+    rules = sorted(config["rules"], key=lambda r: (r["order"], r["name"]))
+    if args.json:
+        emit_json(out, {"rules": [rule_record(r) for r in rules]})
+        return 0
+    for line in columns([rule_row(r) for r in rules]):
+        out.write(line + "\n")
+    if not rules:
+        emit(out, "no rules")
+    return 0
+
+
+def xml_document(path: str):
+    """The --xml file as an XPath document; CliError when it is unreadable or not XML."""
+    from .xmlcond import ConditionError, Document
+    data = read_file(path, "--xml")
+    try:
+        return Document(data)
+    except (ConditionError, ValueError) as exc:
+        raise CliError("--xml %s: %s" % (path, exc)) from None
+
+
+def step_record(step, document) -> dict:
+    """A step as --json shows it; ``xpath_result`` is null when there is no condition or no --xml."""
+    result = None
+    if step.xpath and document is not None:
+        result = bool(document.evaluate(step.xpath, step.namespaces))
+    return {"order": step.order, "name": step.name, "path": step.path, "source": step.source,
+            "timeout": step.timeout, "on_failure": step.on_failure, "xpath": step.xpath, "xpath_result": result}
+
+
+def step_row(record: dict) -> list:
+    cond = ""
+    if record["xpath"] and record["xpath_result"] is None:
+        cond = "if xpath %s (not evaluated: no --xml)" % record["xpath"]
+    elif record["xpath"]:
+        cond = "xpath %s -> %s" % (record["xpath"], record["xpath_result"])
+    return ["%4d" % record["order"], record["name"], record["path"],
+            "timeout=%gs on_failure=%s%s" % (record["timeout"], record["on_failure"], "  " + cond if cond else "")]
+
+
+def list_event(args, out, config, words) -> int:
+    driver, obj, op, sub, extra = event_args(words)
+    document = xml_document(args.xml) if args.xml else None
+    steps, notes = steps_for_event(config, args.hooks_dir, current_dir(args.hooks_dir), driver, obj, op, sub, extra,
+                                   args.daemon)
+    event = {"driver": driver, "object": obj, "operation": op, "suboperation": sub, "extra": extra,
+             "daemon": args.daemon, "abortable": is_abortable(driver, op), "reads_stdout": reads_stdout(driver, op)}
+    records = [step_record(step, document) for step in steps]
+    if args.json:
+        emit_json(out, {"event": event, "notes": notes, "steps": records})
+        return 0
+    emit(out, "event: %s %s %s %s %s (%s%s)" % (driver, obj, op, sub, extra,
+         "abortable" if event["abortable"] else "failures only logged",
+         ", stdout read as XML" if event["reads_stdout"] else ""))
+    for note in notes:
+        emit(out, "note: %s" % note)
+    if not steps:
+        emit(out, "nothing would run")
+    for line in columns([step_row(r) for r in records]):
+        out.write(line + "\n")
+    return 0
+
+
+def run(args, out) -> int:
+    config = load(args.hooks_dir)
+    if args.event:
+        return list_event(args, out, config, args.event)
+    return list_rules(args, out, config)

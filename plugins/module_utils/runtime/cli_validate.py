@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``virthooks validate``: config.json, the scripts, the runtime and the entry points, as root runs them."""
+
+import os
+
+from .cli_util import config_path, current_dir, emit, emit_json, own_dir
+from .generations import current_id
+from .rules import ConfigError, load_config, script_path
+
+
+def trust_problems(trust, hooks_dir: str, path: str) -> list:
+    """What root reads or imports on every hook call that is not root's alone: config.json and
+    the runtime's package (scripts are checked with their rules)."""
+    from .layout import LIB_CURRENT, LIB_DIR, RUNTIME_PACKAGE
+    from .trust import Untrusted
+    problems = []
+    try:
+        trust.read_data(path)
+    except Untrusted as exc:
+        problems.append("config.json: %s: the dispatcher refuses it, no hook runs" % exc)
+    lib = "%s/%s/%s/%s" % (own_dir(hooks_dir), LIB_DIR, LIB_CURRENT, RUNTIME_PACKAGE)
+    problems.extend("runtime: %s: the entry points refuse to import it, no hook runs" % p
+                    for p in trust.tree_problems(lib))
+    return problems
+
+
+def script_problem(trust, base: str, rule: dict):
+    """Why root would not run the rule's script, or None."""
+    from .trust import Untrusted, format_problem
+    script = script_path(base, rule["script"])
+    if not os.path.lexists(script):
+        return "rule %r: its script %s is missing" % (rule["name"], script)
+    try:
+        problem = format_problem(trust.check_file(script))
+    except Untrusted as exc:
+        problem = str(exc)
+    return "rule %r: %s %s" % (rule["name"], script, problem) if problem else None
+
+
+def kills_guest_warning(rule: dict):
+    """A warning for an enabled rule that may fail on 'reconnect' and so kill a running guest, or None."""
+    from .events import GUEST_KILLING_OPERATIONS, kills_running_guest
+    ops = GUEST_KILLING_OPERATIONS if rule["operations"] == ["*"] else rule["operations"]
+    if rule["enabled"] and rule["on_failure"] == "fail" and any(kills_running_guest(rule["driver"], op) for op in ops):
+        return ("rule %r: on_failure is 'fail' and it runs on 'reconnect': if it fails when the daemon restarts, "
+                "libvirt kills the running guest (set operations without reconnect, or on_failure: ignore)"
+                % rule["name"])
+    return None
+
+
+def generation_checks(hooks_dir: str, base: str, rules: list) -> tuple:
+    """(problems, warnings): the deploy's syntax gate again, and what changed in the generation since."""
+    from .generations import read_meta
+    from .syntax import generation_problems
+    own = own_dir(hooks_dir)
+    gen = current_id(own)
+    meta = read_meta(own, gen) if gen else {}
+    return generation_problems(base, rules, meta, {r["name"]: script_path(base, r["script"]) for r in rules})
+
+
+def entry_point_problems(hooks_dir: str, rules: list) -> list:
+    from .entrypoint import file_is_ours
+    problems = []
+    for driver in sorted({r["driver"] for r in rules if r["enabled"]}):
+        entry = "%s/%s" % (hooks_dir, driver)
+        if not os.path.exists(entry):
+            problems.append("hooks/%s is missing: rules for the %s driver never run" % (driver, driver))
+        elif not file_is_ours(entry):
+            problems.append("hooks/%s is not a virthooks entry point: rules for %s never run" % (driver, driver))
+    return problems
+
+
+def findings(hooks_dir: str, path: str, rules: list) -> tuple:
+    """(problems, warnings) of an install whose config.json loaded."""
+    from .trust import TrustCheck
+    base = current_dir(hooks_dir)
+    trust = TrustCheck()
+    problems = trust_problems(trust, hooks_dir, path)
+    warnings = []
+    for rule in rules:
+        problems.append(script_problem(trust, base, rule))
+        warnings.append(kills_guest_warning(rule))
+    if any(rule["xpath"] for rule in rules):
+        from .xmlcond import rule_problems
+        problems.extend(rule_problems(rules))
+    found, noted = generation_checks(hooks_dir, base, rules)
+    problems.extend(found)
+    warnings.extend(noted)
+    problems.extend(entry_point_problems(hooks_dir, rules))
+    return [p for p in problems if p], [w for w in warnings if w]
+
+
+def run(args, out) -> int:
+    path = config_path(args.hooks_dir)
+    try:
+        rules = load_config(path, strict=True)["rules"]
+    except (OSError, ConfigError, ValueError) as exc:
+        rules, problems, warnings = [], [str(exc)], []
+    else:
+        problems, warnings = findings(args.hooks_dir, path, rules)
+    if args.json:
+        emit_json(out, {"config": path, "rules": len(rules), "ok": not problems, "problems": problems,
+                        "warnings": warnings})
+        return 1 if problems else 0
+    for problem in problems:
+        emit(out, "FAIL %s" % problem)
+    for warning in warnings:
+        emit(out, "WARN %s" % warning)
+    emit(out, "%s: %d rule(s), %d problem(s), %d warning(s)" % (path, len(rules), len(problems), len(warnings)))
+    return 1 if problems else 0
