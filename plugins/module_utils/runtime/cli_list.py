@@ -47,20 +47,21 @@ def list_rules(args, out, config) -> int:
 
 
 def xml_document(path: str):
-    """The --xml file as an XPath document; CliError when it is unreadable or not XML."""
-    from .xmlcond import ConditionError, Document
-    data = read_file(path, "--xml")
-    try:
-        return Document(data)
-    except (ConditionError, ValueError) as exc:
-        raise CliError("--xml %s: %s" % (path, exc)) from None
+    """The --xml file as an XPath document (parsed when a condition first reads it); CliError when
+    it cannot be read."""
+    from .xmlcond import Document
+    return Document(read_file(path, "--xml"))
 
 
-def step_record(step, document) -> dict:
-    """A step as --json shows it; ``xpath_result`` is null when there is no condition or no --xml."""
+def step_record(step, document, xml_path: str = "") -> dict:
+    """A step as --json shows it; ``xpath_result`` is null when there is no condition or no --xml.
+    CliError when the --xml file is not XML, or the condition cannot be evaluated on it."""
     result = None
     if step.xpath and document is not None:
-        result = bool(document.evaluate(step.xpath, step.namespaces))
+        try:
+            result = bool(document.evaluate(step.xpath, step.namespaces))
+        except ValueError as exc:       # xmlcond.ConditionError, NotInSubset
+            raise CliError("--xml %s: rule %r: %s" % (xml_path, step.name, exc)) from None
     return {"order": step.order, "name": step.name, "path": step.path, "source": step.source,
             "timeout": step.timeout, "on_failure": step.on_failure, "xpath": step.xpath, "xpath_result": result}
 
@@ -82,7 +83,7 @@ def list_event(args, out, config, words) -> int:
                                    args.daemon)
     event = {"driver": driver, "object": obj, "operation": op, "suboperation": sub, "extra": extra,
              "daemon": args.daemon, "abortable": is_abortable(driver, op), "reads_stdout": reads_stdout(driver, op)}
-    records = [step_record(step, document) for step in steps]
+    records = [step_record(step, document, args.xml) for step in steps]
     if args.json:
         emit_json(out, {"event": event, "notes": notes, "steps": records})
         return 0

@@ -32,7 +32,7 @@ def hook_input(args, err) -> tuple:
     terminal or empty, else a minimal document of the object's name (said on stderr)."""
     if args.xml:
         return read_file(args.xml, "--xml"), "file"
-    if not sys.stdin.isatty():
+    if sys.stdin is not None and not sys.stdin.isatty():
         data = sys.stdin.buffer.read()
         if data:
             return data, "stdin"

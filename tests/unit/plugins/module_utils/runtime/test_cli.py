@@ -329,10 +329,13 @@ def test_rollback_dry_run_json_says_what_would_change_and_changes_nothing(sandbo
 
 def test_a_missing_or_unreadable_file_is_one_line_never_a_traceback(sandbox, tmp_path):
     sandbox.script("ok", "exit 0\n")
-    sandbox.deploy([rule("ok")])
+    sandbox.deploy([rule("ok", xpath="/domain/devices/hostdev")])
+    not_xml = tmp_path / "notes.txt"
+    not_xml.write_text("not XML at all\n")
     for args, named in ((["list", "qemu", "g", "prepare", "--xml", "missing.xml"], "missing.xml"),
                         (["simulate", "qemu", "g", "prepare", "begin", "--xml", "/nope.xml"], "/nope.xml"),
                         (["list", "qemu", "g", "prepare", "--xml", str(tmp_path)], str(tmp_path)),
+                        (["list", "qemu", "g", "prepare", "--xml", str(not_xml), "--json"], "not well-formed"),
                         (["simulate", "qemu", "g", "prepare", "begin", "--xml", str(tmp_path), "--json"], str(tmp_path)),
                         (["metrics", "--textfile-dir", str(tmp_path), "--state", str(sandbox.config) + "/state"],
                          "config.json")):
