@@ -29,8 +29,8 @@ def rule_row(rule: dict) -> list:
         rest.append("daemons=%s" % ",".join(rule["daemons"]))
     if rule["xpath"]:
         rest.append("xpath=%s" % rule["xpath"])
-    rest.append("order=%d timeout=%gs on_failure=%s%s" % (rule["order"], rule["timeout"], rule["on_failure"],
-                                                         "" if rule["enabled"] else " DISABLED"))
+    disabled = "" if rule["enabled"] else " DISABLED"
+    rest.append("order=%d timeout=%gs on_failure=%s%s" % (rule["order"], rule["timeout"], rule["on_failure"], disabled))
     return row + [" ".join(rest)]
 
 
