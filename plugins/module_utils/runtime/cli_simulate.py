@@ -12,6 +12,7 @@ from .runlog import read_records
 
 HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DOMAIN_TYPES = {"qemu": "kvm", "lxc": "lxc", "libxl": "xen", "bhyve": "bhyve"}
+STDIN_WAIT = 1.0    # seconds for the first byte of a piped document
 
 
 def minimal_xml(driver: str, name: str) -> bytes:
@@ -27,15 +28,28 @@ def minimal_xml(driver: str, name: str) -> bytes:
     return xml.encode("utf-8", "surrogateescape")
 
 
+def piped_input() -> bytes:
+    """What is piped into us; nothing for a terminal, a closed stdin, or a stdin nothing arrives on
+    within STDIN_WAIT (an idle one inherited from ssh, cron or a CI runner: never wait for it)."""
+    stdin = sys.stdin
+    if stdin is None or stdin.isatty():
+        return b""
+    import select
+    try:
+        ready = select.select([stdin], [], [], STDIN_WAIT)[0]
+    except (OSError, ValueError):
+        return b""
+    return stdin.buffer.read() if ready else b""
+
+
 def hook_input(args, err) -> tuple:
     """(bytes for the hook's stdin, where they come from): --xml FILE, else our stdin unless it is a
     terminal or empty, else a minimal document of the object's name (said on stderr)."""
     if args.xml:
         return read_file(args.xml, "--xml"), "file"
-    if sys.stdin is not None and not sys.stdin.isatty():
-        data = sys.stdin.buffer.read()
-        if data:
-            return data, "stdin"
+    data = piped_input()
+    if data:
+        return data, "stdin"
     data = minimal_xml(args.driver, args.object)
     if data:
         emit(err, "virthooks: note: no --xml and nothing on stdin: the hook gets a minimal document: %s"

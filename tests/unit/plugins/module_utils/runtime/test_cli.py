@@ -131,7 +131,7 @@ def cli_raw(box, *args, env):
     """Run the CLI; args may be bytes (not UTF-8). Returns (exit status, stdout bytes, stderr text)."""
     proc = subprocess.run([str(box.own / "virthooks").encode(), *[a if isinstance(a, bytes) else a.encode()
                                                                   for a in args]],
-                          capture_output=True, env=env, timeout=60, check=False)
+                          stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=60, check=False)
     return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
 
 
@@ -385,6 +385,17 @@ def test_simulate_without_xml_gives_a_minimal_domain_of_that_name_and_says_so(sa
     code, out, err = cli3(sandbox, "simulate", "network", "a<b", "start", "begin")
     assert code == 0 and "minimal document" in err
     assert (sandbox.seen / "net.stdin").read_bytes() == b"<hookData><network><name>a&lt;b</name></network></hookData>\n"
+    # stdin an open pipe nothing is written to (inherited from ssh, cron, a CI runner): not waited for
+    idle = subprocess.Popen([str(sandbox.own / "virthooks"), "simulate", "qemu", "idle", "prepare", "begin"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        code = idle.wait(timeout=30)        # stdin stays open and empty all along (the output fits the pipes)
+        err = idle.stderr.read()
+    finally:
+        idle.kill()
+        idle.communicate()
+    assert code == 0 and b"minimal document" in err
+    assert (sandbox.seen / "rec.stdin").read_bytes() == b"<domain type='kvm'><name>idle</name></domain>\n"
     given = b"<domain type='kvm'><name>other</name></domain>"
     code, out, err = cli3(sandbox, "simulate", "qemu", "win10", "prepare", "begin", stdin=given)
     assert code == 0 and err == "" and (sandbox.seen / "rec.stdin").read_bytes() == given
