@@ -21,14 +21,18 @@ start.
 - ``layout``    names of the files under the hooks directory
 - ``hostos``    ``os`` without importing ``os`` (a tenth of a hook call at start-up)
 - ``cli``       ``virthooks``, the operator's command line on the host
+- ``launcher``  the launchers of the library's blocks, and what they run (never the dispatcher)
+- ``library/``  the library of ready-made hooks, one module per block (``libvirt_hooks_library``)
 """
 
 VERSION = "0.2.0"  # the collection's version (galaxy.yml); a test ties them
 
 
 def _entry_modules():  # pragma: no cover - never called
-    """The host runs two modules, the dispatcher and the CLI; every other module of this package is
-    reached from them. Ansible's module packer ships what is imported (nested imports too), so
-    naming them here puts the whole package into the payload of the modules that install it."""
-    from . import cli, dispatch
-    return cli, dispatch
+    """The host runs the dispatcher, the CLI and the library's launchers; every other module of this
+    package is reached from them (the library's blocks by name, at run time). Ansible's module packer
+    ships what is imported (nested imports too), so naming them here puts the whole package into the
+    payload of the modules that install it."""
+    from . import cli, dispatch, launcher
+    from .library import common, cpu_isolation, disk_snapshot, hugepages, notify, port_forward, vfio_bind
+    return cli, dispatch, launcher, common, cpu_isolation, disk_snapshot, hugepages, notify, port_forward, vfio_bind

@@ -8,14 +8,12 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import library_scripts
 from ansible_collections.virthooks.libvirt.plugins.filter.script_plan import script_plan
-from tests.conftest import REPO
 
-FILES = str(REPO / "roles" / "libvirt_hooks" / "files" / "library")
 PF = {"guests": {"web[1]": {"ip": "10.0.0.5", "forwards": [{"host_port": 80, "guest_port": 8080}]}}}
 
 
 def expand(library):
-    return library_scripts(library, FILES, "/usr/bin/python3")
+    return library_scripts(library, "/usr/bin/python3")
 
 
 def test_each_block_becomes_lib_block_step_scripts_that_script_plan_accepts():
