@@ -232,8 +232,8 @@ def add_rules(hook, fwd: Forwards, old: dict) -> dict:
         if external.get("backend") == "iptables":
             external["rules"] = []
             tool = hook.paths["iptables" if fwd.fam == "ip" else "ip6tables"]
-            for spec in fwd.ipt_accepts():
-                run([tool, "-w", "-I", LIBVIRT_IPT_CHAIN, "1"] + spec)
+            for position, spec in enumerate(fwd.ipt_accepts(), 1):     # first in the chain, in their order
+                run([tool, "-w", "-I", LIBVIRT_IPT_CHAIN, str(position)] + spec)
                 external["rules"].append(spec)
         hook.save_state(state)
     except Fail:
