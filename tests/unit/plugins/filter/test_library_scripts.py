@@ -160,3 +160,31 @@ def test_bad_port_forward_options_name_the_guest_and_option(library, needle):
         expand(library)
     assert needle in str(err.value), str(err.value)
 
+
+def library_spec() -> dict:
+    import yaml
+    from tests.conftest import REPO
+    specs = yaml.safe_load((REPO / "roles" / "libvirt_hooks" / "meta" / "argument_specs.yml").read_text())
+    return specs["argument_specs"]["main"]["options"]["libvirt_hooks_library"]["options"]
+
+
+def test_the_role_declares_every_blocks_parameters_as_the_filter_takes_them():
+    from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import COMMON_KEYS, KEYS
+    spec = library_spec()
+    assert set(spec) == set(KEYS)
+    for block, keys in KEYS.items():
+        assert set(spec[block]["options"]) == set(keys) | set(COMMON_KEYS), block
+
+
+@pytest.mark.parametrize("block,params", [("disk_snapshot", {}), ("cpu_isolation", {}), ("hugepages", {}),
+                                          ("vfio_bind", {}), ("notify", {"url": "http://h/"})])
+def test_the_declared_defaults_are_the_filters(block, params):
+    options = library_spec()[block]["options"]
+    entries = expand({block: params})
+    used = dict(json.loads(entries[0]["secrets"]["PARAMS"]), **{k: entries[0][k] for k in ("on_failure", "driver",
+                                                                                          "operations", "suboperations")
+                                                                  if block == "notify"})
+    used.setdefault("guests", entries[0]["objects"])
+    for key, option in options.items():
+        if "default" in option and key != "state":
+            assert used[key] == option["default"], (block, key)
