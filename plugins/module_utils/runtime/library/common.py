@@ -8,6 +8,7 @@ inside the dispatcher. It never calls libvirt (virsh would deadlock libvirtd): e
 is in argv, the XML on stdin, its parameters and the host's own files. Its parameters (credentials
 among them) are the root-only file ``$VIRTHOOKS_SECRETS/PARAMS`` of the generation, never script text.
 """
+from __future__ import annotations
 
 import fcntl
 import json
@@ -45,7 +46,7 @@ class Hook:
     """One call of a block's step: libvirt's arguments, the XML on stdin (parsed on first use), the
     block's parameters, the host paths it works on, and this guest's state file."""
 
-    def __init__(self, block: str, argv: list, stdin, params: dict | None = None, paths: dict | None = None):
+    def __init__(self, block: str, argv: list, stdin, params: dict = None, paths: dict = None):
         args = list(argv[1:5]) + ["-"] * (4 - len(argv[1:5]))
         self.object, self.operation, self.suboperation, self.extra = args
         self.block = block
@@ -68,7 +69,7 @@ class Hook:
     def state_dir(self) -> str:
         return os.path.join(self.paths["state"], self.block)
 
-    def state_path(self, name: str | None = None) -> str:
+    def state_path(self, name: str = None) -> str:
         # Guest names never build a path outside the state dir: everything but [A-Za-z0-9_-] is %-quoted.
         name = self.object if name is None else name
         safe = urllib.parse.quote(name, safe="").replace(".", "%2E").replace("~", "%7E")
@@ -150,7 +151,7 @@ def undo_message(exc: Exception, undo: Undo, done: str) -> Fail:
     return Fail("%s; %s" % (exc, done if not problems else "rollback FAILED: " + "; ".join(problems)))
 
 
-def run(cmd: list, input_text: str | None = None, timeout: float = 60) -> str:
+def run(cmd: list, input_text: str = None, timeout: float = 60) -> str:
     """Run a command (absolute path), return stdout; a failure is a Fail naming it and its stderr."""
     try:
         proc = subprocess.run(cmd, input=input_text, capture_output=True, text=True, timeout=timeout, check=False)
@@ -238,7 +239,7 @@ def log(msg: str) -> None:
     sys.stdout.write("%s %s\n" % (time.strftime("%H:%M:%S"), msg))
 
 
-def main(block: str, steps: dict, step: str, paths: dict | None = None) -> None:
+def main(block: str, steps: dict, step: str, paths: dict = None) -> None:
     """Run one step of a block for this process's hook call; a failure is one stderr line and exit 1."""
     hook = Hook(block, sys.argv, sys.stdin, paths=paths)
     try:
@@ -252,4 +253,4 @@ def main(block: str, steps: dict, step: str, paths: dict | None = None) -> None:
 
 def fail(block: str, guest: str, message: str) -> None:
     sys.stderr.write("virthooks %s: %s: %s\n" % (block, guest, message))
-    sys.exit(1)
+    sys.exit(1)  # pylint: disable=ansible-bad-function  # a step of a hook on the host, not a module

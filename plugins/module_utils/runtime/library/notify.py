@@ -91,8 +91,8 @@ def post(hook) -> None:
             time.sleep(min(2 ** (attempt - 1), 5))
         try:
             with opener.open(request(url, body, headers), timeout=timeout) as resp:
-                log("notify: %s %s %s -> %s (HTTP %d)" % (hook.object, hook.operation, hook.suboperation,
-                                                         redacted(resp.geturl()), resp.status))
+                log("notify: %s %s %s -> %s (HTTP %d)"
+                    % (hook.object, hook.operation, hook.suboperation, redacted(resp.geturl()), resp.status))
                 return
         except urllib.error.HTTPError as exc:
             last = "HTTP %d" % exc.code

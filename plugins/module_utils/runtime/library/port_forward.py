@@ -82,8 +82,8 @@ class Forwards:
             proto = fwd.get("proto", "tcp")
             host = port_span(fwd["host_port"])
             guest = port_span(fwd.get("guest_port", fwd["host_port"]))
-            dnat = "%s dport %s dnat %s to %s comment \"%s\"" % (proto, nft_ports(host), self.fam,
-                                                               self._target(host, guest), self.tag)
+            dnat = "%s dport %s dnat %s to %s comment \"%s\"" % (
+                proto, nft_ports(host), self.fam, self._target(host, guest), self.tag)
             lines.append("add rule %s prerouting %s%s %s" % (TABLE, self._from(), self._daddr(), dnat))
             lines.append("add rule %s output %s %s" % (TABLE, self._daddr(), dnat))
             lines.append("add rule %s forward %s daddr %s %s dport %s ct status dnat accept comment \"%s\""
@@ -206,7 +206,7 @@ def stale_deletions(hook, fwd: Forwards, old: dict) -> list:
     as the new set, so the guest's forwards are replaced atomically."""
     lines = ["delete rule %s %s handle %d" % (TABLE, chain, handle)
              for chain, handle, comment in listing(hook, TABLE)[1] if comment == fwd.tag]
-    for fam in {fwd.fam, old.get("family", fwd.fam)}:
+    for fam in sorted({fwd.fam, old.get("family", fwd.fam)}):
         if (old.get("external") or {}).get("backend") == "nftables" or fwd.cfg.get("external"):
             lines += ["delete rule %s libvirt_network %s handle %d" % (fam, chain, handle)
                       for chain, handle, comment in listing(hook, "%s libvirt_network" % fam)[1] if comment == fwd.tag]

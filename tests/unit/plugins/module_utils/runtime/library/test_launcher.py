@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import library_scripts
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import RuntimeInstaller
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import launcher
-from tests.unit.plugins.module_utils.conftest import LIBVIRT_ENV
+from tests.unit.plugins.module_utils.conftest import LIBVIRT_ENV, Sandbox
 
 from .conftest import domain
 
@@ -120,3 +120,24 @@ def test_validate_accepts_the_installed_library_and_names_a_bad_file_in_it(sandb
     os.chmod(block, 0o664)
     bad = subprocess.run(cli, capture_output=True, text=True, env=LIBVIRT_ENV, check=False)
     assert bad.returncode != 0 and "%s is writable by group or others" % block in bad.stdout + bad.stderr, bad
+
+
+def _host_pythons() -> list:
+    from tests.unit.plugins.module_utils.runtime.test_dispatch import hook_pythons
+    return hook_pythons()
+
+
+@pytest.mark.parametrize("python", _host_pythons())
+def test_every_block_runs_under_every_host_python(tmp_path, python):
+    """The hosts' Pythons are 3.9 and later: a deployed launcher of each block imports it and runs a step that
+    has nothing to do (a guest it does not manage), under each Python found on this machine."""
+    box = Sandbox(tmp_path, python)
+    deploy_library(box, {"port_forward": {"guests": {"other": {"ip": "10.0.0.9", "forwards": [
+        {"host_port": 5, "guest_port": 5}]}}}, "hugepages": {}, "disk_snapshot": {}, "cpu_isolation": {},
+        "vfio_bind": {}}, python)
+    for name in ("lib-port_forward-add", "lib-hugepages-reserve", "lib-disk_snapshot-snapshot",
+                 "lib-cpu_isolation-isolate", "lib-vfio_bind-bind"):
+        proc = subprocess.run([str(box.installed(name)), "vm", "prepare", "begin", "-"], input="<domain/>",
+                              capture_output=True, text=True, cwd="/", check=False, timeout=60,
+                              env=dict(LIBVIRT_ENV, VIRTHOOKS_SECRETS=str(box.current / "secrets" / name)))
+        assert (proc.returncode, proc.stderr) == (0, ""), (name, python, proc)
