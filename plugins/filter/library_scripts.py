@@ -14,21 +14,18 @@ description:
   - Takes C(libvirt_hooks_library) of the role C(virthooks.libvirt.libvirt_hooks) (building block -> its parameters),
     validates every parameter, and returns script declarations like the entries of C(libvirt_hooks_scripts),
     named C(lib-<block>-<step>), each with its rule (driver, guests, events, XPath condition, timeout, failure
-    policy), its content (a Python script generated from the block's code in the role's C(files/library)) and
-    its C(secrets) (C(PARAMS), the block's parameters as JSON).
+    policy), its content (a launcher of a few lines that runs the block's step from the runtime installed on
+    the host, C(virthooks_runtime/library/<block>.py)) and its C(secrets) (C(PARAMS), the block's parameters
+    as JSON).
   - The parameters are never part of the script text (which diffs show); they reach the script on the host
     only as the root-only secret file C($VIRTHOOKS_SECRETS/PARAMS), since some of them are credentials
     (the notify URL's user:password, its headers and query string).
   - Fails on the controller, before any host is touched, naming the block and the parameter at fault.
-positional: _input, files_dir, python
+positional: _input, python
 options:
   _input:
     description: Block name -> parameters (C(libvirt_hooks_library)).
     type: dict
-    required: true
-  files_dir:
-    description: Directory holding C(common.pyfrag) and C(<block>.pyfrag) (the role's C(files/library)).
-    type: path
     required: true
   python:
     description: Absolute path of the Python (>= 3.9) the scripts run with on the host.
@@ -39,7 +36,7 @@ options:
 EXAMPLES = r"""
 - name: Expand the library
   ansible.builtin.set_fact:
-    scripts: "{{ libvirt_hooks_library | virthooks.libvirt.library_scripts(role_path ~ '/files/library', '/usr/bin/python3') }}"
+    scripts: "{{ libvirt_hooks_library | virthooks.libvirt.library_scripts('/usr/bin/python3') }}"
 """
 
 RETURN = r"""
@@ -51,10 +48,12 @@ _value:
 
 import ipaddress
 import json
-import os
 import urllib.parse
 
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import launcher
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.library.common import PARAMS_FILE
 
 # block -> step -> rule fields. Setup steps run before users' scripts (order 30), undo steps after (70).
 PREPARE = {"operations": ["prepare"], "suboperations": ["begin"], "order": 30}
@@ -95,8 +94,8 @@ KEYS = {
     "notify": ("url", "guests", "driver", "operations", "suboperations", "timeout", "retries", "headers", "on_failure"),
 }
 NOTIFY_DRIVERS = ("daemon", "qemu", "lxc", "libxl", "bhyve", "network")
-# The secret (file) that carries a block's parameters to its scripts: see common.pyfrag's load_params.
-PARAMS_SECRET = "PARAMS"
+# The secret (file) that carries a block's parameters to its scripts: see runtime/library/common.py's load_params.
+PARAMS_SECRET = PARAMS_FILE
 # RFC 9110 token: what a header name may be made of.
 HEADER_NAME_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -129,65 +128,165 @@ def _int(value, where, errors, default, lo, hi):
     return value
 
 
+PF_GUEST_KEYS = ("ip", "forwards", "external", "sources", "host_address", "interface")
+PF_FORWARD_KEYS = ("host_port", "guest_port", "proto")
+# An interface name as the kernel allows it (at most 15 bytes), or an nft wildcard ending in *.
+PF_INTERFACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:@-")
+
+
+def _address(value, where, errors, what):
+    """An IP address without an IPv6 zone id (nft cannot match one: every start would be refused), or None."""
+    try:
+        address = ipaddress.ip_address(str(value))
+    except ValueError:
+        errors.add(where, "must be %s, got %r" % (what, value))
+        return None
+    if getattr(address, "scope_id", None):
+        errors.add(where, "must be an address without an IPv6 zone id (%%%s), got %r" % (address.scope_id, value))
+        return None
+    return address
+
+
+def _port_span(value):
+    """8080 or '6000-6010' -> (lo, hi), or None when it is neither a port nor a range of ports."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        lo = hi = value
+    elif isinstance(value, str) and value.count("-") == 1 and all(p.strip().isdigit() for p in value.split("-")):
+        lo, hi = (int(p) for p in value.split("-"))
+    else:
+        return None
+    return (lo, hi) if 1 <= lo <= hi <= 65535 else None
+
+
+def _port_text(span):
+    """(8080, 8080) -> 8080; (6000, 6010) -> '6000-6010' (as a user writes them)."""
+    return span[0] if span[0] == span[1] else "%d-%d" % span
+
+
+def _pf_forward(fwd, fwhere, errors):
+    """One forward, checked: {host_port, guest_port, proto} (ranges as 'lo-hi'), or None."""
+    if not isinstance(fwd, dict):
+        errors.add(fwhere, "must be a mapping with host_port, guest_port, proto")
+        return None
+    unknown = sorted(set(fwd) - set(PF_FORWARD_KEYS))
+    if unknown:
+        errors.add(fwhere, "unknown key(s) %s (valid: host_port, guest_port, proto)" % ", ".join(unknown))
+    host = _port_span(fwd.get("host_port"))
+    guest = _port_span(fwd["guest_port"]) if fwd.get("guest_port") is not None else (host if host and host[0] != host[1] else None)
+    ok = True
+    for key, span in (("host_port", host), ("guest_port", guest)):
+        if span is None:
+            errors.add("%s.%s" % (fwhere, key), "must be a port number 1-65535 or a range 'first-last' of them%s, got %r"
+                       % (" (it may be left out for a range: the same ports)" if key == "guest_port" else "", fwd.get(key)))
+            ok = False
+    if ok and host != guest and (host[0] != host[1] or guest[0] != guest[1]):
+        errors.add(fwhere, "a range of host ports forwards to the same ports of the guest: give guest_port %s or "
+                   "leave it out, got %r" % ("%d-%d" % host if host[0] != host[1] else host[0], fwd.get("guest_port")))
+        ok = False
+    proto = fwd.get("proto", "tcp")
+    if proto not in ("tcp", "udp"):
+        errors.add(fwhere + ".proto", "must be tcp or udp, got %r" % (proto,))
+        ok = False
+    if not ok:
+        return None
+    return {"host_port": _port_text(host), "guest_port": _port_text(guest), "proto": proto}
+
+
+def _pf_options(cfg, where, errors, family):
+    """The guest's optional matches and external forwarding, checked against its address family."""
+    out = {}
+    if not isinstance(cfg.get("external", False), bool):
+        errors.add(where + ".external", "must be true or false, got %r" % (cfg.get("external"),))
+    elif cfg.get("external"):
+        out["external"] = True
+    if cfg.get("host_address") is not None:
+        host = _address(cfg["host_address"], where + ".host_address", errors, "one of the host's IPv4 or IPv6 addresses")
+        if host is not None and host.version != family:
+            errors.add(where + ".host_address", "must be an IPv%d address like the guest's ip, got %r" % (family, str(host)))
+        elif host is not None:
+            out["host_address"] = str(host)
+    sources = cfg.get("sources")
+    if sources is not None:
+        if not isinstance(sources, list) or not sources:
+            errors.add(where + ".sources", "must be a non-empty list of addresses or networks, got %r" % (sources,))
+            sources = []
+        out["sources"] = []
+        for i, source in enumerate(sources):
+            try:
+                network = ipaddress.ip_network(str(source), strict=False)
+            except ValueError:
+                errors.add("%s.sources[%d]" % (where, i), "must be an IP address or network, got %r" % (source,))
+                continue
+            if network.version != family:
+                errors.add("%s.sources[%d]" % (where, i), "must be IPv%d like the guest's ip, got %r" % (family, source))
+                continue
+            out["sources"].append(str(network))
+    interface = cfg.get("interface")
+    if interface is not None:
+        name = interface[:-1] if isinstance(interface, str) and interface.endswith("*") else interface
+        if not isinstance(name, str) or not name or len(interface) > 15 or not set(name) <= PF_INTERFACE_CHARS:
+            errors.add(where + ".interface", "must be a network interface name (at most 15 characters of letters, "
+                       "digits, _.:@-, or a prefix ending in *), got %r" % (interface,))
+        else:
+            out["interface"] = interface
+    return out
+
+
+def _pf_guest(name, cfg, errors):
+    """One guest's configuration, checked: {ip, forwards, ...}, or None."""
+    where = "port_forward.guests.%s" % name
+    if not isinstance(name, str) or not name or "/" in name or "\n" in name:
+        errors.add(where, "not a valid guest name")
+        return None
+    if not isinstance(cfg, dict):
+        errors.add(where, "must be a mapping with ip and forwards, got %r" % (cfg,))
+        return None
+    unknown = sorted(set(cfg) - set(PF_GUEST_KEYS))
+    if unknown:
+        errors.add(where, "unknown key(s) %s (valid: %s)" % (", ".join(unknown), ", ".join(PF_GUEST_KEYS)))
+    address = _address(cfg.get("ip"), where + ".ip", errors, "the guest's IPv4 or IPv6 address")
+    if address is None:
+        return None
+    forwards = cfg.get("forwards")
+    if not isinstance(forwards, list) or not forwards:
+        errors.add(where + ".forwards", "must be a non-empty list of {host_port, guest_port, proto}")
+        return None
+    out = [_pf_forward(fwd, "%s.forwards[%d]" % (where, i), errors) for i, fwd in enumerate(forwards)]
+    return dict({"ip": str(address), "forwards": out}, **_pf_options(cfg, where, errors, address.version))
+
+
+def _pf_taken(guests, errors):
+    """Refuse a host port (or range) that two forwards would take for the same traffic."""
+    taken = []                     # (proto, (lo, hi), host address or None, where)
+    for name, cfg in guests.items():
+        for i, fwd in enumerate(cfg["forwards"]):
+            if fwd is None:
+                continue
+            where = "libvirt_hooks_library.port_forward.guests.%s.forwards[%d]" % (name, i)
+            span, host = _port_span(fwd["host_port"]), cfg.get("host_address")
+            for proto, other, other_host, owner in taken:
+                if proto == fwd["proto"] and span[0] <= other[1] and other[0] <= span[1] \
+                        and (host is None or other_host is None or host == other_host):
+                    errors.add(where[len("libvirt_hooks_library."):], "host port %s/%s is already forwarded by %s"
+                               % (fwd["proto"], fwd["host_port"], owner))
+                    break
+            else:
+                taken.append((fwd["proto"], span, host, where))
+
+
 def _port_forward(params, errors):
     guests = params.get("guests")
     if not isinstance(guests, dict) or not guests:
         errors.add("port_forward.guests", "must be a non-empty mapping of guest name to {ip, forwards}, got %r" % (guests,))
         return None, None
-    owners, clean = {}, {}
+    clean = {}
     for name, cfg in guests.items():
-        where = "port_forward.guests.%s" % name
-        if not isinstance(name, str) or not name or "/" in name or "\n" in name:
-            errors.add(where, "not a valid guest name")
-            continue
-        if not isinstance(cfg, dict):
-            errors.add(where, "must be a mapping with ip and forwards, got %r" % (cfg,))
-            continue
-        unknown = sorted(set(cfg) - {"ip", "forwards"})
-        if unknown:
-            errors.add(where, "unknown key(s) %s (valid: ip, forwards)" % ", ".join(unknown))
-        try:
-            address = ipaddress.ip_address(str(cfg.get("ip")))
-        except ValueError:
-            errors.add(where + ".ip", "must be the guest's IPv4 or IPv6 address, got %r" % (cfg.get("ip"),))
-            continue
-        if getattr(address, "scope_id", None):
-            # nft cannot match an address with a zone: every start of the guest would be refused.
-            errors.add(where + ".ip", "must be an address without an IPv6 zone id (%%%s), got %r"
-                       % (address.scope_id, cfg.get("ip")))
-            continue
-        ip = str(address)
-        forwards = cfg.get("forwards")
-        if not isinstance(forwards, list) or not forwards:
-            errors.add(where + ".forwards", "must be a non-empty list of {host_port, guest_port, proto}")
-            continue
-        out = []
-        for i, fwd in enumerate(forwards):
-            fwhere = "%s.forwards[%d]" % (where, i)
-            if not isinstance(fwd, dict):
-                errors.add(fwhere, "must be a mapping with host_port, guest_port, proto")
-                continue
-            unknown = sorted(set(fwd) - {"host_port", "guest_port", "proto"})
-            if unknown:
-                errors.add(fwhere, "unknown key(s) %s (valid: host_port, guest_port, proto)" % ", ".join(unknown))
-            ok = True
-            for key in ("host_port", "guest_port"):
-                if isinstance(fwd.get(key), bool) or not isinstance(fwd.get(key), int) or not 1 <= fwd[key] <= 65535:
-                    errors.add("%s.%s" % (fwhere, key), "must be a port number 1-65535, got %r" % (fwd.get(key),))
-                    ok = False
-            proto = fwd.get("proto", "tcp")
-            if proto not in ("tcp", "udp"):
-                errors.add(fwhere + ".proto", "must be tcp or udp, got %r" % (proto,))
-                ok = False
-            if not ok:
-                continue
-            key = (proto, fwd["host_port"])
-            if key in owners:
-                errors.add(fwhere, "host port %s/%d is already forwarded by %s" % (proto, fwd["host_port"], owners[key]))
-                continue
-            owners[key] = "libvirt_hooks_library." + fwhere
-            out.append({"host_port": fwd["host_port"], "guest_port": fwd["guest_port"], "proto": proto})
-        clean[name] = {"ip": ip, "forwards": out}
+        guest = _pf_guest(name, cfg, errors)
+        if guest is not None:
+            clean[name] = guest
+    _pf_taken(clean, errors)
+    for guest in clean.values():
+        guest["forwards"] = [fwd for fwd in guest["forwards"] if fwd is not None]
     return {"guests": clean}, [_glob_literal(n) for n in sorted(clean)]
 
 
@@ -291,35 +390,12 @@ CHECKS = {
 }
 
 
-def render(block: str, step: str, files_dir: str, python: str, paths: dict | None = None) -> str:
-    """The script text of one step: header (interpreter, names), common.pyfrag, <block>.pyfrag, main().
-
-    The block's parameters are not in it (see params_secret): the text is what diffs show.
-
-    The parts are fragments of one program (they use the header's names), kept as .pyfrag so that
-    linters and ansible-test do not take them for modules; every generated script is compiled by the tests.
-    """
-    parts = []
-    for name in ("common.pyfrag", block + ".pyfrag"):
-        try:
-            with open(os.path.join(files_dir, name)) as f:
-                parts.append(f.read())
-        except OSError as exc:
-            raise AnsibleFilterError("library_scripts: cannot read %s: %s" % (name, exc))
-    header = ("#!%s -IS\n"
-              "# virthooks library block %s, step %s: generated by the role virthooks.libvirt.libvirt_hooks from its\n"
-              "# files/library/{common,%s}.pyfrag. Change libvirt_hooks_library, not this file.\n"
-              "BLOCK = %r\nSTEP = %r\nPATHS = %r\n"
-              % (python, block, step, block, block, step, dict(paths or {})))
-    return header + "\n".join(parts) + "\n\nif __name__ == \"__main__\":\n    main()\n"
-
-
 def params_secret(params: dict) -> dict:
     """The secrets of a block's script: its parameters as JSON, read at run time by load_params."""
     return {PARAMS_SECRET: json.dumps(params, sort_keys=True)}
 
 
-def library_scripts(library, files_dir, python="/usr/bin/python3"):
+def library_scripts(library, python="/usr/bin/python3"):
     if library in (None, ""):
         return []
     if not isinstance(library, dict):
@@ -360,7 +436,7 @@ def library_scripts(library, files_dir, python="/usr/bin/python3"):
             entry = {"name": "lib-%s-%s" % (block, step), "objects": objects}
             entry.update(rule)
             entry.update(extra_rule)
-            entry["content"] = render(block, step, files_dir, python)
+            entry["content"] = launcher.render(block, step, python)
             entry["secrets"] = params_secret(clean)
             out.append(entry)
     if errors:

@@ -28,6 +28,7 @@ changes nothing makes no generation.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import pkgutil
@@ -106,15 +107,24 @@ class InstallError(Exception):
 
 
 def runtime_sources() -> dict:
-    """{file name: source bytes} of the runtime package, whole: its folder (or, inside a module's
-    payload, what Ansible's packer put there, which is the same files: a test checks it)."""
-    files = {"__init__.py": pkgutil.get_data(runtime.__name__, "__init__.py")}
-    for info in pkgutil.iter_modules(runtime.__path__):
+    """{file name: source bytes} of the runtime package, whole: its folder and its sub-packages (the
+    library's blocks, as ``library/<block>.py``), or, inside a module's payload, what Ansible's packer
+    put there, which is the same files: a test checks it."""
+    return _package_sources(runtime, "")
+
+
+def _package_sources(package, prefix: str) -> dict:
+    files = {prefix + "__init__.py": pkgutil.get_data(package.__name__, "__init__.py")}
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.ispkg:
+            files.update(_package_sources(importlib.import_module("%s.%s" % (package.__name__, info.name)),
+                                          "%s%s/" % (prefix, info.name)))
+            continue
         name = info.name + ".py"
-        data = pkgutil.get_data(runtime.__name__, name)
+        data = pkgutil.get_data(package.__name__, name)
         if data is None:
-            raise InstallError("runtime file %s is missing from the collection" % name)
-        files[name] = data
+            raise InstallError("runtime file %s%s is missing from the collection" % (prefix, name))
+        files[prefix + name] = data
     return files
 
 
@@ -615,9 +625,10 @@ class RuntimeInstaller(object):
         lib = "%s/%s" % (self.own, LIB_DIR)
         for version in os.listdir(lib) if os.path.isdir(lib) else ():
             package = "%s/%s/%s" % (lib, version, RUNTIME_PACKAGE)
-            for name in os.listdir(package) if os.path.isdir(package) else ():
-                if name.endswith(TEMP_SUFFIX):
-                    os.unlink("%s/%s" % (package, name))
+            for folder in (package, package + "/library"):
+                for name in os.listdir(folder) if os.path.isdir(folder) else ():
+                    if name.endswith(TEMP_SUFFIX):
+                        os.unlink("%s/%s" % (folder, name))
 
     def write_file(self, change: Change) -> None:
         parent = os.path.dirname(change.path)
@@ -727,14 +738,17 @@ class _NoLock(object):
 
 
 def compile_runtime(package_dir: str) -> None:
-    """Byte-compile the runtime so the first hook call does not pay for it (same Python only)."""
+    """Byte-compile the runtime (and its sub-packages) so the first hook call does not pay for it (same Python only)."""
     import py_compile
     for name in sorted(os.listdir(package_dir)):
+        path = "%s/%s" % (package_dir, name)
         if name.endswith(".py"):
             try:
-                py_compile.compile("%s/%s" % (package_dir, name), doraise=True)
+                py_compile.compile(path, doraise=True)
             except (py_compile.PyCompileError, OSError):
                 pass
+        elif name != "__pycache__" and not os.path.islink(path) and os.path.isfile(path + "/__init__.py"):
+            compile_runtime(path)
 
 
 def diff_of(plan: Plan, hooks_dir: str) -> list:

@@ -284,3 +284,118 @@ def test_port_forward_comes_back_at_reconnect_after_a_firewall_reload(private):
 
     lv.virsh("destroy", "vhlib-pf")                            # the re-added rules are removed as the first ones
     assert nft_table(lv.enter) == ""
+
+
+# A stand-in for the guests' network stacks and for other machines: network namespaces of their own wired to the
+# private libvirtd's namespace by veth pairs. "gnet" is plugged into libvirt's bridge with the guests' addresses and
+# answers on their ports ("guest:<port>"); "ext" (10.77.0.2 and .3, via hext0 = 10.77.0.1 and .5) and "ext2"
+# (10.78.0.2, via hext1) are machines outside. The qemu guests only fire the hooks (they boot nothing).
+LISTENER = r"""
+import socket, sys, threading
+def serve(addr, port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((addr, port)); s.listen(8)
+    while True:
+        c, _ = s.accept(); c.sendall(b"guest:%d\n" % port); c.close()
+for spec in sys.argv[1:]:
+    addr, port = spec.rsplit(":", 1)
+    threading.Thread(target=serve, args=(addr, int(port)), daemon=True).start()
+print("listening", flush=True)
+threading.Event().wait()
+"""
+CONNECT = r"""
+import socket, sys
+s = socket.socket(); s.settimeout(3); s.bind((sys.argv[1], 0))
+try:
+    s.connect((sys.argv[2], int(sys.argv[3]))); print(s.recv(100).decode().strip() or "empty")
+except Exception as exc:
+    print(type(exc).__name__)
+"""
+
+
+class Wires:
+    """The namespaces around the private libvirtd, and a way to connect from the outside ones."""
+
+    def __init__(self, lv: PrivateLibvirt):
+        self.lv, self.procs = lv, {}
+        for name in ("gnet", "ext", "ext2"):
+            self.procs[name] = subprocess.Popen(["unshare", "-n", "sleep", "600"])
+        for proc in self.procs.values():
+            while os.readlink("/proc/%d/ns/net" % proc.pid) == os.readlink("/proc/self/ns/net"):
+                time.sleep(0.02)
+        pid = {n: str(p.pid) for n, p in self.procs.items()}
+        lv.run("sh", "-ec", """
+            ip link add hgnet type veth peer name eth0 netns {gnet}
+            ip link set hgnet master vhlibbr0 up
+            ip link add hext0 type veth peer name eth0 netns {ext}
+            ip addr add 10.77.0.1/24 dev hext0; ip addr add 10.77.0.5/24 dev hext0; ip link set hext0 up
+            ip link add hext1 type veth peer name eth0 netns {ext2}
+            ip addr add 10.78.0.1/24 dev hext1; ip link set hext1 up
+            """.format(**pid))
+        for name, cmds in (("gnet", ["ip addr add 192.168.150.10/24 dev eth0", "ip addr add 192.168.150.11/24 dev eth0",
+                                     "ip link set eth0 up", "ip link set lo up", "ip route add default via 192.168.150.1"]),
+                           ("ext", ["ip addr add 10.77.0.2/24 dev eth0", "ip addr add 10.77.0.3/24 dev eth0",
+                                    "ip link set eth0 up", "ip route add default via 10.77.0.1"]),
+                           ("ext2", ["ip addr add 10.78.0.2/24 dev eth0", "ip link set eth0 up",
+                                     "ip route add default via 10.78.0.1"])):
+            subprocess.run(self.enter(name) + ["sh", "-ec", "; ".join(cmds)], check=True)
+        self.listener = subprocess.Popen(self.enter("gnet") + [sys.executable, "-c", LISTENER, "192.168.150.10:80",
+                                                               "192.168.150.10:18101", "192.168.150.11:80"],
+                                         stdout=subprocess.PIPE, text=True)
+        assert self.listener.stdout.readline().strip() == "listening"
+
+    def enter(self, name: str) -> list:
+        return ["nsenter", "-t", str(self.procs[name].pid), "-n"]
+
+    def connect(self, where: str, source: str, address: str, port: int) -> str:
+        """'guest:<port>' when the guest answered, else the exception (ConnectionRefusedError, timeout)."""
+        cmd = (self.enter(where) if where != "host" else self.lv.enter) + [sys.executable, "-c", CONNECT, source,
+                                                                          address, str(port)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+
+    def close(self) -> None:
+        for proc in [self.listener] + list(self.procs.values()):
+            proc.kill()
+            proc.wait()
+
+
+def test_port_forward_from_other_machines_with_its_matches_and_unreachable_again_after_stop(private):
+    """external opens libvirt's own inbound chain (LIBVIRT_FWI here: libvirt 9.0's iptables backend) for the DNAT'd
+    traffic, limited by sources, host_address and interface, over a range of ports too; a guest with the
+    defaults stays unreachable from other machines (libvirt rejects it) but not from the host; after the guest
+    stops, nothing of ours is left and the other machines are refused again."""
+    lv, _host_cg = private
+    deploy(lv, {"port_forward": {"guests": {
+        "vhlib-ext": {"ip": "192.168.150.10", "external": True, "sources": ["10.77.0.2", "10.78.0.0/24"],
+                      "host_address": "10.77.0.1", "interface": "hext0",
+                      "forwards": [{"host_port": 18080, "guest_port": 80}, {"host_port": "18100-18102"}]},
+        "vhlib-def": {"ip": "192.168.150.11", "forwards": [{"host_port": 18090, "guest_port": 80}]}}}})
+    lv.start_daemons()
+    lv.define("net-define", NET_XML)
+    lv.virsh("net-start", "vhlib-net")
+    wires = Wires(lv)
+    try:
+        for name, mac in (("vhlib-ext", "52:54:00:15:00:1a"), ("vhlib-def", "52:54:00:15:00:1b")):
+            lv.define("define", guest_xml(name, network="vhlib-net", mac=mac))
+        assert wires.connect("ext", "10.77.0.2", "10.77.0.1", 18080) == "ConnectionRefusedError"   # no guest yet
+        lv.virsh("start", "vhlib-ext")
+        lv.virsh("start", "vhlib-def")
+        fwi = lv.run("iptables", "-w", "-S", "LIBVIRT_FWI").stdout
+        assert fwi.splitlines()[1].startswith("-A LIBVIRT_FWI -d 192.168.150.10/32 -p tcp -m tcp --dport 80 "), fwi
+        assert "--dport 18100:18102" in fwi and "192.168.150.11" not in fwi, fwi
+
+        assert wires.connect("ext", "10.77.0.2", "10.77.0.1", 18080) == "guest:80"            # external, allowed source
+        assert wires.connect("ext", "10.77.0.2", "10.77.0.1", 18101) == "guest:18101"         # a port of the range
+        assert wires.connect("ext", "10.77.0.3", "10.77.0.1", 18080) == "ConnectionRefusedError"  # not in sources
+        assert wires.connect("ext", "10.77.0.2", "10.77.0.5", 18080) == "ConnectionRefusedError"  # not host_address
+        assert wires.connect("ext2", "10.78.0.2", "10.77.0.1", 18080) == "ConnectionRefusedError"  # not interface
+        assert wires.connect("ext", "10.77.0.2", "10.77.0.1", 18090) == "ConnectionRefusedError"  # defaults: closed
+        assert wires.connect("host", "10.77.0.1", "10.77.0.1", 18090) == "guest:80"           # ... but the host may
+
+        lv.virsh("destroy", "vhlib-ext")
+        assert "virthooks" not in lv.run("iptables", "-w", "-S", "LIBVIRT_FWI").stdout
+        assert "18080" not in nft_table(lv.enter) and "18090" in nft_table(lv.enter)
+        assert wires.connect("ext", "10.77.0.2", "10.77.0.1", 18080) == "ConnectionRefusedError"
+        lv.virsh("destroy", "vhlib-def")
+        assert nft_table(lv.enter) == ""
+    finally:
+        wires.close()

@@ -48,3 +48,22 @@ def test_a_bad_library_parameter_fails_on_the_controller_and_hosts_keep_their_ho
     assert proc.returncode != 0
     assert "libvirt_hooks_library.disk_snapshot.keep: must be an integer from 1 to 1000" in proc.stdout
     assert tree_state(tmp_path / "host-a") == before
+
+
+def test_the_role_validates_each_blocks_parameters_by_its_argument_specs_before_any_host_is_touched(tmp_path):
+    """meta/argument_specs.yml declares every block's options: an unknown one or a wrong type stops the role at its
+    start, naming the block, and the secret values are not shown."""
+    fleet = Fleet(tmp_path)
+    fleet.write(gpu={"libvirt_hooks_library": LIBRARY})
+    assert fleet.deploy().returncode == 0
+    before = tree_state(tmp_path / "host-a")
+    fleet.write(gpu={"libvirt_hooks_library": {"hugepages": {"size": 2},
+                                               "notify": {"url": "http://ops:secret@127.0.0.1:9/hook", "retries": "many"}}})
+    proc = fleet.deploy()
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "Validation of arguments failed" in out, out[-3000:]
+    assert "libvirt_hooks_library.hugepages.size. Supported parameters include: guests, state." in out, out[-3000:]
+    assert "argument 'retries' is of type str found in 'libvirt_hooks_library -> notify'" in out
+    assert "ops:secret" not in out
+    assert tree_state(tmp_path / "host-a") == before

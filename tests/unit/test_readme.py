@@ -45,3 +45,14 @@ def test_script_keys_table_covers_every_suboption():
     table = readme_table("key")
     keys = {k for cell in table for k in cell.replace("`", "").split(" / ")}
     assert keys == set(specs()["libvirt_hooks_scripts"]["options"])
+
+
+def test_every_role_entry_point_a_playbook_or_guide_uses_is_declared_in_argument_specs():
+    """include_role/import_role tasks_from: X.yml runs the entry point X, which argument_specs must declare."""
+    import re
+    declared = set(yaml.safe_load((REPO / "roles/libvirt_hooks/meta/argument_specs.yml").read_text())["argument_specs"])
+    used = set()
+    for path in list((REPO / "playbooks").rglob("*.yml")) + list((REPO / "docs").glob("*.md")) + \
+            list((REPO / "examples").rglob("*.yml")) + list((REPO / "extensions").rglob("*.yml")):
+        used.update(re.findall(r"tasks_from:\s*['\"]?([A-Za-z0-9_]+)(?:\.ya?ml)?", path.read_text()))
+    assert used and used <= declared, used - declared

@@ -38,18 +38,22 @@ Run by the operator (``virthooks``, the CLI) and by the modules, never on a hook
 - ``logstats``  statistics of the log over a time window (``hooks_stats``)
 - ``logmetrics`` cumulative Prometheus metrics of the log (``virthooks metrics``)
 
-The subcommands are ``cli_<name>.py`` in this folder rather than a ``commands/`` package: the
-entry points' trust check (entrypoint.LIB_CHECK) and the installer (install.runtime_sources)
-take this folder as flat, files only.
+Run as a hook script of its own (a library block's launcher), never by the dispatcher:
+
+- ``launcher``  the launchers of the library's blocks, and what they run (never the dispatcher)
+- ``library/``  the library of ready-made hooks, one module per block (``libvirt_hooks_library``):
+  ``cpu_isolation``, ``disk_snapshot``, ``hugepages``, ``notify``, ``port_forward``, ``vfio_bind``,
+  and ``common``, what the blocks share
 """
 
 VERSION = "0.2.0"  # the collection's version (galaxy.yml); a test ties them
 
 
 def _entry_modules():  # pragma: no cover - never called
-    """The host runs two modules, the dispatcher and the CLI; every other module of this package is
-    reached from them, except logstats (the hooks_stats module's, which the CLI does not use).
-    Ansible's module packer ships what is imported (nested imports too), so naming them here puts
-    the whole package into the payload of the modules that install it."""
-    from . import cli, dispatch, logstats
-    return cli, dispatch, logstats
+    """The host runs the dispatcher, the CLI and the library's launchers; every other module of this
+    package is reached from them (the library's blocks by name, at run time), except logstats (the
+    hooks_stats module's, which the CLI does not use). Ansible's module packer ships what is imported (nested imports too), so naming them here puts the whole package into the
+    payload of the modules that install it."""
+    from . import cli, dispatch, launcher, logstats
+    from .library import common, cpu_isolation, disk_snapshot, hugepages, notify, port_forward, vfio_bind
+    return cli, dispatch, launcher, logstats, common, cpu_isolation, disk_snapshot, hugepages, notify, port_forward, vfio_bind

@@ -288,7 +288,8 @@ def _case(subject: str, branches, default) -> list:
 # package directory's real path (chdir + getcwd: every symlink on the way resolved by the kernel)
 # is then imported from, and every directory of it from / must be root's and not writable by group
 # or others (a sticky one such as /tmp excepted), and so must every entry of the package and of its
-# __pycache__, regular files only (Python would import a stray .so or .pyc there too). A missing
+# __pycache__, regular files only (Python would import a stray .so or .pyc there too), but for the
+# directory library/ (the library's blocks: never imported here, their launcher checks them). A missing
 # package is left to the import to report. It is compiled and run on every call that gets past the
 # prefilter, so it is kept short: one lstat per path (the message is worked out by _bad only for a
 # path that fails), no os. trust.TrustCheck.tree_problems is the
@@ -304,11 +305,11 @@ def _lib(k):
  for x in r.split('/'):
   p+=x and'/'+x;s=L(p or'/')
   if s.st_uid not in u or s.st_mode&0o170000!=0o40000 or s.st_mode&18 and not s.st_mode&512:return r,_bad(p or"/",s,1)
- n=posix.listdir(r);c=r+'/__pycache__'
+ n=posix.listdir(r);c=r+'/__pycache__';D=(c,r+'/library')
  for d,l in((r,n),(c,posix.listdir(c)if'__pycache__'in n else())):
   for x in l:
    p=d+'/'+x;s=L(p)
-   if s.st_uid not in u or s.st_mode&0o170022!=(0o40000 if p==c else 0o100000):return r,_bad(p,s,p==c)
+   if s.st_uid not in u or s.st_mode&0o170022!=(0o40000 if p in D else 0o100000):return r,_bad(p,s,p in D)
  return r,''
 """
 

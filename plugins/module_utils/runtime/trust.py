@@ -214,16 +214,18 @@ class TrustCheck(object):
         finally:
             os.close(fd)
 
-    def tree_problems(self, directory: str, subdir: str = "__pycache__") -> list:
+    def tree_problems(self, directory: str, subdirs: tuple = ("__pycache__", "library", "library/__pycache__")) -> list:
         """Why root must not import from a package directory ([] if it may): the whole path to it,
-        and each entry of it and of its subdir, a regular file root's alone (the entry point's
-        bootstrap, entrypoint.LIB_CHECK, checks the same before the dispatcher is imported)."""
+        and each entry of it and of its subdirs, a regular file root's alone, the subdirs
+        directories root's alone (the entry point's bootstrap, entrypoint.LIB_CHECK, checks the
+        package and its __pycache__ before the dispatcher is imported; the library's launcher checks
+        library/ before it imports a block)."""
         try:
             real = os.path.dirname(self.resolve(directory + "/__init__.py")[0])
         except Untrusted as exc:
             return [str(exc)]
         problems = []
-        for where in (real, real + "/" + subdir):
+        for where in [real] + ["%s/%s" % (real, sub) for sub in subdirs]:
             try:
                 names = sorted(os.listdir(where))
             except FileNotFoundError:
@@ -238,7 +240,7 @@ class TrustCheck(object):
                 except OSError as exc:
                     problems.append("cannot be checked: %s: %s" % (path, exc.strerror or exc))
                     continue
-                problem = self._directory(path, st) if where == real and name == subdir and \
+                problem = self._directory(path, st) if path[len(real) + 1:] in subdirs and \
                     (st.st_mode & S_IFMT) == S_IFDIR else self._data_problem(path, st)
                 if problem:
                     problems.append(problem)

@@ -8,14 +8,12 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import library_scripts
 from ansible_collections.virthooks.libvirt.plugins.filter.script_plan import script_plan
-from tests.conftest import REPO
 
-FILES = str(REPO / "roles" / "libvirt_hooks" / "files" / "library")
 PF = {"guests": {"web[1]": {"ip": "10.0.0.5", "forwards": [{"host_port": 80, "guest_port": 8080}]}}}
 
 
 def expand(library):
-    return library_scripts(library, FILES, "/usr/bin/python3")
+    return library_scripts(library, "/usr/bin/python3")
 
 
 def test_each_block_becomes_lib_block_step_scripts_that_script_plan_accepts():
@@ -113,3 +111,80 @@ def test_a_user_script_named_like_a_library_step_is_a_duplicate():
     with pytest.raises(AnsibleFilterError, match="the name 'lib-hugepages-reserve' is already used"):
         script_plan({"libvirt_hooks_library": expand({"hugepages": {}}),
                      "libvirt_hooks_scripts": [{"name": "lib-hugepages-reserve", "content": "#!/bin/sh\n"}]})
+
+
+def pf(**guest):
+    return {"port_forward": {"guests": {"w": dict({"ip": "10.0.0.3", "forwards": [{"host_port": 5, "guest_port": 1}]},
+                                                  **guest)}}}
+
+
+def test_port_forwards_options_are_off_by_default_and_pass_through_checked():
+    (entry, *_rest) = expand(pf())
+    assert json.loads(entry["secrets"]["PARAMS"])["guests"]["w"] == {
+        "ip": "10.0.0.3", "forwards": [{"host_port": 5, "guest_port": 1, "proto": "tcp"}]}
+    (entry, *_rest) = expand(pf(external=True, sources=["10.1.0.0/16", "192.0.2.9"], host_address="198.51.100.7",
+                                interface="eth*", forwards=[{"host_port": "6000-6010"},
+                                                            {"host_port": 7000, "guest_port": 22, "proto": "udp"}]))
+    assert json.loads(entry["secrets"]["PARAMS"])["guests"]["w"] == {
+        "ip": "10.0.0.3", "external": True, "sources": ["10.1.0.0/16", "192.0.2.9/32"], "host_address": "198.51.100.7",
+        "interface": "eth*", "forwards": [{"host_port": "6000-6010", "guest_port": "6000-6010", "proto": "tcp"},
+                                          {"host_port": 7000, "guest_port": 22, "proto": "udp"}]}
+
+
+def test_the_same_host_port_on_two_host_addresses_is_two_forwards():
+    guests = {"a": {"ip": "10.0.0.3", "host_address": "198.51.100.7", "forwards": [{"host_port": 80, "guest_port": 80}]},
+              "b": {"ip": "10.0.0.4", "host_address": "198.51.100.8", "forwards": [{"host_port": 80, "guest_port": 80}]}}
+    assert len(expand({"port_forward": {"guests": guests}})) == 3
+
+
+@pytest.mark.parametrize("library,needle", [
+    (pf(external="yes"), "port_forward.guests.w.external: must be true or false"),
+    (pf(sources=["fd00::/64"]), "port_forward.guests.w.sources[0]: must be IPv4 like the guest's ip"),
+    (pf(sources=["10.0.0.300"]), "port_forward.guests.w.sources[0]: must be an IP address or network"),
+    (pf(sources=[]), "port_forward.guests.w.sources: must be a non-empty list"),
+    (pf(host_address="fd00::1"), "port_forward.guests.w.host_address: must be an IPv4 address like the guest's ip"),
+    (pf(host_address="eth0"), "port_forward.guests.w.host_address: must be one of the host's IPv4 or IPv6 addresses"),
+    (pf(interface="eth0; drop"), "port_forward.guests.w.interface: must be a network interface name"),
+    (pf(interface="a-very-long-interface"), "port_forward.guests.w.interface: must be a network interface name"),
+    (pf(forwards=[{"host_port": "6000-6010", "guest_port": "7000-7010"}]),
+     "forwards[0]: a range of host ports forwards to the same ports of the guest: give guest_port 6000-6010"),
+    (pf(forwards=[{"host_port": "6010-6000"}]), "forwards[0].host_port: must be a port number 1-65535 or a range"),
+    (pf(forwards=[{"host_port": 8080}]), "forwards[0].guest_port: must be a port number 1-65535 or a range"),
+    ({"port_forward": {"guests": {"a": {"ip": "10.0.0.3", "forwards": [{"host_port": "5-9"}]},
+                                  "b": {"ip": "10.0.0.4", "forwards": [{"host_port": 7, "guest_port": 2}]}}}},
+     "port_forward.guests.b.forwards[0]: host port tcp/7 is already forwarded by "
+     "libvirt_hooks_library.port_forward.guests.a.forwards[0]"),
+])
+def test_bad_port_forward_options_name_the_guest_and_option(library, needle):
+    with pytest.raises(AnsibleFilterError) as err:
+        expand(library)
+    assert needle in str(err.value), str(err.value)
+
+
+def library_spec() -> dict:
+    import yaml
+    from tests.conftest import REPO
+    specs = yaml.safe_load((REPO / "roles" / "libvirt_hooks" / "meta" / "argument_specs.yml").read_text())
+    return specs["argument_specs"]["main"]["options"]["libvirt_hooks_library"]["options"]
+
+
+def test_the_role_declares_every_blocks_parameters_as_the_filter_takes_them():
+    from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import COMMON_KEYS, KEYS
+    spec = library_spec()
+    assert set(spec) == set(KEYS)
+    for block, keys in KEYS.items():
+        assert set(spec[block]["options"]) == set(keys) | set(COMMON_KEYS), block
+
+
+@pytest.mark.parametrize("block,params", [("disk_snapshot", {}), ("cpu_isolation", {}), ("hugepages", {}),
+                                          ("vfio_bind", {}), ("notify", {"url": "http://h/"})])
+def test_the_declared_defaults_are_the_filters(block, params):
+    options = library_spec()[block]["options"]
+    entries = expand({block: params})
+    used = dict(json.loads(entries[0]["secrets"]["PARAMS"]), **{k: entries[0][k] for k in ("on_failure", "driver",
+                                                                                          "operations", "suboperations")
+                                                                  if block == "notify"})
+    used.setdefault("guests", entries[0]["objects"])
+    for key, option in options.items():
+        if "default" in option and key != "state":
+            assert used[key] == option["default"], (block, key)

@@ -1,7 +1,9 @@
-"""Run the library's generated scripts for real: rendered by the filter, written to tmp_path, executed with
-libvirt's argv, XML on stdin and environment, and their parameters in a secrets directory named by
-VIRTHOOKS_SECRETS, as the dispatcher hands them. Host paths (state dir, sysfs, procfs, cgroup root, tools) are
-pointed into tmp_path through the PATHS header only tests set; the role always renders it empty."""
+"""Run the library's blocks as the host runs them: each step's launcher (rendered as the role renders it) in
+a generation's scripts/ folder of a hooks directory in tmp_path whose lib/current/virthooks_runtime is this
+checkout's runtime package, executed with libvirt's argv, XML on stdin and environment, and its parameters in
+a secrets directory named by VIRTHOOKS_SECRETS, as the dispatcher hands them. Host paths (state dir, sysfs,
+procfs, cgroup root, tools) are pointed into tmp_path through the launcher's paths argument, which only tests
+set; the role never does."""
 from __future__ import annotations
 
 import json
@@ -11,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import params_secret, render
+from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import params_secret
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import launcher
 from tests.conftest import REPO
 
-FILES = REPO / "roles" / "libvirt_hooks" / "files" / "library"
+RUNTIME = REPO / "plugins" / "module_utils" / "runtime"
 PYTHON = shutil.which("python3", path="/usr/bin:/bin")
 LIBVIRT_ENV = {"LC_ALL": "C", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
@@ -30,21 +33,28 @@ class Ran:
 class Blocks:
     def __init__(self, tmp: Path):
         self.tmp = tmp
+        self.own = tmp / "hooks" / "virthooks"
+        self.generation = self.own / "generations" / "g1"
+        lib = self.own / "lib" / "current"
+        lib.mkdir(parents=True)
+        (lib / "virthooks_runtime").symlink_to(RUNTIME)
         self.state = tmp / "run" / "virthooks"
         self.paths = {"state": str(self.state)}
 
     def script(self, block: str, step: str, params: dict) -> Path:
-        path = self.tmp / ("lib-%s-%s" % (block, step))
-        path.write_text(render(block, step, str(FILES), PYTHON, self.paths))
-        path.chmod(0o755)
+        path = self.generation / "scripts" / ("lib-%s-%s" % (block, step))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(launcher.render(block, step, PYTHON, self.paths))
+        path.chmod(0o700)
         secrets = self.secrets_dir(block, step)
         secrets.mkdir(parents=True, exist_ok=True)
         for name, value in params_secret(json.loads(json.dumps(params))).items():
             (secrets / name).write_text(value)
+            (secrets / name).chmod(0o600)
         return path
 
     def secrets_dir(self, block: str, step: str) -> Path:
-        return self.tmp / "secrets" / ("lib-%s-%s" % (block, step))
+        return self.generation / "secrets" / ("lib-%s-%s" % (block, step))
 
     def run(self, block: str, step: str, params: dict, guest: str, xml: str = "", op: str = "prepare",
             sub: str = "begin", wrap: list | None = None, env: dict | None = None) -> Ran:

@@ -1,9 +1,15 @@
-# ---- common.pyfrag: shared by every virthooks library block (standard library only, Python >= 3.9) ----
-# The role prepends BLOCK, STEP and PATHS (overrides, empty on real hosts) and appends the block's
-# own code; main() at the end loads PARAMS and runs STEPS[STEP]. A script never calls libvirt (virsh
-# would deadlock libvirtd): everything it needs is in argv, the XML on stdin and the host's own files.
-# PARAMS (the block's parameters, credentials among them) are not in this text: the dispatcher hands
-# the script its secrets directory (root-only files of the generation) as $VIRTHOOKS_SECRETS.
+# -*- coding: utf-8 -*-
+# Copyright: virthooks contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every block of the library shares: one hook call, its state files, failures, undo, commands.
+
+A step runs as its own process (the launcher a generation holds, started by the dispatcher), never
+inside the dispatcher. It never calls libvirt (virsh would deadlock libvirtd): everything it needs
+is in argv, the XML on stdin, its parameters and the host's own files. Its parameters (credentials
+among them) are the root-only file ``$VIRTHOOKS_SECRETS/PARAMS`` of the generation, never script text.
+"""
+from __future__ import annotations
+
 import fcntl
 import json
 import os
@@ -13,6 +19,9 @@ import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 
+from ..fileops import atomic_write
+
+PARAMS_FILE = "PARAMS"             # $VIRTHOOKS_SECRETS/PARAMS: the block's parameters as JSON
 DEFAULT_PATHS = {
     "state": "/run/virthooks",      # per-guest state files: /run/virthooks/<block>/<guest>.json
     "sys": "/sys",
@@ -20,12 +29,13 @@ DEFAULT_PATHS = {
     "cgroup": "/sys/fs/cgroup",
     "systemd": "/run/systemd/system",
     "nft": "/usr/sbin/nft",
+    "iptables": "/usr/sbin/iptables",
+    "ip6tables": "/usr/sbin/ip6tables",
     "qemu_img": "/usr/bin/qemu-img",
     "systemctl": "/bin/systemctl",
     "modprobe": "/sbin/modprobe",
     "settle": "5",                  # seconds to wait for the kernel to settle a sysfs change
 }
-P = dict(DEFAULT_PATHS, **PATHS)  # noqa: F821 (PATHS is defined by the generated header)
 
 
 class Fail(Exception):
@@ -33,11 +43,15 @@ class Fail(Exception):
 
 
 class Hook:
-    """One call: libvirt's arguments, the XML on stdin (parsed on first use), this guest's state file."""
+    """One call of a block's step: libvirt's arguments, the XML on stdin (parsed on first use), the
+    block's parameters, the host paths it works on, and this guest's state file."""
 
-    def __init__(self, argv, stdin):
+    def __init__(self, block: str, argv: list, stdin, params: dict = None, paths: dict = None):
         args = list(argv[1:5]) + ["-"] * (4 - len(argv[1:5]))
         self.object, self.operation, self.suboperation, self.extra = args
+        self.block = block
+        self.params = params or {}
+        self.paths = dict(DEFAULT_PATHS, **(paths or {}))
         self._stdin = stdin
         self._xml = None
 
@@ -52,10 +66,10 @@ class Hook:
         return self._xml
 
     # -- state ---------------------------------------------------------------------------------
-    def state_dir(self):
-        return os.path.join(P["state"], BLOCK)  # noqa: F821
+    def state_dir(self) -> str:
+        return os.path.join(self.paths["state"], self.block)
 
-    def state_path(self, name=None):
+    def state_path(self, name: str = None) -> str:
         # Guest names never build a path outside the state dir: everything but [A-Za-z0-9_-] is %-quoted.
         name = self.object if name is None else name
         safe = urllib.parse.quote(name, safe="").replace(".", "%2E").replace("~", "%7E")
@@ -70,26 +84,21 @@ class Hook:
         except (OSError, ValueError) as exc:
             raise Fail("cannot read the state file %s: %s" % (self.state_path(), exc))
 
-    def save_state(self, state):
+    def save_state(self, state: dict) -> None:
         path = self.state_path()
         try:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            tmp = path + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(json.dumps(state, sort_keys=True) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            atomic_write(path, (json.dumps(state, sort_keys=True) + "\n").encode(), 0o600)
         except OSError as exc:
             raise Fail("cannot write the state file %s: %s" % (path, exc))
 
-    def drop_state(self):
+    def drop_state(self) -> None:
         try:
             os.unlink(self.state_path())
         except FileNotFoundError:
             pass
 
-    def all_states(self):
+    def all_states(self) -> dict:
         """Every guest's state of this block (for blocks whose effect is shared by guests)."""
         out = {}
         try:
@@ -105,7 +114,7 @@ class Hook:
                     continue
         return out
 
-    def lock(self):
+    def lock(self) -> int:
         """One lock per block on this host: guests start in parallel and share pools and cgroups."""
         try:
             os.makedirs(self.state_dir(), mode=0o700, exist_ok=True)
@@ -122,10 +131,10 @@ class Undo:
     def __init__(self):
         self.actions = []
 
-    def push(self, what, func, *args):
+    def push(self, what: str, func, *args) -> None:
         self.actions.append((what, func, args))
 
-    def rollback(self):
+    def rollback(self) -> list:
         problems = []
         while self.actions:
             what, func, args = self.actions.pop()
@@ -136,7 +145,13 @@ class Undo:
         return problems
 
 
-def run(cmd, input_text=None, timeout=60):
+def undo_message(exc: Exception, undo: Undo, done: str) -> Fail:
+    """The failure of a step after its undo: what failed, then what the rollback did."""
+    problems = undo.rollback()
+    return Fail("%s; %s" % (exc, done if not problems else "rollback FAILED: " + "; ".join(problems)))
+
+
+def run(cmd: list, input_text: str = None, timeout: float = 60) -> str:
     """Run a command (absolute path), return stdout; a failure is a Fail naming it and its stderr."""
     try:
         proc = subprocess.run(cmd, input=input_text, capture_output=True, text=True, timeout=timeout, check=False)
@@ -145,32 +160,33 @@ def run(cmd, input_text=None, timeout=60):
     except subprocess.TimeoutExpired:
         raise Fail("%s did not finish within %d s" % (" ".join(cmd[:3]), timeout))
     if proc.returncode != 0:
-        raise Fail("%s failed (exit status %d): %s" % (" ".join(cmd[:3]), proc.returncode, one_line(proc.stderr or proc.stdout)))
+        raise Fail("%s failed (exit status %d): %s" % (" ".join(cmd[:3]), proc.returncode,
+                                                       one_line(proc.stderr or proc.stdout)))
     return proc.stdout
 
 
-def one_line(text, limit=300):
+def one_line(text, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def read_file(path):
+def read_file(path: str) -> str:
     with open(path) as f:
         return f.read().strip()
 
 
-def write_file(path, value):
+def write_file(path: str, value) -> None:
     with open(path, "w") as f:
         f.write(str(value))
 
 
-def parse_cpuset(text):
+def parse_cpuset(text: str) -> set:
     """'0-3,^2,5' -> {0, 1, 3, 5}: libvirt's and the kernel's list syntax, and systemd's, whose
     `systemctl show` separates ranges with spaces ('0 2-3')."""
     cpus, excluded = set(), set()
-    for part in text.replace(",", " ").split():
-        target = excluded if part.startswith("^") else cpus
-        part = part.lstrip("^")
+    for item in text.replace(",", " ").split():
+        target = excluded if item.startswith("^") else cpus
+        part = item.lstrip("^")
         try:
             if "-" in part:
                 lo, hi = (int(x) for x in part.split("-", 1))
@@ -184,28 +200,32 @@ def parse_cpuset(text):
     return cpus - excluded
 
 
-def format_cpuset(cpus):
+def format_cpuset(cpus) -> str:
     """{0, 1, 2, 5} -> '0-2,5'."""
-    out, run_ = [], []
+    out, span = [], []
     for cpu in sorted(cpus):
-        if run_ and cpu == run_[-1] + 1:
-            run_.append(cpu)
+        if span and cpu == span[-1] + 1:
+            span.append(cpu)
             continue
-        if run_:
-            out.append(str(run_[0]) if len(run_) == 1 else "%d-%d" % (run_[0], run_[-1]))
-        run_ = [cpu]
-    if run_:
-        out.append(str(run_[0]) if len(run_) == 1 else "%d-%d" % (run_[0], run_[-1]))
+        if span:
+            out.append(_span(span))
+        span = [cpu]
+    if span:
+        out.append(_span(span))
     return ",".join(out)
 
 
-def load_params():
+def _span(span: list) -> str:
+    return str(span[0]) if len(span) == 1 else "%d-%d" % (span[0], span[-1])
+
+
+def load_params() -> dict:
     """The block's parameters, from the root-only file $VIRTHOOKS_SECRETS/PARAMS of the generation."""
     directory = os.environ.get("VIRTHOOKS_SECRETS")
     if not directory:
         raise Fail("no parameters: VIRTHOOKS_SECRETS is not set (library scripts run through the virthooks dispatcher)")
     try:
-        with open(os.path.join(directory, "PARAMS")) as f:
+        with open(os.path.join(directory, PARAMS_FILE)) as f:
             params = json.loads(f.read())
     except (OSError, ValueError) as exc:
         raise Fail("cannot read the parameters in %s: %s" % (directory, type(exc).__name__))
@@ -214,20 +234,23 @@ def load_params():
     return params
 
 
-def main():
-    global PARAMS
-    hook = Hook(sys.argv, sys.stdin)
-    try:
-        PARAMS = load_params()
-        STEPS[STEP](hook)  # noqa: F821 (STEPS comes from the block, STEP from the header)
-    except Fail as exc:
-        sys.stderr.write("virthooks %s: %s: %s\n" % (BLOCK, hook.object, one_line(exc, 1000)))  # noqa: F821
-        sys.exit(1)
-    except Exception as exc:  # an unexpected error is still one line for libvirt
-        sys.stderr.write("virthooks %s: %s: unexpected %s: %s\n" % (BLOCK, hook.object, type(exc).__name__, one_line(exc)))  # noqa: F821
-        sys.exit(1)
-
-
-def log(msg):
+def log(msg: str) -> None:
     """A line for the dispatcher's log (scripts' stdout goes there, never to libvirt)."""
     sys.stdout.write("%s %s\n" % (time.strftime("%H:%M:%S"), msg))
+
+
+def main(block: str, steps: dict, step: str, paths: dict = None) -> None:
+    """Run one step of a block for this process's hook call; a failure is one stderr line and exit 1."""
+    hook = Hook(block, sys.argv, sys.stdin, paths=paths)
+    try:
+        hook.params = load_params()
+        steps[step](hook)
+    except Fail as exc:
+        fail(block, hook.object, one_line(exc, 1000))
+    except Exception as exc:  # an unexpected error is still one line for libvirt
+        fail(block, hook.object, "unexpected %s: %s" % (type(exc).__name__, one_line(exc)))
+
+
+def fail(block: str, guest: str, message: str) -> None:
+    sys.stderr.write("virthooks %s: %s: %s\n" % (block, guest, message))
+    sys.exit(1)  # pylint: disable=ansible-bad-function  # a step of a hook on the host, not a module
