@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Print the part of a hashed uv/pip-compile lock that a few packages need, hashes kept.
 
-    lock_subset.py requirements/test.txt ansible-core ansible-runner > ee-requirements.txt
+    python3 lock_subset.py requirements/test.txt ansible-core ansible-runner > ee-requirements.txt
 
 A package is taken when it is a root or when one of the packages in its `# via` comment is taken,
 until nothing more is added: the result is exactly the lock's own resolution for those roots, and
