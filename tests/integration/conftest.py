@@ -2,13 +2,13 @@
 
 pytest-ansible turns every git-tracked `**/molecule/*/molecule.yml` into one parameter of the fixture; a
 scenario named like one of our markers (`libvirt`, `fleet`) gets that marker, so `pytest -m "not fleet"`
-works on them as on every other test.
+works on them as on every other test. `default` (one podman container) counts as a fleet test.
 """
 from __future__ import annotations
 
 import pytest
 
-SCENARIO_MARKERS = {"libvirt": pytest.mark.libvirt, "fleet": pytest.mark.fleet}
+SCENARIO_MARKERS = {"libvirt": pytest.mark.libvirt, "fleet": pytest.mark.fleet, "default": pytest.mark.fleet}
 
 
 def pytest_collection_modifyitems(config, items):

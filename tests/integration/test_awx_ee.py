@@ -1,9 +1,9 @@
 """Runs from AWX / Automation Platform: the execution environment's build context, and the deploy
-playbook through ansible-runner (the engine AWX uses) against sandbox hosts.
+playbook through ansible-runner (the engine AWX uses) against sandbox hosts, without containers.
 
-No image is built: no container registry is reachable here for the base image. What the build would do
-with the collection (install it, then introspect its dependencies) is run here on the built artifact, with
-the introspection script ansible-builder put into the build context.
+What the image build does with the collection (install it, then introspect its dependencies) is run here on
+the built artifact, with the introspection script ansible-builder put into the build context. The image itself
+is built and jobs run inside it against fleet hosts in test_awx_ee_image.py.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tests.conftest import COLLECTIONS, REPO, ansible_env
 from tests.integration.test_role_sandbox import SH
 
 BIN = Path(sys.executable).parent
+EE = REPO / "extensions" / "molecule" / "utils" / "ee"
 
 
 def run(cmd: list, cwd: Path | None = None, **extra: str) -> subprocess.CompletedProcess:
@@ -39,6 +40,9 @@ def test_ansible_builder_create_makes_a_context_that_carries_the_collection_and_
     assert definition["additional_build_files"][0]["src"] == tarball, "examples/execution-environment.yml names another version"
     run([BIN / "ansible-galaxy", "collection", "build", REPO, "--output-path", tmp_path])
     shutil.copy(REPO / "examples" / "execution-environment.yml", tmp_path)
+    shutil.copy(EE / "pkgmgr", tmp_path)
+    lock = run([sys.executable, EE / "lock_subset.py", REPO / "requirements" / "test.txt", "ansible-core", "ansible-runner"])
+    (tmp_path / "ee-requirements.txt").write_text(lock.stdout)
     run([BIN / "ansible-builder", "create", "-f", "execution-environment.yml", "-c", "context"], cwd=tmp_path)
     context = tmp_path / "context"
     containerfile = (context / "Containerfile").read_text()
@@ -46,6 +50,11 @@ def test_ansible_builder_create_makes_a_context_that_carries_the_collection_and_
     assert yaml.safe_load((context / "_build" / "requirements.yml").read_text())["collections"] == [
         {"name": "/build/collections/" + tarball, "type": "file"}]
     assert "ansible-galaxy collection install" in containerfile and "introspect" in containerfile
+    # ansible-core and ansible-runner from the lock with its hashes, nothing unpinned in their place.
+    assert "--require-hashes" in containerfile and "ansible-core" not in containerfile
+    pins = [line.split(" ")[0] for line in (context / "_build" / "virthooks" / "ee-requirements.txt").read_text().splitlines()
+            if "==" in line]
+    assert {"ansible-core==2.19.14", "ansible-runner==2.4.3", "jinja2==3.1.6"} <= set(pins), pins
     # What the image build does next: install the collection from the context, then introspect it.
     installed = tmp_path / "installed"
     run([BIN / "ansible-galaxy", "collection", "install", context / "_build" / "collections" / tarball, "-p", installed, "--force"])

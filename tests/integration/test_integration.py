@@ -5,6 +5,10 @@
   work on a guest (see extensions/molecule/libvirt/files/verify_libvirt.py for every step).
 - `fleet`: four podman hosts (Debian 12 and 13 packages, a source build under /usr/local, no libvirt), two
   host groups, real guests on every libvirt host (extensions/molecule/fleet/verify.yml).
+- `default`: what a user runs on a laptop with podman (`molecule test`, no `-s`): the role deployed into one
+  container, one real call of the installed entry point and its log record (extensions/molecule/default).
+  Here the container is the fleet's Debian 12 libvirt image (no registry is reachable), so prepare finds
+  libvirt installed; with a plain Debian 12 image it installs python3 and libvirt first (apt, ~2.5 min here).
 
 pytest-ansible's `molecule_scenario` fixture has one parameter per git-tracked
 `extensions/molecule/*/molecule.yml` and runs `python -m molecule test -s NAME` from `extensions/`.
@@ -39,7 +43,7 @@ def _scenario_dirs() -> set:
 def test_every_scenario_is_run_by_pytest_ansible():
     """pytest-ansible only sees git-tracked scenarios; an untracked one would never run, silently."""
     seen = {s.name for s in pytest_ansible_plugin.scenarios if Path(s.parent_directory).resolve() == SCENARIOS_DIR.parent}
-    assert {"libvirt", "fleet"} <= _scenario_dirs(), _scenario_dirs()
+    assert {"libvirt", "fleet", "default"} <= _scenario_dirs(), _scenario_dirs()
     missing = _scenario_dirs() - seen
     assert not missing, (
         "molecule scenarios not found by pytest-ansible (it lists them with `git ls-files`; are they committed?): %s"
@@ -59,7 +63,7 @@ def _preflight(name: str) -> None:
         for tool in ("apt-get", "service", "dpkg-query"):
             if not shutil.which(tool):
                 pytest.fail("%s is missing: the libvirt scenario installs Debian's libvirt (apt) and drives it with service" % tool)
-    elif name == "fleet":
+    elif name in ("fleet", "default"):
         for tool in ("podman", "debootstrap", "unshare", "tini"):
             if not shutil.which(tool):
                 pytest.fail("%s is missing: run tests/setup/prepare-host.sh (tests/setup/debian-packages.txt)" % tool)
@@ -67,6 +71,11 @@ def _preflight(name: str) -> None:
                               timeout=600, check=False, env=dict(os.environ, PYTHON=sys.executable))
         if proc.returncode != 0:
             pytest.fail("containers.podman could not be provided:\n%s%s" % (proc.stdout, proc.stderr))
+    if name == "default":
+        proc = subprocess.run([str(FLEET / "build-images.sh"), "bookworm-libvirt"], capture_output=True, text=True,
+                              timeout=1800, check=False)
+        if proc.returncode != 0:
+            pytest.fail("the fleet's Debian 12 libvirt image could not be built:\n%s%s" % (proc.stdout, proc.stderr))
 
 
 def _record_timing(name: str, seconds: float, ok: bool) -> None:
@@ -90,6 +99,11 @@ def test_molecule_scenario(molecule_scenario, monkeypatch, record_property):
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("ANSIBLE_NOCOLOR", "1")
     monkeypatch.delenv("ANSIBLE_CONFIG", raising=False)  # molecule writes its own ansible.cfg
+    if name == "default":
+        # The laptop scenario's podman calls: this machine's podman needs the fleet's containers.conf, and
+        # its image is the fleet's Debian 12 with libvirt (docker.io is not reachable here).
+        monkeypatch.setenv("CONTAINERS_CONF", str(FLEET / "containers.conf"))
+        monkeypatch.setenv("VIRTHOOKS_MOLECULE_IMAGE", "localhost/virthooks-bookworm-libvirt")
     t0 = time.monotonic()
     proc = molecule_scenario.test()
     seconds = time.monotonic() - t0
@@ -98,3 +112,15 @@ def test_molecule_scenario(molecule_scenario, monkeypatch, record_property):
     print("molecule test -s %s: rc=%d in %.1fs" % (name, proc.returncode, seconds))
     assert proc.returncode == 0, "molecule test -s %s failed (rc=%d) after %.0fs; its output is above" % (
         name, proc.returncode, seconds)
+
+
+def test_molecule_with_no_scenario_named_runs_default_from_the_repository_root():
+    """`molecule <command>` from the root with no -s is the `default` scenario (syntax only: no container)."""
+    env = dict(os.environ, PATH=str(VENV_BIN) + os.pathsep + os.environ.get("PATH", ""), NO_COLOR="1",
+               ANSIBLE_NOCOLOR="1", ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([str(COLLECTIONS), str(EXTRA_COLLECTIONS)]))
+    env.pop("ANSIBLE_CONFIG", None)
+    proc = subprocess.run([str(VENV_BIN / "molecule"), "syntax"], cwd=REPO, capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "default > syntax: Executed: Successful" in " ".join(out.split()), out[-4000:]
