@@ -48,7 +48,7 @@ from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_FILE, CURRENT, GEN
                              META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, SECRETS_DIR, adopted_hook,
                              kept_adopted_hook, old_adopted_hook)
 from .runtime.rollback import differences
-from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config, validate_name
+from .runtime.rules import CONFIG_VERSION, DROPIN_DIR, ConfigError, normalize_config, validate_name
 from .runtime.syntax import script_digests, syntax_problem, unchecked
 from .runtime.xmlcond import rule_problems
 from .scripts import script_problems, script_warnings
@@ -566,8 +566,11 @@ class RuntimeInstaller(object):
         if cli_link and os.path.islink(cli_link) and \
                 os.readlink(cli_link) == "%s/%s/%s" % (self.runtime_hooks_dir, OWN_DIR, CLI_FILE):
             changes.append(Change("remove", cli_link, note="CLI link"))
-        if os.path.lexists(self.own):
-            changes.append(Change("rmtree", self.own, note="virthooks runtime, generations and scripts"))
+        if os.path.lexists(self.own) and (not os.path.isdir(self.own) or os.path.islink(self.own)
+                                          or set(os.listdir(self.own)) - {DROPIN_DIR}):
+            changes.append(Change("rmtree", self.own, note="virthooks runtime, generations and scripts%s"
+                                  % (" (the host's drop-in rules, %s/, kept)" % DROPIN_DIR
+                                     if os.path.isdir("%s/%s" % (self.own, DROPIN_DIR)) else "")))
         previous = current_id(self.own)
         return Plan(changes, [], removed, [], "", previous, NO_SCRIPTS, self._adoption_warnings([], foreign))
 
@@ -610,6 +613,7 @@ class RuntimeInstaller(object):
                 if name.endswith(TEMP_SUFFIX) and (os.path.islink(path) or os.path.isfile(path)):
                     os.unlink(path)
                 elif name.endswith(REMOVING_SUFFIX) and os.path.isdir(path):
+                    self._keep_dropins(path)
                     shutil.rmtree(path)
         remove_leftovers(self.own)
         lib = "%s/%s" % (self.own, LIB_DIR)
@@ -666,7 +670,15 @@ class RuntimeInstaller(object):
             # Rename first so a half-removed tree never looks like a runtime.
             doomed = change.path + REMOVING_SUFFIX
             os.rename(change.path, doomed)
+            self._keep_dropins(doomed)
             shutil.rmtree(doomed)
+
+    def _keep_dropins(self, doomed: str) -> None:
+        """hooks/virthooks/rules.d/ (the host admin's drop-in rules) is never removed with our tree."""
+        if doomed == self.own + REMOVING_SUFFIX and os.path.isdir("%s/%s" % (doomed, DROPIN_DIR)):
+            ensure_dir(self.own, 0o755, self.uid, self.gid)
+            os.rename("%s/%s" % (doomed, DROPIN_DIR), "%s/%s" % (self.own, DROPIN_DIR))
+            fsync_dir(self.own)
 
 
 def _same_hook(a: str, b: str) -> bool:

@@ -19,7 +19,7 @@ import sys
 from .events import DRIVERS, EVENTS, is_abortable, reads_stdout
 from .generations import current_id, generation_path
 from .layout import CONFIG_FILE, OWN_DIR
-from .rules import ConfigError, load_config, script_path, steps_for_event
+from .rules import ConfigError, load_config, merge_dropins, script_path, steps_for_event
 from .runlog import printable, read_records
 
 
@@ -103,11 +103,15 @@ def _describe_rule(rule):
         parts.append("xpath=%s" % rule["xpath"])
     parts.append("order=%d timeout=%gs on_failure=%s%s" % (rule["order"], rule["timeout"], rule["on_failure"],
                                                            "" if rule["enabled"] else " DISABLED"))
+    if rule.get("origin"):
+        parts.append("(from %s)" % rule["origin"])
     return " ".join(parts)
 
 
 def cmd_list(args, out):
     config = _load(args.hooks_dir)
+    for problem in merge_dropins(config, args.hooks_dir):       # hooks/virthooks/rules.d/*.json
+        _emit(out, "note: host drop-in skipped: %s" % problem)
     if not args.event:
         for rule in sorted(config["rules"], key=lambda r: (r["order"], r["name"])):
             _emit(out, _describe_rule(rule))
@@ -202,6 +206,7 @@ def cmd_validate(args, out):
         return 1
     trust = TrustCheck()
     problems.extend(_trust_problems(trust, args.hooks_dir, path))
+    problems.extend(merge_dropins(config, args.hooks_dir, trust, strict=True))     # rules.d/*.json
     for rule in config["rules"]:
         script = script_path(base, rule["script"])
         if not os.path.lexists(script):
