@@ -119,7 +119,7 @@ options:
         description:
           - Files the script reads (a config file such as saschpe/libvirt-hook-qemu's C(hooks.json)), written
             to C(generations/<id>/files/<name>/<file>) beside the scripts, owner root, and handed to the script
-            as the directory C($VIRTHOOKS_FILES). Not secret: a diff shows them; secrets go in O(scripts[].secrets).
+            as the directory C($VIRTHOOKS_FILES). They are not secret (a diff shows them); secrets go in O(scripts[].secrets).
         type: list
         elements: dict
         suboptions:

@@ -558,7 +558,6 @@ def operation_spellings(driver: str, ops) -> list:
     return out
 
 
-
 # --- host drop-ins: hooks/virthooks/rules.d/*.json -------------------------------------------
 #
 # An admin without Ansible adds rules on one host: each file holds one rule object of config.json
@@ -567,6 +566,7 @@ def operation_spellings(driver: str, ops) -> list:
 # (the whole path root's alone), validated as the deployed rules are, and merged after them. A
 # bad one is skipped with a syslog line (a guest start never fails for it) and fails
 # `virthooks validate`, naming the file. A deploy never touches rules.d/.
+
 
 def dropin_dir(hooks_dir: str) -> str:
     from .layout import OWN_DIR
@@ -694,7 +694,9 @@ def _strict_dropin_checks(deployed: list, rules: list) -> tuple:
             problems.append("%s: %s" % (rule["origin"], problem))
     return kept, problems
 
+
 # --- a script's environment (the dispatcher, for each script it spawns) ---------------------
+
 
 def step_environment(env: dict, step, base: str, trust) -> str:
     """Add to a script's environment VIRTHOOKS_FILES (its files' directory in the generation, if it
