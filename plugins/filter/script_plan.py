@@ -64,11 +64,11 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules im
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.syntax import syntax_problem, unchecked
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.trust import interpreter_of
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.xmlcond import rule_problems
-from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import secret_problems
+from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import FILE_DEFAULT_MODE, file_mode, file_problems, secret_problems
 
 SOURCES = ("content", "src", "template")
 RULE_FIELDS = tuple(k for k in RULE_DEFAULTS)
-ALLOWED = ("name", "state", "secrets") + SOURCES + RULE_FIELDS
+ALLOWED = ("name", "state", "secrets", "files") + SOURCES + RULE_FIELDS
 
 
 def _entries(declared):
@@ -130,6 +130,10 @@ def script_plan(declared, contents=None):
         rule = {k: entry[k] for k in RULE_FIELDS if k in entry}
         rule.update(name=name, script=script_file(name))
         rule_errors = ["%s: %s" % (where, problem) for problem in secret_problems(entry.get("secrets"))]
+        secrets = dict(entry.get("secrets") or {}) if isinstance(entry.get("secrets"), dict) else {}
+        if "env" in entry:
+            rule["env"] = split_env(entry["env"], secrets, where, rule_errors)
+        files = own_files(name, entry.get("files"), contents, where, rule_errors)
         normalized = normalize_rule(rule, index, rule_errors, strict=True, where=where)
         errors.extend(rule_errors)
         if rule_errors:
@@ -137,13 +141,74 @@ def script_plan(declared, contents=None):
         errors.extend("%s: %s" % (where, problem) for problem in rule_problems([normalized]))
         errors.extend("%s: %s" % (where, problem) for problem in controller_syntax(name, text))
         scripts.append(dict({"name": name, "state": "present", "content": text},
-                            **({"secrets": dict(entry["secrets"])} if entry.get("secrets") else {})))
+                            **({"secrets": secrets} if secrets else {}), **({"files": files} if files else {})))
         rules.append(rule)
         if normalized["enabled"] and normalized["driver"] not in drivers:
             drivers.append(normalized["driver"])
     if errors:
         raise AnsibleFilterError("invalid libvirt hook scripts (no host was changed):\n  " + "\n  ".join(errors))
     return {"scripts": scripts, "rules": rules, "drivers": sorted(drivers, key=DRIVERS.index)}
+
+
+def split_env(env, secrets: dict, where: str, errors: list):
+    """A script's env as its rule holds it: plain values as they are, each {secret: value} moved to the
+    script's secrets (a root-only file, never config.json) and left as {secret: true}. A problem
+    names the variable, never a value."""
+    if not isinstance(env, dict):
+        errors.append("%s: 'env' must map NAME to a string or {secret: value}" % where)
+        return {}
+    out = {}
+    for key, value in env.items():
+        if isinstance(value, dict):
+            if set(value) != {"secret"} or not isinstance(value["secret"], str):
+                errors.append("%s: env %s: a secret value is written {secret: \"...\"} (a string)" % (where, key))
+                continue
+            problems = secret_problems({key: value["secret"]})
+            if problems:
+                errors.extend("%s: env %s" % (where, p) for p in problems)
+                continue
+            if key in secrets and secrets[key] != value["secret"]:
+                errors.append("%s: env %s is a secret and 'secrets' has a different %s" % (where, key, key))
+                continue
+            secrets[key] = value["secret"]
+            out[key] = {"secret": True}
+        else:
+            out[key] = value
+    return out
+
+
+def own_files(name, files, contents: dict, where: str, errors: list) -> list:
+    """A script's files for the module, [{name, content, mode}], src read on the controller (the role
+    gives it in contents as '<script>/<file>')."""
+    if files is None:
+        return []
+    if not isinstance(files, list):
+        errors.append("%s: 'files' must be a list of {name, content or src, mode}" % where)
+        return []
+    out = []
+    for index, item in enumerate(files):
+        if isinstance(item, dict):
+            given = [k for k in ("content", "src") if item.get(k) not in (None, "")]
+            unknown = sorted(set(item) - {"name", "content", "src", "mode"})
+            if unknown or len(given) != 1:
+                errors.append("%s: files[%d] (%s): %s" % (where, index, item.get("name"), (
+                    "unknown key(s) %s (valid: name, content, src, mode)" % ", ".join(unknown)) if unknown else
+                    "needs exactly one of content, src (got %s)" % (", ".join(given) or "none")))
+                continue
+            content = item.get("content")
+            if given == ["src"]:
+                content = contents.get("%s/%s" % (name, item.get("name")))
+                if content in (None, ""):
+                    errors.append("%s: files[%d] (%s): src %r could not be read on the controller (looked up like "
+                                  "ansible.builtin.file)" % (where, index, item.get("name"), item["src"]))
+                    continue
+            mode = file_mode(item.get("mode", FILE_DEFAULT_MODE))
+            out.append({"name": item.get("name"), "content": content,
+                        "mode": "%04o" % mode if mode is not None else item.get("mode")})
+        else:
+            out.append(item)
+    errors.extend("%s: %s" % (where, problem) for problem in file_problems(out))
+    return out
 
 
 def controller_syntax(name, text) -> list:

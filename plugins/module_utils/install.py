@@ -45,11 +45,11 @@ from .runtime.trust import TrustCheck, interpreter_of
 from .runtime.generations import (DeployLock, all_ids, content_digest, current_id, generation_path, new_id, prune,
                                   read_meta, read_state, remove_leftovers, retire_old_layout, switch,
                                   write_generation)
-from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_FILE, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
+from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, FILES_DIR, CONFIG_FILE, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
                              META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, SECRETS_DIR, adopted_hook,
                              kept_adopted_hook, old_adopted_hook)
 from .runtime.rollback import differences
-from .runtime.rules import CONFIG_VERSION, ConfigError, normalize_config, validate_name
+from .runtime.rules import CONFIG_VERSION, DROPIN_DIR, ConfigError, normalize_config, validate_name
 from .runtime.syntax import script_digests, syntax_problem, unchecked
 from .runtime.xmlcond import rule_problems
 from .scripts import script_problems, script_warnings
@@ -94,6 +94,31 @@ def read_secrets(directory: str) -> dict:
         if values:
             secrets[script] = values
     return secrets
+
+
+def read_files(directory: str) -> dict:
+    """{script name: {file name: (bytes, mode)}} of a generation's files/ (the files scripts read)."""
+    found = {}
+    base = "%s/%s" % (directory, FILES_DIR)
+    for script in sorted(os.listdir(base)) if os.path.isdir(base) else ():
+        folder = "%s/%s" % (base, script)
+        if script.startswith(".") or os.path.islink(folder) or not os.path.isdir(folder):
+            continue
+        values = {}
+        for name in sorted(os.listdir(folder)):
+            path = "%s/%s" % (folder, name)
+            if not name.startswith(".") and not os.path.islink(path) and os.path.isfile(path):
+                with open(path, "rb") as f:
+                    values[name] = (f.read(), os.lstat(path).st_mode & 0o7777)
+        if values:
+            found[script] = values
+    return found
+
+
+def script_file_paths(files: dict) -> dict:
+    """{relative path in the generation: (bytes, mode)} of {script: {file name: (bytes, mode)}}."""
+    return {"%s/%s/%s" % (FILES_DIR, script, name): value
+            for script, values in files.items() for name, value in values.items()}
 
 
 def secret_paths(secrets: dict) -> dict:
@@ -261,11 +286,11 @@ class RuntimeInstaller(object):
         adopted = self._plan_foreign_hooks(changes, drivers, foreign, rules, adopted_on_failure)
         config_bytes, normalized = self._config(rules, log, tree, kill_grace)
         self._plan_library(changes)
-        wanted_scripts, report, warnings, secrets = self._plan_scripts(scripts, purge, max_size)
+        wanted_scripts, report, warnings, secrets, files = self._plan_scripts(scripts, purge, max_size)
         warnings = self._adoption_warnings(drivers, foreign) + warnings
         previous = current_id(self.own)
         generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer,
-                                           secrets)
+                                           secrets, files)
         if generation != previous:
             warnings = warnings + syntax_gate(wanted_scripts, self.root)
         added = self._plan_entry_points(changes, drivers, normalized)
@@ -295,11 +320,11 @@ class RuntimeInstaller(object):
             raise InstallError("the current %s/%s cannot be read (nothing was changed): %s"
                                % (current, CONFIG_FILE, exc))
         changes = []
-        wanted_scripts, report, warnings, secrets = self._plan_scripts(scripts, purge, max_size)
+        wanted_scripts, report, warnings, secrets, files = self._plan_scripts(scripts, purge, max_size)
         previous = current_id(self.own)
         drivers = meta.get("drivers", self.installed_entry_points())
         generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer,
-                                           secrets)
+                                           secrets, files)
         if generation != previous:
             warnings = warnings + syntax_gate(wanted_scripts, self.root)
             changes.append(Change("switch", "%s/%s" % (self.own, CURRENT), target=generation,
@@ -404,12 +429,14 @@ class RuntimeInstaller(object):
 
     def _plan_scripts(self, scripts, purge, max_size) -> tuple:
         """({name: bytes} the new generation holds, ScriptReport, warnings, {name: {NAME: bytes}} their
-        secrets); InstallError names bad scripts."""
+        secrets, {name: {file: (bytes, mode)}} their files); InstallError names bad scripts."""
         current = self.current_dir()
         _config, have = read_state(current)
         have_secrets = read_secrets(current)
+        have_files = read_files(current)
         if scripts is None:
-            return have, ScriptReport([], [], [], sorted(have)), [], {n: v for n, v in have_secrets.items() if n in have}
+            return (have, ScriptReport([], [], [], sorted(have)), [], {n: v for n, v in have_secrets.items() if n in have},
+                    {n: v for n, v in have_files.items() if n in have})
         problems, warnings, seen = [], [], set()
         for script in scripts:
             name = script.get("name")
@@ -425,53 +452,66 @@ class RuntimeInstaller(object):
             raise InstallError("; ".join(problems) + " (nothing was changed)")
         wanted = {} if purge else dict(have)
         secrets = {} if purge else {n: v for n, v in have_secrets.items() if n in have}
+        files = {} if purge else {n: v for n, v in have_files.items() if n in have}
         for script in scripts:
             secrets.pop(script["name"], None)
+            files.pop(script["name"], None)
             if script.get("state", "present") == "present":
                 wanted[script["name"]] = script["data"]
                 if script.get("secrets"):
                     secrets[script["name"]] = dict(script["secrets"])
+                if script.get("files"):
+                    files[script["name"]] = dict(script["files"])
             else:
                 wanted.pop(script["name"], None)
         intact = {n for n in wanted if n in have and have[n] == wanted[n]
                   and self._file_ok("%s/%s/%s" % (current, SCRIPTS_DIR, n), SCRIPT_MODE)
-                  and self._secrets_intact(current, n, have_secrets.get(n, {}), secrets.get(n, {}))}
+                  and self._secrets_intact(current, n, have_secrets.get(n, {}), secrets.get(n, {}))
+                  and have_files.get(n, {}) == files.get(n, {})}
         report = ScriptReport(added=sorted(n for n in wanted if n not in have),
                               updated=sorted(n for n in wanted if n in have and n not in intact),
                               removed=sorted(n for n in have if n not in wanted),
                               unchanged=sorted(intact))
-        return wanted, report, warnings, secrets
+        return wanted, report, warnings, secrets, files
 
     def _secrets_intact(self, directory, script, have, want) -> bool:
         """Whether a script's secret files in a generation are these values, each 0600 root."""
         return have == want and all(self._file_ok("%s/%s/%s/%s" % (directory, SECRETS_DIR, script, name), SECRET_MODE)
                                     for name in want)
 
-    def _plan_generation(self, changes, config_bytes, normalized, scripts, drivers, deployer, secrets=None) -> str:
+    def _plan_generation(self, changes, config_bytes, normalized, scripts, drivers, deployer, secrets=None,
+                         files=None) -> str:
         """The generation the deploy makes current: the current one if it already holds this
         state (files, modes and owner as they should be), else a new one."""
         extra = json.dumps({"drivers": drivers, "python": self.python}, sort_keys=True)
         secret_files = secret_paths(secrets or {})
-        # Secrets count in the digest under their paths, which no script name can take (names have no '/').
-        digest = content_digest(config_bytes, dict(scripts, **secret_files), extra)
+        own_files = script_file_paths(files or {})
+        # Secrets and files count in the digest under their paths, which no script name can take (names have
+        # no '/'), a file's mode with it.
+        digest = content_digest(config_bytes, dict(scripts, **secret_files, **{
+            "%s %o" % (rel, mode): data for rel, (data, mode) in own_files.items()}), extra)
         previous = current_id(self.own)
         if previous and digest == read_meta(self.own, previous).get("digest") and self._intact(previous, scripts) \
                 and read_secrets(generation_path(self.own, previous)) == (secrets or {}) \
                 and all(self._file_ok("%s/%s" % (generation_path(self.own, previous), rel), SECRET_MODE)
-                        for rel in secret_files):
+                        for rel in secret_files) \
+                and read_files(generation_path(self.own, previous)) == (files or {}) \
+                and all(self._file_ok("%s/%s" % (generation_path(self.own, previous), rel), mode)
+                        for rel, (_data, mode) in own_files.items()):
             return previous
         gen_id = new_id(self.own, digest)
         meta = {"id": gen_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "deployer": deployer,
                 "digest": digest, "rules": len(normalized["rules"]), "scripts": len(scripts), "drivers": drivers,
                 "python": self.python, "tree": normalized["tree"]["enabled"], "runtime": self.digest,
                 "previous": previous, "version": VERSION, "script_digests": script_digests(scripts)}
-        files = {CONFIG_FILE: (config_bytes, 0o644),
-                 META_FILE: ((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode(), 0o644)}
+        written = {CONFIG_FILE: (config_bytes, 0o644),
+                   META_FILE: ((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode(), 0o644)}
         for name, data in scripts.items():
-            files["%s/%s" % (SCRIPTS_DIR, name)] = (data, SCRIPT_MODE)
+            written["%s/%s" % (SCRIPTS_DIR, name)] = (data, SCRIPT_MODE)
         for rel, data in secret_files.items():
-            files[rel] = (data, SECRET_MODE)
-        changes.append(Change("generation", generation_path(self.own, gen_id), files=files, data=config_bytes,
+            written[rel] = (data, SECRET_MODE)
+        written.update(own_files)
+        changes.append(Change("generation", generation_path(self.own, gen_id), files=written, data=config_bytes,
                               note="%d rule(s), %d script(s)" % (len(normalized["rules"]), len(scripts))))
         return gen_id
 
@@ -576,8 +616,11 @@ class RuntimeInstaller(object):
         if cli_link and os.path.islink(cli_link) and \
                 os.readlink(cli_link) == "%s/%s/%s" % (self.runtime_hooks_dir, OWN_DIR, CLI_FILE):
             changes.append(Change("remove", cli_link, note="CLI link"))
-        if os.path.lexists(self.own):
-            changes.append(Change("rmtree", self.own, note="virthooks runtime, generations and scripts"))
+        if os.path.lexists(self.own) and (not os.path.isdir(self.own) or os.path.islink(self.own)
+                                          or set(os.listdir(self.own)) - {DROPIN_DIR}):
+            changes.append(Change("rmtree", self.own, note="virthooks runtime, generations and scripts%s"
+                                  % (" (the host's drop-in rules, %s/, kept)" % DROPIN_DIR
+                                     if os.path.isdir("%s/%s" % (self.own, DROPIN_DIR)) else "")))
         previous = current_id(self.own)
         return Plan(changes, [], removed, [], "", previous, NO_SCRIPTS, self._adoption_warnings([], foreign))
 
@@ -620,6 +663,7 @@ class RuntimeInstaller(object):
                 if name.endswith(TEMP_SUFFIX) and (os.path.islink(path) or os.path.isfile(path)):
                     os.unlink(path)
                 elif name.endswith(REMOVING_SUFFIX) and os.path.isdir(path):
+                    self._keep_dropins(path)
                     shutil.rmtree(path)
         remove_leftovers(self.own)
         lib = "%s/%s" % (self.own, LIB_DIR)
@@ -677,7 +721,15 @@ class RuntimeInstaller(object):
             # Rename first so a half-removed tree never looks like a runtime.
             doomed = change.path + REMOVING_SUFFIX
             os.rename(change.path, doomed)
+            self._keep_dropins(doomed)
             shutil.rmtree(doomed)
+
+    def _keep_dropins(self, doomed: str) -> None:
+        """hooks/virthooks/rules.d/ (the host admin's drop-in rules) is never removed with our tree."""
+        if doomed == self.own + REMOVING_SUFFIX and os.path.isdir("%s/%s" % (doomed, DROPIN_DIR)):
+            ensure_dir(self.own, 0o755, self.uid, self.gid)
+            os.rename("%s/%s" % (doomed, DROPIN_DIR), "%s/%s" % (self.own, DROPIN_DIR))
+            fsync_dir(self.own)
 
 
 def _same_hook(a: str, b: str) -> bool:
@@ -798,6 +850,7 @@ def _generation_diff(own: str, plan: Plan, change: Change) -> list:
         diffs.append({"before_header": header, "after_header": header,
                       "before": _json_text(settings_before), "after": _json_text(settings_after)})
     before_secrets = read_secrets(current)
+    before_files = read_files(current)
     for name in sorted(set(plan.scripts.added + plan.scripts.updated + plan.scripts.removed)):
         after = change.files.get("%s/%s" % (SCRIPTS_DIR, name), (None, 0))[0]
         path = "%s/%s/%s" % (own, SCRIPTS_DIR, name)
@@ -806,6 +859,22 @@ def _generation_diff(own: str, plan: Plan, change: Change) -> list:
         secrets_diff = _secrets_diff(own, name, before_secrets.get(name, {}), change.files)
         if secrets_diff:
             diffs.append(secrets_diff)
+        diffs.extend(_files_diff(own, name, before_files.get(name, {}), change.files))
+    return diffs
+
+
+def _files_diff(own: str, script: str, before: dict, files: dict) -> list:
+    """Diff entries for the files a script reads (not secret: shown as text, with their mode)."""
+    prefix = "%s/%s/" % (FILES_DIR, script)
+    after = {rel[len(prefix):]: value for rel, value in files.items() if rel.startswith(prefix)}
+    diffs = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old != new:
+            path = "%s/%s/%s/%s" % (own, FILES_DIR, script, name)
+            diffs.append({"before_header": path + (" (mode %04o)" % old[1] if old else " (absent)"),
+                          "after_header": path + (" (mode %04o)" % new[1] if new else " (absent)"),
+                          "before": diff_text(old[0] if old else None), "after": diff_text(new[0] if new else None)})
     return diffs
 
 

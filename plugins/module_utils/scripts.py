@@ -42,6 +42,53 @@ def secret_problems(secrets) -> list:
     return problems
 
 
+# Files a script reads (files/<script>/<name> in the generation, $VIRTHOOKS_FILES): root alone reads them.
+FILE_MODES = {"0400": 0o400, "0500": 0o500, "0600": 0o600, "0700": 0o700}
+FILE_DEFAULT_MODE = "0600"
+FILE_MAX_SIZE = 1 << 20
+
+
+def file_mode(value):
+    """The mode of a script's file (a string such as '0600', or the number YAML makes of 0600), or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value in FILE_MODES.values() else None
+    if isinstance(value, str):
+        return FILE_MODES.get(value if len(value) == 4 else "0" + value)
+    return None
+
+
+def file_problems(files) -> list:
+    """Why a script's files ([{name, content, mode}], content already read) cannot be installed."""
+    if files is None:
+        return []
+    if not isinstance(files, list):
+        return ["'files' must be a list of {name, content or src, mode}"]
+    problems, seen = [], set()
+    for index, item in enumerate(files):
+        where = "files[%d]" % index
+        if not isinstance(item, dict):
+            problems.append("%s must be a mapping with name and content or src" % where)
+            continue
+        name = item.get("name")
+        problem = validate_name(name)
+        if problem:
+            problems.append("%s: 'name' %s" % (where, problem))
+        elif name in seen:
+            problems.append("%s: the file name %r is used twice" % (where, name))
+        seen.add(name)
+        if file_mode(item.get("mode", FILE_DEFAULT_MODE)) is None:
+            problems.append("%s (%s): 'mode' must be one of %s (root alone reads a script's files; got %r)"
+                            % (where, name, ", ".join(FILE_MODES), item.get("mode")))
+        content = item.get("content")
+        if isinstance(content, str):
+            content = content.encode("utf-8", "surrogateescape")
+        if not isinstance(content, bytes):
+            problems.append("%s (%s): needs its content (content, or src read on the controller)" % (where, name))
+        elif len(content) > FILE_MAX_SIZE:
+            problems.append("%s (%s): is %d bytes, more than %d" % (where, name, len(content), FILE_MAX_SIZE))
+    return problems
+
+
 def script_problems(name, data, max_size: int = DEFAULT_MAX_SIZE, root: str = "") -> list:
     """Why a script cannot be installed (empty list if it can)."""
     problems = []
@@ -77,6 +124,12 @@ SCRIPT_OPTIONS = dict(
     content=dict(type="str"),
     content_base64=dict(type="str"),
     secrets=dict(type="dict", no_log=True),
+    files=dict(type="list", elements="dict", options=dict(
+        name=dict(type="str", required=True),
+        content=dict(type="str"),
+        content_base64=dict(type="str"),
+        mode=dict(type="str", choices=list(FILE_MODES), default=FILE_DEFAULT_MODE),
+    )),
     state=dict(type="str", choices=["present", "absent"], default="present"),
 )
 
@@ -105,8 +158,30 @@ def secret_files(script: dict) -> dict:
     return {name: value.encode("utf-8") for name, value in (script.get("secrets") or {}).items()}
 
 
+def own_files(script: dict) -> dict:
+    """{file name: (bytes, mode)} of a declared script's files; ValueError names the script and the file."""
+    files = []
+    for given in script.get("files") or []:
+        item = dict(given)
+        if item.get("content_base64") is not None and item.get("content") is not None:
+            raise ValueError("script %r: file %r: give content or content_base64, not both"
+                             % (script["name"], item.get("name")))
+        if item.get("content_base64") is not None:
+            try:
+                item["content"] = base64.b64decode(item.pop("content_base64"), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ValueError("script %r: file %r: content_base64 is not valid base64: %s"
+                                 % (script["name"], item.get("name"), exc))
+        files.append(item)
+    problems = file_problems(files)
+    if problems:
+        raise ValueError("script %r: %s" % (script["name"], "; ".join(problems)))
+    return {f["name"]: (f["content"].encode("utf-8") if isinstance(f["content"], str) else f["content"],
+                        file_mode(f.get("mode") or FILE_DEFAULT_MODE)) for f in files}
+
+
 def declared_scripts(scripts: list) -> list:
-    """[{'name', 'state', 'data', 'secrets'}] for the installer, from a module's O(scripts); ValueError
+    """[{'name', 'state', 'data', 'secrets', 'files'}] for the installer, from a module's O(scripts); ValueError
     names a bad one."""
-    return [{"name": s["name"], "state": s["state"], "data": script_bytes(s), "secrets": secret_files(s)}
-            for s in scripts]
+    return [{"name": s["name"], "state": s["state"], "data": script_bytes(s), "secrets": secret_files(s),
+             "files": own_files(s)} for s in scripts]

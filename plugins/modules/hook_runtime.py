@@ -114,6 +114,30 @@ options:
             dispatcher hands the script that directory as C($VIRTHOOKS_SECRETS); never in the script text,
             the diff (which shows C(NAME=<redacted>)) or the module's result.
         type: dict
+      files:
+        version_added: 0.2.0
+        description:
+          - Files the script reads (a config file such as saschpe/libvirt-hook-qemu's C(hooks.json)), written
+            to C(generations/<id>/files/<name>/<file>) beside the scripts, owner root, and handed to the script
+            as the directory C($VIRTHOOKS_FILES). They are not secret (a diff shows them); secrets go in O(scripts[].secrets).
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description: The file name, 1 to 128 characters of letters, digits, C(_), C(.) and C(-), not starting with C(.).
+            type: str
+            required: true
+          content:
+            description: The file's text. Exactly one of O(scripts[].files[].content) and O(scripts[].files[].content_base64).
+            type: str
+          content_base64:
+            description: The file's bytes, base64-encoded.
+            type: str
+          mode:
+            description: Root alone may read it.
+            type: str
+            choices: ["0400", "0500", "0600", "0700"]
+            default: "0600"
       state:
         description: V(absent) leaves the script out of the new generation.
         type: str

@@ -3,18 +3,20 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """``virthooks list``: the rules, or what would run for one event (XPath evaluated with --xml)."""
 
+import sys
+
 from .cli_util import CliError, columns, current_dir, emit, emit_json, event_args, load, read_file
 from .events import is_abortable, reads_stdout
-from .rules import steps_for_event
+from .rules import merge_dropins, steps_for_event
 
 RULE_FIELDS = ("name", "driver", "objects", "operations", "suboperations", "extras", "daemons", "xpath",
                "order", "timeout", "on_failure", "enabled", "script")
 
 
 def rule_record(rule: dict) -> dict:
-    """A rule as --json shows it; ``source`` names the file it comes from (drop-ins will name theirs)."""
+    """A rule as --json shows it; ``source`` names the file it comes from (config.json, or rules.d/<file>)."""
     record = {field: rule.get(field) for field in RULE_FIELDS}
-    record["source"] = "config.json"
+    record["source"] = rule.get("origin") or "config.json"
     return record
 
 
@@ -31,6 +33,8 @@ def rule_row(rule: dict) -> list:
         rest.append("xpath=%s" % rule["xpath"])
     disabled = "" if rule["enabled"] else " DISABLED"
     rest.append("order=%d timeout=%gs on_failure=%s%s" % (rule["order"], rule["timeout"], rule["on_failure"], disabled))
+    if rule.get("origin"):
+        rest.append("(from %s)" % rule["origin"])
     return row + [" ".join(rest)]
 
 
@@ -101,6 +105,8 @@ def list_event(args, out, config, words) -> int:
 
 def run(args, out) -> int:
     config = load(args.hooks_dir)
+    for problem in merge_dropins(config, args.hooks_dir):       # hooks/virthooks/rules.d/*.json
+        emit(out if not args.json else sys.stderr, "note: host drop-in skipped: %s" % problem)
     if args.event:
         return list_event(args, out, config, args.event)
     return list_rules(args, out, config)

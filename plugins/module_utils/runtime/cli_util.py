@@ -66,8 +66,8 @@ def config_path(hooks_dir: str) -> str:
 def load(hooks_dir: str, strict: bool = False) -> dict:
     """The current config.json, validated; CliError names the file and what is wrong with it.
 
-    Host drop-in rules (rules.d/*.json) join the rules here once they exist, so that every
-    command sees the same rules the dispatcher runs."""
+    Host drop-in rules (rules.d/*.json) are merged by the commands that show rules (list, validate),
+    with rules.merge_dropins, as the dispatcher merges them."""
     path = config_path(hooks_dir)
     try:
         return load_config(path, strict=strict)

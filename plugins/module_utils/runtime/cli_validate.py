@@ -7,7 +7,7 @@ import os
 
 from .cli_util import config_path, current_dir, emit, emit_json, own_dir
 from .generations import current_id
-from .rules import ConfigError, load_config, script_path
+from .rules import ConfigError, load_config, merge_dropins, script_path
 
 
 def trust_problems(trust, hooks_dir: str, path: str) -> list:
@@ -73,11 +73,15 @@ def entry_point_problems(hooks_dir: str, rules: list) -> list:
 
 
 def findings(hooks_dir: str, path: str, rules: list) -> tuple:
-    """(problems, warnings) of an install whose config.json loaded."""
+    """(problems, warnings) of an install whose config.json loaded; host drop-ins (rules.d/*.json) are
+    checked and their rules checked with the deployed ones."""
     from .trust import TrustCheck
     base = current_dir(hooks_dir)
     trust = TrustCheck()
     problems = trust_problems(trust, hooks_dir, path)
+    config = {"rules": rules}
+    problems.extend(merge_dropins(config, hooks_dir, trust, strict=True))
+    rules = config["rules"]
     warnings = []
     for rule in rules:
         problems.append(script_problem(trust, base, rule))

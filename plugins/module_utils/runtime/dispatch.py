@@ -42,7 +42,8 @@ from . import hostos as os  # os without importing os (0.9 ms at start-up): see 
 from .events import USER_FAILURE_EXIT, has_stdin_xml, is_abortable, kills_running_guest, reads_stdout
 from .generations import open_current
 from .layout import CONFIG_FILE, OWN_DIR, SCRIPTS_DIR, SECRETS_DIR
-from .rules import LOG_DEFAULTS, ConfigError, load_config, needs_daemon_name, steps_for_event
+from .rules import (LOG_DEFAULTS, ConfigError, load_config, merge_dropins, needs_daemon_name, step_environment,
+                    steps_for_event)
 from .runlog import append_line, iso_time, printable, to_syslog
 from .trust import TrustCheck, Untrusted, format_problem
 
@@ -312,6 +313,11 @@ class Call(object):
             return self.config_failure(exc)
         self.log = config["log"]
         self.kill_grace = float(config["kill_grace"])
+        skipped = merge_dropins(config, self.hooks_dir, self.trust)     # hooks/virthooks/rules.d/*.json
+        if skipped:
+            self.record["dropins_skipped"] = skipped
+            for problem in skipped:
+                to_syslog("virthooks: %s: host drop-in %s" % (printable(self.event), printable(problem)))
         if self.daemon is None and needs_daemon_name(config, self.driver):
             self.daemon = caller_daemon()
         if self.daemon is not None:
@@ -487,6 +493,10 @@ class Call(object):
             env = dict(self.script_env(), VIRTHOOKS_SCRIPT=step.name)
             env[RUN_ID_VAR] = run_id
             self.add_secrets(env, step)
+            problem = step_environment(env, step, self.base, self.trust)    # VIRTHOOKS_FILES, the rule's env
+            if problem:
+                result.update(status="error", exit=None, message="could not be started: %s" % problem)
+                return result, None
             try:
                 pid = self.spawn(step, env, stdin_fd, out, err, run_id, result)
             except OSError as exc:

@@ -8,14 +8,15 @@ not pay for a Python start: the entry point carries a prefilter built from the r
 deploy time, nested ``case`` statements on the operation, the sub-operation and the object.
 It lets through a superset of the events the rules match, for any UTF-8 object name (the
 dispatcher decides exactly, with rules.glob_match), plus any event for which a per-guest tree
-path exists (a directory, or the helper's file form). Everything else exits 0 at once. No name makes it slow: an object pattern
+path exists (a directory, or the helper's file form), and any event while a host drop-in rule
+(hooks/virthooks/rules.d/*.json) exists. Everything else exits 0 at once. No name makes it slow: an object pattern
 has at most one star that can backtrack (see sh_glob).
 """
 
 from .events import (EVENTS, GUEST_DRIVERS, GUEST_KILLING_OPERATIONS, USER_FAILURE_EXIT, is_abortable,
                      kills_running_guest, operation_names)
 from .layout import ENTRY_POINT_MARKER, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE
-from .rules import operation_spellings
+from .rules import DROPIN_DIR, DROPIN_SUFFIX, operation_spellings
 
 SAFE_PATTERN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-+,:@%=")
 PYTHON_FLAGS = "-IS"   # isolated (no env, no user site), no site import: fast and predictable
@@ -370,10 +371,14 @@ def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bo
         % VERSION,
         "# generation, %s/%s/current/config.json." % (hooks_dir, OWN_DIR),
     ]
+    # Host drop-ins (rules.d/*.json, added without a deploy) let every event through while there is
+    # one: a glob, so a host without rules.d/ pays one failed opendir.
+    dropins = "for f in %s*%s; do [ -e \"$f\" ] || exit 0; break; done" % (
+        sh_quote("%s/%s/%s/" % (hooks_dir, OWN_DIR, DROPIN_DIR)), DROPIN_SUFFIX)
     if tree and (driver in GUEST_DRIVERS or driver == "network"):
-        fallback = "[ -e %s\"$1/$2/$3\" ] || exit 0" % sh_quote("%s/%s.d/" % (hooks_dir, driver))
+        fallback = "[ -e %s\"$1/$2/$3\" ] || %s" % (sh_quote("%s/%s.d/" % (hooks_dir, driver)), dropins)
     else:
-        fallback = "exit 0"
+        fallback = dropins
     lines.extend(prefilter_case(prefilter_specs(driver, rules), fallback))
     lines.extend(launch_lines(hooks_dir, python, driver))
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ CURRENT = "current"                    # hooks/virthooks/current -> generations/
 CONFIG_FILE = "config.json"            # <generation>/config.json (hooks/virthooks/config.json links to it)
 SCRIPTS_DIR = "scripts"                # <generation>/scripts/<name>
 SECRETS_DIR = "secrets"                # <generation>/secrets/<name>/<NAME>: a script's secrets, 0600 root
+FILES_DIR = "files"                    # <generation>/files/<name>/<file>: files a script reads, root-only
 META_FILE = "meta.json"                # <generation>/meta.json: when, by whom, what (not read by the dispatcher)
 LOCK_FILE = ".lock"                    # hooks/virthooks/.lock: one deploy or rollback at a time
 LIB_DIR = "lib"                        # hooks/virthooks/lib/<digest>/virthooks_runtime/*.py

@@ -63,6 +63,7 @@ RULE_DEFAULTS = {
     "on_failure": "fail",
     "order": 50,
     "enabled": True,
+    "env": {},
 }
 LOG_DEFAULTS = {
     "file": "/var/log/libvirt/virthooks.jsonl",
@@ -75,6 +76,22 @@ TREE_DEFAULTS = {"enabled": True, "timeout": 30, "on_failure": "fail", "order": 
 TOP_KEYS = ("version", "generator", "log", "tree", "kill_grace", "rules", "index")
 INDEX_MIN_BYTES = 16384     # a smaller config.json (some 60 rules) is read whole faster than through its index
 RULE_KEYS = ("name", "script") + tuple(RULE_DEFAULTS)
+ENV_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+ENV_VALUE_MAX = 32768
+# Names a rule's env may not set: the runtime's own, and those that change how a program loads its
+# code or reads its shell (a rule sets what the script reads, never what its interpreter runs).
+ENV_RESERVED_PREFIXES = ("VIRTHOOKS_", "LIBVIRT_HOOK_", "LD_", "DYLD_")
+ENV_RESERVED = frozenset((
+    "PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "CDPATH", "GLOBIGNORE",
+    "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONINSPECT", "PERL5LIB", "PERLLIB",
+    "PERL5OPT", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS", "NODE_PATH", "GCONV_PATH", "GLIBC_TUNABLES",
+    "HOSTALIASES", "LOCPATH", "NLSPATH", "RESOLV_HOST_CONF", "MALLOC_CHECK_", "TMPDIR"))
+# ${VIRTHOOKS_FILES} and ${VIRTHOOKS_SECRETS} in an env value: the directories the dispatcher hands the
+# script (a generation's path is not known when the value is written).
+ENV_PLACEHOLDERS = ("VIRTHOOKS_FILES", "VIRTHOOKS_SECRETS")
+# hooks/virthooks/rules.d/*.json: rules an admin adds on a host without Ansible (see load_dropins).
+DROPIN_DIR = "rules.d"
+DROPIN_SUFFIX = ".json"
 
 
 class ConfigError(ValueError):
@@ -259,7 +276,37 @@ def normalize_rule(raw, index: int, errors: list, strict: bool = True, where: st
         errors.append("%s: 'namespaces' must map prefixes to namespace URIs" % where)
     if rule["daemons"] != ["*"] and rule["driver"] != "daemon":
         errors.append("%s: 'daemons' only applies to the daemon driver" % where)
+    errors.extend("%s: %s" % (where, problem) for problem in env_problems(rule["env"]))
     return rule
+
+
+def env_name_problem(name) -> str:
+    """Why a name cannot be set by a rule's env ('' if it can)."""
+    if not isinstance(name, str) or not name or name[0].isdigit() or not set(name) <= ENV_NAME_CHARS:
+        return "env name %r must be upper-case letters, digits and '_', not starting with a digit" % (name,)
+    if name in ENV_RESERVED or name.startswith(ENV_RESERVED_PREFIXES):
+        return ("env name %s is reserved (the runtime's own VIRTHOOKS_*/LIBVIRT_HOOK_* variables, and those that "
+                "change what an interpreter loads: PATH, LD_*, PYTHONPATH, BASH_ENV...)" % name)
+    return ""
+
+
+def env_problems(env) -> list:
+    """Why a rule's env cannot be used; never shows a value. A value is a string, or
+    {"secret": true}: the script's secret of that name (its file in the secrets directory)."""
+    if not isinstance(env, dict):
+        return ["'env' must map NAME to a string value"]
+    problems = []
+    for name, value in env.items():
+        problem = env_name_problem(name)
+        if problem:
+            problems.append(problem)
+        elif value == {"secret": True}:
+            continue
+        elif not isinstance(value, str):
+            problems.append("env %s must be a string (quote numbers) or {secret: true}" % name)
+        elif "\0" in value or len(value.encode("utf-8", "surrogateescape")) > ENV_VALUE_MAX:
+            problems.append("env %s must be at most %d bytes without NUL" % (name, ENV_VALUE_MAX))
+    return problems
 
 
 def _section(raw, defaults, name, errors):
@@ -458,9 +505,10 @@ def tree_scripts(directory: str) -> list:
 class Step(object):
     """One script to run for an event."""
 
-    __slots__ = ("name", "path", "timeout", "on_failure", "order", "xpath", "namespaces", "source")
+    __slots__ = ("name", "path", "timeout", "on_failure", "order", "xpath", "namespaces", "source", "env")
 
-    def __init__(self, name, path, timeout, on_failure, order, xpath=None, namespaces=None, source="rule"):
+    def __init__(self, name, path, timeout, on_failure, order, xpath=None, namespaces=None, source="rule",
+                 env=None):
         self.name = name
         self.path = path
         self.timeout = timeout
@@ -468,7 +516,8 @@ class Step(object):
         self.order = order
         self.xpath = xpath
         self.namespaces = namespaces or {}
-        self.source = source
+        self.source = source            # "rule", "rules.d" (a host drop-in) or "tree"
+        self.env = env or None          # the rule's env: {NAME: str or {"secret": True}}
 
 
 def script_path(own_dir: str, script: str) -> str:
@@ -483,7 +532,8 @@ def steps_for_event(config: dict, hooks_dir: str, own_dir: str, driver: str, obj
     for rule in config["rules"]:
         if rule_matches(rule, driver, obj, operation, suboperation, extra, daemon):
             steps.append(Step(rule["name"], script_path(own_dir, rule["script"]), rule["timeout"],
-                              rule["on_failure"], rule["order"], rule["xpath"], rule["namespaces"]))
+                              rule["on_failure"], rule["order"], rule["xpath"], rule["namespaces"],
+                              DROPIN_DIR if "origin" in rule else "rule", rule["env"]))
     tree = config["tree"]
     if tree["enabled"]:
         directory, problem = tree_dir(hooks_dir, driver, obj, operation, suboperation)
@@ -506,3 +556,174 @@ def operation_spellings(driver: str, ops) -> list:
             if name not in out:
                 out.append(name)
     return out
+
+
+# --- host drop-ins: hooks/virthooks/rules.d/*.json -------------------------------------------
+#
+# An admin without Ansible adds rules on one host: each file holds one rule object of config.json
+# (or a list of them). They are read on every call that gets past the entry point's prefilter
+# (which lets every event through while rules.d/ holds a *.json file), trusted as config.json is
+# (the whole path root's alone), validated as the deployed rules are, and merged after them. A
+# bad one is skipped with a syslog line (a guest start never fails for it) and fails
+# `virthooks validate`, naming the file. A deploy never touches rules.d/.
+
+
+def dropin_dir(hooks_dir: str) -> str:
+    from .layout import OWN_DIR
+    return "%s/%s/%s" % (hooks_dir, OWN_DIR, DROPIN_DIR)
+
+
+def dropin_script(hooks_dir: str, script) -> tuple:
+    """(absolute path, problem) of a drop-in's script: relative to rules.d/, or an absolute path in a
+    subdirectory of the hooks directory (not an entry point, nor directly in a <driver>.d/ that
+    libvirt runs itself), with no '.' or '..' part."""
+    if not isinstance(script, str) or not script:
+        return "", "'script' must be a path, relative to rules.d/ or absolute under %s/" % hooks_dir
+    parts = script.split("/")
+    if script.startswith("/"):
+        parts = parts[1:]
+    if any(p in ("", ".", "..") for p in parts):
+        return "", "'script' %r must not have empty, '.' or '..' parts" % script
+    if not script.startswith("/"):
+        return dropin_dir(hooks_dir) + "/" + script, ""
+    prefix = hooks_dir.rstrip("/") + "/"
+    inside = script[len(prefix):].split("/") if script.startswith(prefix) else []
+    if len(inside) < 2 or (len(inside) == 2 and inside[0].endswith(".d")):
+        return "", ("'script' %s must be in a subdirectory of %s (AppArmor lets libvirt run hooks only there; "
+                    "not an entry point, nor directly in a <driver>.d/ that libvirt runs itself)" % (script, prefix))
+    return script, ""
+
+
+def load_dropins(hooks_dir: str, trust=None, strict: bool = False) -> tuple:
+    """(rules, problems) of rules.d/*.json, in byte order of the file names (dotfiles and backups
+    left out). Each rule is normalized, its script made absolute, and marked with its ``origin``
+    (rules.d/<file>); each problem names the file and skips what it is about."""
+    from . import hostos as os
+    directory = dropin_dir(hooks_dir)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return [], []
+    except OSError as exc:
+        return [], ["%s cannot be listed: %s" % (directory, exc.strerror or exc)]
+    if trust is None:
+        from .trust import TrustCheck
+        trust = TrustCheck()
+    rules, problems, seen = [], [], {}
+    for name in sorted(names, key=lambda n: n.encode("utf-8", "surrogateescape")):
+        if not name.endswith(DROPIN_SUFFIX) or is_backup_name(name):
+            continue
+        path = directory + "/" + name
+        found, problem = _dropin_file(hooks_dir, path, "%s/%s" % (DROPIN_DIR, name), trust, strict)
+        if problem:
+            problems.append(problem)
+            continue
+        for rule in found:
+            if rule["name"] in seen:
+                problems.append("%s: rule %r: duplicate name, also in %s (skipped)" % (path, rule["name"], seen[rule["name"]]))
+                continue
+            seen[rule["name"]] = rule["origin"]
+            rules.append(rule)
+    return rules, problems
+
+
+def _dropin_file(hooks_dir: str, path: str, origin: str, trust, strict: bool) -> tuple:
+    """(rules, '') of one drop-in file, or ([], the problem naming it): all of the file or none."""
+    from .minijson import JSONError, loads
+    from .trust import Untrusted
+    try:
+        raw = loads(trust.read_data(path))
+    except Untrusted as exc:
+        return [], "%s: refused: %s (skipped)" % (path, exc)
+    except JSONError as exc:
+        return [], "%s is not valid JSON: %s (skipped)" % (path, exc)
+    items = raw if isinstance(raw, list) else [raw]
+    rules, errors = [], []
+    for i, item in enumerate(items):
+        where = "%s%s" % (path, "[%d]" % i if isinstance(raw, list) else "")
+        rule = normalize_rule(item, i, errors, strict, where=where)
+        if not rule:
+            continue
+        if isinstance(item.get("name"), str):
+            where = "%s: rule %r" % (where, item["name"])
+        script, problem = dropin_script(hooks_dir, item.get("script"))
+        if problem:
+            errors.append("%s: %s" % (where, problem))
+        if any(not isinstance(v, str) for v in rule["env"].values() if isinstance(rule["env"], dict)):
+            errors.append("%s: env secrets are for deployed scripts; a drop-in's script reads a root-only file "
+                          "of its own" % where)
+        rule.update(script=script, origin=origin)
+        rules.append(rule)
+    if errors:
+        return [], "; ".join(errors) + " (skipped)"
+    return rules, ""
+
+
+def merge_dropins(config: dict, hooks_dir: str, trust=None, strict: bool = False) -> list:
+    """Append the host's drop-in rules to a loaded config (after the deployed rules); the problems,
+    each naming its file. Never raises: a drop-in can only ever be skipped."""
+    try:
+        rules, problems = load_dropins(hooks_dir, trust, strict)
+    except Exception as exc:  # a fault here must never fail a hook call
+        return ["%s: cannot be read: %s: %s (skipped)" % (dropin_dir(hooks_dir), type(exc).__name__, exc)]
+    if strict:      # `virthooks validate`: all deployed rules are loaded, and scripts are checked
+        rules, more = _strict_dropin_checks(config["rules"], rules)
+        problems.extend(more)
+    if rules:
+        config["rules"] = list(config["rules"]) + rules
+    return problems
+
+
+def _strict_dropin_checks(deployed: list, rules: list) -> tuple:
+    """(rules kept, problems): a name a deployed rule has, and a script's syntax (as the deploy's gate)."""
+    from .syntax import syntax_problem
+    names = {r["name"] for r in deployed}
+    kept, problems = [], []
+    for rule in rules:
+        if rule["name"] in names:
+            problems.append("%s: rule %r: a deployed rule has this name (rename the drop-in)"
+                            % (rule["origin"], rule["name"]))
+            continue
+        kept.append(rule)
+        try:
+            with open(rule["script"], "rb") as f:
+                problem = syntax_problem(rule["name"], f.read())
+        except OSError:
+            continue                # validate says why the script cannot run
+        if problem:
+            problems.append("%s: %s" % (rule["origin"], problem))
+    return kept, problems
+
+
+# --- a script's environment (the dispatcher, for each script it spawns) ---------------------
+
+
+def step_environment(env: dict, step, base: str, trust) -> str:
+    """Add to a script's environment VIRTHOOKS_FILES (its files' directory in the generation, if it
+    has one) and its rule's env: ${VIRTHOOKS_FILES}/${VIRTHOOKS_SECRETS} in a value replaced by those
+    directories, a {"secret": true} value read from the script's secret of that name (checked as
+    config.json is). Returns why the script cannot get its environment ('' when it can)."""
+    from .layout import FILES_DIR, SCRIPTS_DIR, SECRETS_DIR
+    env.pop("VIRTHOOKS_FILES", None)    # never one inherited from whoever ran the dispatcher
+    scripts = "%s/%s/" % (base, SCRIPTS_DIR)
+    own = step.path[len(scripts):] if step.source == "rule" and step.path.startswith(scripts) else ""
+    if own:
+        from . import hostos as os
+        directory = "%s/%s/%s" % (base, FILES_DIR, own)
+        if os.isdir(directory):
+            env["VIRTHOOKS_FILES"] = directory
+    for name, value in (step.env or {}).items():
+        if isinstance(value, str):
+            text = value
+            for placeholder in ENV_PLACEHOLDERS:
+                text = text.replace("${%s}" % placeholder, env.get(placeholder, ""))
+            env[name] = text
+            continue
+        if not own:
+            return "env %s is a secret, and only a deployed script has secrets" % name
+        path = "%s/%s/%s/%s" % (base, SECRETS_DIR, own, name)
+        try:
+            env[name] = trust.read_data(path).decode("utf-8", "surrogateescape")
+        except Exception as exc:  # Untrusted or OSError: named, never the value
+            return "env %s: its secret cannot be read: %s" % (name, exc)
+    return ""
