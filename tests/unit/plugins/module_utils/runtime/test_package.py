@@ -53,3 +53,13 @@ def test_runtime_version_is_the_collection_version():
     version = re.search(r"^version:\s*['\"]?([^'\"\s]+)", galaxy, re.M).group(1)
     from ansible_collections.virthooks.libvirt.plugins.module_utils import runtime
     assert runtime.VERSION == version
+
+
+@pytest.mark.parametrize("name", ["dispatch.py", "entrypoint.py", "trust.py", "runlog.py"])
+def test_no_function_of_the_hot_path_is_longer_than_60_lines(name):
+    """Issue 23: Call.execute was 78 lines; each function (method, nested one) fits in 60."""
+    import ast
+    tree = ast.parse((RUNTIME / name).read_text())
+    long = ["%s (%d lines)" % (node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60]
+    assert not long, "%s: %s" % (name, ", ".join(long))
