@@ -299,8 +299,12 @@ def _case(subject: str, branches, default) -> list:
 # for `virthooks validate`.
 DISPATCH_MODULES = ("__init__", "__pycache__", "dispatch", "events", "fileops", "generations", "hostos", "layout",
                     "minijson", "proctree", "ruleindex", "rules", "runlog", "trust", "xmlcond")
+# The operator CLI (root runs it too) checks the same way what it can import before it imports it.
+CLI_MODULES = ("__init__", "__pycache__", "cli", "entrypoint", "events", "fileops", "generations", "hostos",
+               "importers", "layout", "logstats", "minijson", "rollback", "ruleindex", "rules", "runlog", "syntax",
+               "trust", "xmlcond")
 LIB_CHECK = r"""import sys,posix as o
-p=sys.argv[1]+LIB;r=p+'/PKG';u=0,o.geteuid();L=o.lstat;b=''
+p=HOOKS+LIB;r=p+'/PKG';u=0,o.geteuid();L=o.lstat;b=''
 try:
  o.chdir(r);r=o.getcwd();o.chdir('/');c=r+'/__pycache__';q=''
  for x in r.split('/'):
@@ -317,25 +321,36 @@ try:
 except FileNotFoundError:pass
 except OSError as x:b=x
 """
-# Why the runtime cannot be trusted, and the way out: one stderr line and exit 1 where libvirt aborts
-# the operation; syslog and exit 0 on the events it cannot abort or where a failure kills a running
-# guest (SPARED). b is the path that failed (s its lstat) or the OSError that stopped the check.
-FAIL = r"""if b.__class__ is str:
+# Why the runtime cannot be trusted (e): b is the path that failed (s its lstat) or the OSError that
+# stopped the check.
+WHY = r"""if b.__class__ is str:
  d=b==c or not b.startswith(r+'/');w='directory '*d+b
  if s.st_mode>>12!=(4 if d else 8):e=b+(' is not a directory'if d else' is not a regular file')
  elif s.st_uid not in u:e='%s is owned by uid %d, not root'%(w,s.st_uid)
  else:e='%s is writable by group or others (mode %04o)'%(w,s.st_mode&4095)
 else:e='it cannot be checked: %s'%b
-m='virthooks: refusing to run the hooks: the runtime in %s cannot be trusted: %s'%(p,e)
+"""
+# The hook's way out: one stderr line and exit 1 where libvirt aborts the operation; syslog and
+# exit 0 on the events it cannot abort or where a failure kills a running guest (SPARED).
+FAIL = WHY + r"""m='virthooks: refusing to run the hooks: the runtime in %s cannot be trusted: %s'%(p,e)
 import syslog;syslog.openlog('virthooks',syslog.LOG_PID,syslog.LOG_DAEMON);syslog.syslog(syslog.LOG_ERR,m)
 sys.exit(0 if sys.argv[4:5] and sys.argv[4] in SPARED else m)"""
 
+
+def lib_check(hooks: str, modules) -> str:
+    """LIB_CHECK for the runtime under the hooks directory the expression hooks gives, checking the
+    entries named like modules (and the directories on the way)."""
+    return (LIB_CHECK.replace("MODS", "{%s}" % ",".join(repr(m) for m in modules))
+            .replace("LIB", repr("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT))).replace("PKG", RUNTIME_PACKAGE)
+            .replace("HOOKS", hooks))     # last: a hooks directory may hold any text
+
+
 # After the check: refuse a runtime root may not import, else import it from its real path and dispatch.
-BOOTSTRAP = (LIB_CHECK.replace("MODS", "{%s}" % ",".join(repr(m) for m in DISPATCH_MODULES)) + r"""if b:exec(FAIL)
+BOOTSTRAP = lib_check("sys.argv[1]", DISPATCH_MODULES) + r"""if b:exec(FAIL)
 sys.path[:0]=[r.rpartition('/')[0]]
 try:from PKG.dispatch import main
 except Exception as e:sys.exit('virthooks: cannot load the runtime from %s: %s: %s'%(sys.path[0],type(e).__name__,e))
-main()""").replace("LIB", repr("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT))).replace("PKG", RUNTIME_PACKAGE)
+main()""".replace("PKG", RUNTIME_PACKAGE)
 
 
 def spared_operations(driver: str) -> tuple:
@@ -414,9 +429,13 @@ def launch_lines(hooks_dir: str, python: str, driver: str) -> list:
 
 
 def render_cli(hooks_dir: str, python: str) -> str:
-    """The text of hooks/virthooks/virthooks, the operator CLI launcher."""
-    code = ("import sys;sys.path[:0]=[%r];from %s.cli import main;main(%r)"
-            % ("%s/%s/%s/%s" % (hooks_dir, OWN_DIR, LIB_DIR, LIB_CURRENT), RUNTIME_PACKAGE, hooks_dir))
+    """The text of hooks/virthooks/virthooks, the operator CLI launcher: the runtime is checked as the
+    entry points check it (the CLI's modules) before it is imported, the working directory kept."""
+    code = ("import posix;h=posix.open('.',0)\n" + lib_check(repr(hooks_dir), CLI_MODULES)
+            + "posix.fchdir(h);posix.close(h)\n"
+            + "if b:exec(%r);sys.exit('virthooks: refusing to run: the runtime in %%s cannot be trusted: %%s'%%(p,e))\n"
+            % WHY
+            + "sys.path[:0]=[r.rpartition('/')[0]]\nfrom %s.cli import main\nmain(%r)" % (RUNTIME_PACKAGE, hooks_dir))
     return "\n".join([
         "#!/bin/sh",
         "# virthooks operator CLI (managed by Ansible, virthooks.libvirt): list, simulate, validate, log.",

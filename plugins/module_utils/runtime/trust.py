@@ -216,13 +216,14 @@ class TrustCheck(object):
 
     def tree_problems(self, directory: str, subdir: str = "__pycache__") -> list:
         """Why root must not import from a package directory ([] if it may): the whole path to it,
-        and each entry of it and of its subdir, a regular file root's alone (the entry point's
-        bootstrap, entrypoint.LIB_CHECK, checks the same before the dispatcher is imported)."""
+        the package and its subdir closed to others (sticky or not), and each entry of them a
+        regular file root's alone (the entry point's bootstrap, entrypoint.LIB_CHECK, checks the
+        same of the files a dispatcher call can import, before it imports them)."""
         try:
             real = os.path.dirname(self.resolve(directory + "/__init__.py")[0])
         except Untrusted as exc:
             return [str(exc)]
-        problems = []
+        problems = [problem for problem in map(self._sticky_open, (real, real + "/" + subdir)) if problem]
         for where in (real, real + "/" + subdir):
             try:
                 names = sorted(os.listdir(where))
@@ -243,6 +244,18 @@ class TrustCheck(object):
                 if problem:
                     problems.append(problem)
         return problems
+
+    @staticmethod
+    def _sticky_open(path: str) -> str:
+        """A directory root imports from must not be writable by group or others even when sticky
+        (a new module could appear there after the check): the case _directory accepts."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return ""               # missing or unreadable: reported by the walk or the listing
+        if (st.st_mode & S_IFMT) == S_IFDIR and st.st_mode & _STICKY and st.st_mode & _GROUP_OTHER_WRITE:
+            return "directory %s is writable by group or others (mode %s)" % (path, _mode(st))
+        return ""
 
     def refusal(self, path: str) -> str:
         """Why root must not run path ('' if it may): the whole path, the file, its interpreter."""

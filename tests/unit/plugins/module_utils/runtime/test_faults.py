@@ -610,3 +610,93 @@ def test_a_stray_module_a_user_owns_in_the_runtime_cache_is_refused(deployed):
     stray.write_bytes(b"")
     os.chown(stray, NOBODY, NOBODY)
     assert_refused_everywhere(deployed, "%s is owned by uid %d, not root" % (stray, NOBODY))
+
+
+# The entry point checks only the files a dispatcher call can import (entrypoint.DISPATCH_MODULES),
+# from a list it carries, compiling its failure path only on failure (issue 19: the dispatch benchmark).
+# Each case below is refused by the hook and reported by validate.
+
+def test_a_runtime_module_a_user_owns_is_refused(deployed):
+    module = package(deployed) / "rules.py"
+    os.chown(module, NOBODY, NOBODY)
+    assert_refused_everywhere(deployed, "%s is owned by uid %d, not root" % (module, NOBODY))
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o775])
+def test_the_runtime_package_directory_open_to_others_is_refused_even_sticky(deployed, mode):
+    """Sticky is enough on the way (/tmp), never where modules are found: a new one could appear."""
+    pkg = package(deployed)
+    pkg.chmod(mode)
+    assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode %04o)" % (pkg, mode))
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777])
+def test_the_runtime_cache_directory_open_to_others_is_refused_even_sticky(deployed, mode):
+    cache = package(deployed) / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    cache.chmod(mode)
+    assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode %04o)" % (cache, mode))
+
+
+def test_a_stray_extension_module_a_user_owns_beside_a_dispatcher_module_is_refused(deployed):
+    stray = package(deployed) / "events.abi3.so"       # Python would import it before events.py
+    stray.write_bytes(b"")
+    os.chown(stray, NOBODY, NOBODY)
+    assert_refused_everywhere(deployed, "%s is owned by uid %d, not root" % (stray, NOBODY))
+
+
+def test_a_directory_in_place_of_a_dispatcher_module_is_refused(deployed):
+    shadow = package(deployed) / "minijson"            # a package named like a module is imported first
+    shadow.mkdir()
+    assert_refused_everywhere(deployed, "%s is not a regular file" % shadow)
+
+
+def test_the_runtime_reached_through_a_directory_others_can_write_is_refused(deployed):
+    lib = deployed.own / "lib"                        # on the way to lib/current -> <digest>
+    lib.chmod(0o757)
+    assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode 0757)" % lib)
+
+
+def test_a_module_no_hook_call_imports_still_stops_the_cli(deployed, tmp_path):
+    """The CLI's own modules are not on a hook call's path: a hook still runs. The CLI (root runs it)
+    checks what it imports as the entry points do, and refuses with one line naming the file, in the
+    directory it was started in; it used to import whatever it found."""
+    stray = package(deployed) / "importers.abi3.so"   # Python would import it before importers.py
+    stray.write_bytes(b"")
+    os.chown(stray, NOBODY, NOBODY)
+    fired = deployed.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert (fired.rc, fired.stderr) == (0, ""), fired
+    assert deployed.order() == ["rec g prepare begin -"]
+    code, out = validate(deployed)
+    assert code == 1 and out.count("\n") == 1 and "Traceback" not in out, out
+    assert out.startswith("virthooks: refusing to run: the runtime in %s/lib/current cannot be trusted: "
+                          "%s is owned by uid %d, not root" % (deployed.own, stray, NOBODY)), out
+    stray.unlink()
+    (tmp_path / "dom.xml").write_bytes(DOMAIN)
+    proc = subprocess.run([str(deployed.own / "virthooks"), "list", "qemu", "g", "prepare", "--xml", "dom.xml"],
+                          capture_output=True, text=True, timeout=60, cwd=str(tmp_path), check=False)
+    assert proc.returncode == 0 and "rec" in proc.stdout, proc        # dom.xml read relative to where it ran
+
+
+def dispatcher_imports(start: str) -> set:
+    """The runtime modules a module imports, directly or not, lazy imports included."""
+    import ast
+    runtime = Path(dispatch.__file__).parent
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((runtime / (name + ".py")).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                todo.extend(n.split(".")[0] for n in names if (runtime / (n.split(".")[0] + ".py")).exists())
+    return seen | {"__init__", "__pycache__"}
+
+
+def test_the_launchers_check_every_runtime_module_they_can_import():
+    """DISPATCH_MODULES and CLI_MODULES are the closures of dispatch.py's and cli.py's imports."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
+    assert set(entrypoint.DISPATCH_MODULES) == dispatcher_imports("dispatch")
+    assert set(entrypoint.CLI_MODULES) == dispatcher_imports("cli")
