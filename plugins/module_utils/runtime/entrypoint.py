@@ -340,7 +340,7 @@ sys.exit(0 if sys.argv[4:5] and sys.argv[4] in SPARED else m)"""
 def lib_check(hooks: str, modules) -> str:
     """LIB_CHECK for the runtime under the hooks directory the expression hooks gives, checking the
     entries named like modules (and the directories on the way)."""
-    return (LIB_CHECK.replace("MODS", "{%s}" % ",".join(repr(m) for m in modules))
+    return (LIB_CHECK.replace("MODS", "(%s)" % ",".join(repr(m) for m in modules))
             .replace("LIB", repr("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT))).replace("PKG", RUNTIME_PACKAGE)
             .replace("HOOKS", hooks))     # last: a hooks directory may hold any text
 
@@ -363,16 +363,50 @@ def spared_operations(driver: str) -> tuple:
     return tuple(names)
 
 
-def bootstrap(driver: str) -> str:
-    """The dispatcher's -c program for one driver's entry point."""
-    return BOOTSTRAP.replace("FAIL", repr(FAIL.replace("SPARED", repr(spared_operations(driver)))))
+# Compiling the bootstrap (~1.7 KB) was most of what the check cost a call (~0.4 ms, cold). So the
+# entry point carries it compiled as well, by the very Python that runs it (marshal format 2: no
+# back-references, the same bytes on every render), with that Python's bytecode magic number: a call
+# compiles only these three lines and unmarshals the rest; under a Python with another magic (an
+# upgrade since the deploy), or when it could not be compiled at deploy time, the source is used.
+LOADER = """import sys,marshal
+try:c=marshal.loads(%r)if sys.modules['_frozen_importlib_external'].MAGIC_NUMBER==%r else''
+except Exception:c=''
+exec(c or %r)"""
+COMPILER = ("import sys,marshal;c=compile(sys.stdin.read(),'<virthooks>','exec');"
+            "sys.stdout.buffer.write(b'VH'+sys.modules['_frozen_importlib_external'].MAGIC_NUMBER+marshal.dumps(c,2))")
+_COMPILED = {}
+
+
+def compiled(source: str, python: str):
+    """(magic number, marshalled code) of source compiled by the given Python, or None if it cannot
+    be run (or is not a Python that answers as expected). Remembered for the process."""
+    key = (python, source)
+    if key not in _COMPILED:
+        import subprocess
+        try:
+            proc = subprocess.run([python, PYTHON_FLAGS, "-c", COMPILER], input=source.encode(), capture_output=True,
+                                  timeout=60, check=False)
+            out = proc.stdout if proc.returncode == 0 else b""
+        except (OSError, subprocess.SubprocessError):
+            out = b""
+        # CPython's magic numbers end in CR LF; anything else did not come from COMPILER.
+        _COMPILED[key] = (out[2:6], out[6:]) if out[:2] == b"VH" and out[4:6] == b"\r\n" and len(out) > 6 else None
+    return _COMPILED[key]
+
+
+def bootstrap(driver: str, python: str = "") -> str:
+    """The dispatcher's -c program for one driver's entry point: compiled by python when given (see
+    LOADER), else (or if it cannot) the source."""
+    source = BOOTSTRAP.replace("FAIL", repr(FAIL.replace("SPARED", repr(spared_operations(driver)))))
+    code = compiled(source, python) if python else None
+    return LOADER % (code[1], code[0], source) if code else source
 
 
 def dispatcher_argv(hooks_dir: str, python: str, driver: str) -> list:
     """The dispatcher's command line (libvirt's four arguments follow); the installed runtime is
     found under hooks_dir and checked before it is imported, and one that cannot be trusted or
     imported is one line on stderr, no traceback."""
-    return [python, PYTHON_FLAGS, "-c", bootstrap(driver), hooks_dir, driver]
+    return [python, PYTHON_FLAGS, "-c", bootstrap(driver, python), hooks_dir, driver]
 
 
 def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:

@@ -700,3 +700,64 @@ def test_the_launchers_check_every_runtime_module_they_can_import():
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
     assert set(entrypoint.DISPATCH_MODULES) == dispatcher_imports("dispatch")
     assert set(entrypoint.CLI_MODULES) == dispatcher_imports("cli")
+
+
+# The entry point carries its bootstrap compiled by the hook's Python (entrypoint.LOADER): a call
+# compiles three lines instead of the check. Another Python (an upgrade since the deploy) cannot be
+# installed here, so it is faked by rendering the entry point with another magic number, or a
+# corrupt blob; the fallback source is replaced by a poison to prove which path ran.
+
+POISON = "exec(c or 'raise SystemExit(7)')  # %r"
+
+
+def deploy_with(box, monkeypatch, loader=None, code=None):
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
+    if loader is not None:
+        monkeypatch.setattr(entrypoint, "LOADER", entrypoint.LOADER.replace("exec(c or %r)", loader))
+    if code is not None:
+        real = entrypoint.compiled
+        monkeypatch.setattr(entrypoint, "compiled", lambda source, python: code(real(source, python)))
+    box.recorder("rec")
+    box.deploy([rule("rec", operations=["prepare", "reconnect"])])
+    assert "marshal.loads(" in (box.hooks / "qemu").read_text()
+
+
+def test_a_call_runs_the_compiled_bootstrap_not_the_source(sandbox, monkeypatch):
+    deploy_with(sandbox, monkeypatch, loader=POISON)
+    for operation in ("prepare", "reconnect"):
+        fired = sandbox.fire("qemu", "g", operation, "begin", stdin=DOMAIN)
+        assert (fired.rc, fired.stderr) == (0, ""), fired
+    assert sandbox.order() == ["rec g prepare begin -", "rec g reconnect begin -"]
+
+
+def test_under_a_python_with_another_magic_the_source_is_run(sandbox, monkeypatch):
+    deploy_with(sandbox, monkeypatch, loader=POISON, code=lambda real: (b"\0\0\0\0", real[1]))
+    assert sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN).rc == 7      # the fallback ran
+
+
+@pytest.mark.parametrize("damage", [lambda real: (b"\0\0\0\0", real[1]), lambda real: (real[0], real[1][:40]),
+                                    lambda real: (real[0], b"\xff" * 40)], ids=["magic", "truncated", "garbage"])
+def test_the_source_does_what_the_compiled_bootstrap_does(sandbox, monkeypatch, damage):
+    deploy_with(sandbox, monkeypatch, code=damage)
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert (fired.rc, fired.stderr) == (0, ""), fired
+    assert sandbox.order() == ["rec g prepare begin -"]
+    package(sandbox).chmod(0o777)                     # and it refuses what the compiled one refuses
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert fired.rc == 1 and "directory %s is writable by group or others" % package(sandbox) in fired.stderr
+
+
+def test_the_compiled_bootstrap_is_the_same_on_every_render(tmp_path):
+    """Each render compiles in a new process (its own hash seed): the same text, so a re-deploy
+    changes nothing. A 'python' that is not Python gives the source alone."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
+    texts = set()
+    for _attempt in range(3):
+        entrypoint._COMPILED.clear()
+        texts.add(entrypoint.bootstrap("qemu", PY))
+    assert len(texts) == 1 and "marshal.loads(" in texts.pop()
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho VHxxxx\n")
+    fake.chmod(0o755)
+    assert entrypoint.bootstrap("qemu", str(fake)) == entrypoint.bootstrap("qemu") == \
+        entrypoint.bootstrap("qemu", str(tmp_path / "missing"))
