@@ -33,6 +33,12 @@ Contract (see docs/runtime.md):
   ``reconnect``/``attach``, where libvirt would kill the running guest: it exits 0 there and
   says so loudly in syslog and the log;
 - SIGTERM, SIGINT or SIGHUP stop the running script's processes, write the log record and exit.
+
+The call is a ``Call`` of one ``Event`` (libvirt's driver, object, operation, sub-operation,
+extra; the calling daemon when a rule asks). Each script's turn is a ``ScriptRun``, which owns
+its stdin and output files and ends once, in one of the named outcomes (OK, FAILED, TIMED_OUT,
+OVERFLOWED, REFUSED, UNRUNNABLE, SKIPPED, BAD_CONDITION, KILLED), as an immutable
+``ScriptResult`` whose ``to_record()`` is its entry in the log record.
 """
 
 import sys
@@ -255,39 +261,254 @@ def _stop_run(pid: int, run_id: str, grace: float):
     return stop(pid, run_id, grace)
 
 
+# --- the event, and what became of each script ---------------------------------------------
+
+class Event(object):
+    """One libvirt hook event, as libvirt passed it: built once, passed as one value.
+
+    ``daemon`` (the daemon that called the hook) is read from /proc only when first asked for,
+    and only daemon-driver rules that name daemons ask (an explicit one is taken as given).
+    """
+
+    __slots__ = ("driver", "obj", "operation", "suboperation", "extra", "_daemon", "abortable", "spare_guest",
+                 "xml_out")
+
+    def __init__(self, driver, args, daemon=None):
+        args = list(args) + ["-"] * (4 - len(args))
+        self.driver = driver
+        self.obj, self.operation, self.suboperation, self.extra = args[:4]
+        self._daemon = daemon
+        self.abortable = is_abortable(driver, self.operation)       # libvirt aborts what it does on failure
+        self.spare_guest = kills_running_guest(driver, self.operation)  # ... by killing the running guest
+        self.xml_out = reads_stdout(driver, self.operation)           # libvirt reads our stdout as XML
+
+    @property
+    def daemon(self):
+        if self._daemon is None:
+            self._daemon = caller_daemon() or ""
+        return self._daemon or None
+
+    @property
+    def daemon_known(self) -> bool:
+        """Whether the daemon was given (or already read)."""
+        return self._daemon is not None
+
+    @property
+    def label(self) -> str:
+        """How messages name the event: 'qemu win10 prepare begin'."""
+        return "%s %s %s %s" % (self.driver, self.obj, self.operation, self.suboperation)
+
+    def args(self) -> list:
+        """libvirt's four arguments, as each script gets them."""
+        return [self.obj, self.operation, self.suboperation, self.extra]
+
+    def hook_env(self) -> dict:
+        """The LIBVIRT_HOOK_* variables every script gets."""
+        return {"LIBVIRT_HOOK_DRIVER": self.driver, "LIBVIRT_HOOK_OBJECT": self.obj,
+                "LIBVIRT_HOOK_OPERATION": self.operation, "LIBVIRT_HOOK_SUBOPERATION": self.suboperation,
+                "LIBVIRT_HOOK_EXTRA": self.extra}
+
+
+# The keys of a script's log record, in the order each kind of ending has always written them.
+_RAN = ("name", "source", "policy", "exit", "status", "message", "stderr", "stdout", "duration_ms", "xml")
+_STOPPED = ("name", "source", "policy", "status", "message", "exit", "stderr", "stdout", "duration_ms", "xml")
+_NOT_RUN = ("name", "source", "policy", "status", "exit", "message", "duration_ms")
+
+
+class Outcome(object):
+    """How a script's turn ended: the status the log shows, and the keys its record has."""
+
+    __slots__ = ("status", "keys")
+
+    def __init__(self, status, keys):
+        self.status = status
+        self.keys = keys
+
+
+OK = Outcome("ok", _RAN)                    # exited with status 0
+FAILED = Outcome("failed", _RAN)            # exited with another status, or was killed by a signal
+TIMED_OUT = Outcome("timeout", _STOPPED)    # stopped at its timeout
+OVERFLOWED = Outcome("failed", _STOPPED)    # stopped: printed more XML than libvirt may be handed
+REFUSED = Outcome("refused", _NOT_RUN)      # the trust check said no
+UNRUNNABLE = Outcome("error", _NOT_RUN)     # not a file the kernel can execute, or posix_spawn failed
+SKIPPED = Outcome("skipped", ("name", "source", "status", "reason"))               # its XPath is false
+BAD_CONDITION = Outcome("error", ("name", "source", "status", "exit", "policy", "message"))
+KILLED = Outcome("killed", ("name", "source", "policy", "duration_ms", "status", "exit", "message"))  # by a signal to us
+
+
+class ScriptResult(object):
+    """What became of one script: immutable; ``to_record()`` is its entry in the log record."""
+
+    __slots__ = ("name", "source", "policy", "outcome", "exit", "message", "stderr", "stdout", "duration_ms",
+                 "new_xml")
+
+    def __init__(self, step, outcome, code=None, message="", stderr="", stdout="", duration_ms=None,
+                 new_xml=None):
+        set_ = object.__setattr__
+        for key, value in (("name", step.name), ("source", step.source), ("policy", step.on_failure),
+                           ("outcome", outcome), ("exit", code), ("message", message), ("stderr", stderr),
+                           ("stdout", stdout), ("duration_ms", duration_ms), ("new_xml", new_xml)):
+            set_(self, key, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a ScriptResult cannot be changed")
+
+    @property
+    def status(self) -> str:
+        return self.outcome.status
+
+    @property
+    def failed(self) -> bool:
+        """Whether the failure policy has a say (anything but ok and skipped)."""
+        return self.outcome not in (OK, SKIPPED)
+
+    def to_record(self) -> dict:
+        """The script's entry in the call's log record (the format runlog and logstats read)."""
+        values = {"name": self.name, "source": self.source, "policy": self.policy, "status": self.outcome.status,
+                  "message": self.message or None, "stderr": self.stderr or None, "stdout": self.stdout or None,
+                  "duration_ms": self.duration_ms, "xml": "replaced" if self.new_xml is not None else None,
+                  "reason": self.message or None}
+        record = {}
+        for key in self.outcome.keys:
+            if key == "exit":
+                record[key] = self.exit
+            elif values[key] is not None:
+                record[key] = values[key]
+        return record
+
+
+def not_run(step, outcome, message) -> ScriptResult:
+    """The result of a script that was never started."""
+    return ScriptResult(step, outcome, message=message)
+
+
+class ScriptRun(object):
+    """One script's run: it owns its stdin (when it has one of its own) and its output files and
+    closes them when the run ends, which it does once, in one of the outcomes, through end()."""
+
+    __slots__ = ("step", "stdin", "own_stdin", "out", "err", "xml_out", "pid", "run_id", "status", "began",
+                 "result")
+
+    def __init__(self, step, stdin_fd, spool, xml, keep, xml_out):
+        self.step = step
+        self.out = self.err = None
+        self.own_stdin = spool >= 0
+        self.stdin = reopen(spool, xml) if self.own_stdin else stdin_fd   # its own offset: see docs
+        self.xml_out = xml_out
+        self.pid = 0
+        self.run_id = ""
+        self.status = None          # its wait status, once reaped
+        self.began = time.monotonic()
+        self.result = None
+        try:
+            self.out = Output(keep, XML_OUT_MAX if xml_out else 0)
+            self.err = Output(keep)
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self, argv, env, run_id):
+        """posix_spawn the script with the stop signals blocked until its pid is noted, so a
+        SIGTERM always finds the run started or not, never an unnamed child. None once started,
+        else the result (UNRUNNABLE)."""
+        actions = [(os.POSIX_SPAWN_DUP2, self.stdin, 0), (os.POSIX_SPAWN_DUP2, self.out.fd, 1),
+                   (os.POSIX_SPAWN_DUP2, self.err.fd, 2)]
+        old = _signal.pthread_sigmask(_signal.SIG_BLOCK, STOP_SIGNALS) if _signal is not None else None
+        try:
+            self.pid = os.posix_spawn(self.step.path, argv, env, file_actions=actions, setpgroup=0,
+                                      setsigdef=_SIGDEF, setsigmask=())
+            self.run_id = run_id
+        except OSError as exc:
+            hint = " (a hook must start with #! and an absolute interpreter path)" if exc.errno == 8 else ""
+            return self.end(UNRUNNABLE, message="could not be executed: %s%s" % (exc.strerror or exc, hint))
+        finally:
+            if old is not None:
+                _signal.pthread_sigmask(_signal.SIG_SETMASK, old)
+            self._release_stdin()
+        return None
+
+    def wait(self, grace: float) -> ScriptResult:
+        """Wait for the script to exit, or stop it at its timeout or when it prints too much XML."""
+        try:
+            exited = wait_script(self.pid, self.step.timeout, (self.out, self.err))
+            if exited:
+                self.out.watch()
+        except OutputOverflow:
+            return self.stop(OVERFLOWED, grace, "printed more than %d MiB on stdout, which libvirt reads as XML"
+                             % (XML_OUT_MAX >> 20))
+        if not exited:
+            return self.stop(TIMED_OUT, grace, "timed out after %s s; it and every process it started were killed"
+                             % _seconds(self.step.timeout))
+        self.status = os.waitpid(self.pid, 0)[1]
+        code = exit_code(self.status)
+        if code == 0:
+            return self.end(OK, code)
+        return self.end(FAILED, code, ("was killed by signal %d" % -code) if code < 0
+                        else "failed with exit status %s" % code)
+
+    def stop(self, outcome, grace: float, message: str) -> ScriptResult:
+        """End the run by stopping every process it started (timeout, XML overflow, a signal to us)."""
+        if self.pid and self.status is None:
+            self.status = _stop_run(self.pid, self.run_id, grace)
+        return self.end(outcome, exit_code(self.status) if self.status is not None else None, message)
+
+    def end(self, outcome, code=None, message="") -> ScriptResult:
+        """The run's result, once; its files are closed. What it printed is read here (for XML, a
+        snapshot: what a background child writes later is not XML)."""
+        if self.result is not None:
+            return self.result
+        stderr = stdout = ""
+        new_xml = None
+        if self.pid and outcome is not KILLED:
+            stderr = self.err.text()
+            if not self.xml_out:
+                stdout = self.out.text()
+            elif outcome is OK:
+                new_xml = self.out.data() or None
+                if new_xml is not None and not new_xml.strip():
+                    new_xml = None
+        duration = round((time.monotonic() - self.began) * 1000.0, 1)
+        self.result = ScriptResult(self.step, outcome, code, message, stderr, stdout, duration, new_xml)
+        self.close()
+        return self.result
+
+    def _release_stdin(self) -> None:
+        """Close the script's own stdin (the child has its copy); libvirt's stays open."""
+        if self.own_stdin:
+            self.own_stdin = False
+            os.close(self.stdin)
+
+    def close(self) -> None:
+        self._release_stdin()
+        for output in (self.out, self.err):
+            if output is not None:
+                output.close()
+        self.out = self.err = None
+
+
 # --- one call ------------------------------------------------------------------------------
 
 class Call(object):
     """One invocation of a hook by libvirt."""
 
-    def __init__(self, hooks_dir, driver, args, stdin_fd=0, stdout_fd=1, stderr_fd=2, daemon=None):
-        args = list(args) + ["-"] * (4 - len(args))
+    def __init__(self, hooks_dir, event, stdin_fd=0, stdout_fd=1, stderr_fd=2):
         self.hooks_dir = hooks_dir.rstrip("/") or "/"
         self.own_dir = self.hooks_dir + "/" + OWN_DIR
         self.base = self.own_dir    # the current generation's directory, once resolved
-        self.driver = driver
-        self.obj, self.operation, self.suboperation, self.extra = args[:4]
+        self.event = event
         self.stdin_fd, self.stdout_fd, self.stderr_fd = stdin_fd, stdout_fd, stderr_fd
-        self.daemon = daemon
-        self.abortable = is_abortable(driver, self.operation)
-        self.spare_guest = kills_running_guest(driver, self.operation)
-        self.xml_out = reads_stdout(driver, self.operation)
         self.started = time.time()
         self.clock = time.monotonic()
         self.log = dict(LOG_DEFAULTS)
         self.kill_grace = 2.0
-        self.record = {
-            "time": iso_time(self.started), "pid": os.getpid(), "driver": driver, "object": self.obj,
-            "operation": self.operation, "suboperation": self.suboperation, "extra": self.extra,
-        }
+        self.generation = ""
+        self.daemon = None          # the calling daemon, when the rules asked for it
+        self.notes = []
+        self.dropins_skipped = []   # host drop-ins (rules.d/*.json) that could not be used
         self.env = None
-        self.results = []
-        self.running = None         # (pid, run id, step, result) of the script being waited for
+        self.results = []           # ScriptResult of each script, in run order
+        self.running = None         # the ScriptRun being waited for
         self.trust = TrustCheck()
-
-    @property
-    def event(self) -> str:
-        return "%s %s %s %s" % (self.driver, self.obj, self.operation, self.suboperation)
 
     def run(self) -> int:
         """Dispatch the call; the exit status for libvirt. Never raises."""
@@ -299,53 +520,50 @@ class Call(object):
             return self.internal_error(exc)
 
     def _run(self) -> int:
+        event = self.event
         try:
             # One generation for the whole call: its rules and its scripts, locked against pruning.
-            self.base, generation, _lock = open_current(self.own_dir)
-            if generation:
-                self.record["generation"] = generation
+            self.base, self.generation, _lock = open_current(self.own_dir)
             path = self.base + "/" + CONFIG_FILE
             # It picks the scripts root runs and the file root appends to: root's alone, as a script.
-            config = load_config(path, event=(self.driver, self.obj, self.operation), data=self.trust.read_data(path))
+            config = load_config(path, event=(event.driver, event.obj, event.operation),
+                                 data=self.trust.read_data(path))
         except Untrusted as exc:
-            return self.own_failure("virthooks: %s: cannot load the configuration: %s" % (self.event, exc), "error")
+            return self.own_failure("virthooks: %s: cannot load the configuration: %s" % (event.label, exc), "error")
         except (OSError, ConfigError) as exc:
             return self.config_failure(exc)
         self.log = config["log"]
         self.kill_grace = float(config["kill_grace"])
-        skipped = merge_dropins(config, self.hooks_dir, self.trust)     # hooks/virthooks/rules.d/*.json
-        if skipped:
-            self.record["dropins_skipped"] = skipped
-            for problem in skipped:
-                to_syslog("virthooks: %s: host drop-in %s" % (printable(self.event), printable(problem)))
-        if self.daemon is None and needs_daemon_name(config, self.driver):
-            self.daemon = caller_daemon()
-        if self.daemon is not None:
-            self.record["daemon"] = self.daemon
-        steps, notes = steps_for_event(config, self.hooks_dir, self.base, self.driver, self.obj,
-                                       self.operation, self.suboperation, self.extra, self.daemon)
-        if notes:
-            self.record["notes"] = notes
+        self.merge_dropins(config)
+        if event.daemon_known or needs_daemon_name(config, event.driver):
+            self.daemon = event.daemon
+        steps, self.notes = steps_for_event(config, self.hooks_dir, self.base, event.driver, event.obj,
+                                            event.operation, event.suboperation, event.extra, self.daemon)
         if not steps:
             return self.finish(None, "no-match")
         return self.run_steps(steps)
+
+    def merge_dropins(self, config) -> None:
+        """The host's drop-in rules (hooks/virthooks/rules.d/*.json) after the deployed ones; one that
+        cannot be used is skipped, said in syslog and in the call's record, and never fails the call."""
+        self.dropins_skipped = merge_dropins(config, self.hooks_dir, self.trust)
+        for problem in self.dropins_skipped:
+            to_syslog("virthooks: %s: host drop-in %s" % (printable(self.event.label), printable(problem)))
 
     # -- failures of our own ------------------------------------------------------------------
     def own_failure_code(self) -> int:
         """Exit status after an error of the dispatcher itself: 0 where libvirt would kill a
         running guest (or cannot abort anyway), 1 where it aborts what it was doing."""
-        return 1 if self.abortable and not self.spare_guest else 0
+        return 1 if self.event.abortable and not self.event.spare_guest else 0
 
     def own_failure(self, message: str, outcome: str) -> int:
         code = self.own_failure_code()
         if code:
             self.say(message)
-        elif self.spare_guest:
-            message += " (exit 0 anyway: a failed %s makes libvirt kill the running guest)" % self.operation
+        elif self.event.spare_guest:
+            message += " (exit 0 anyway: a failed %s makes libvirt kill the running guest)" % self.event.operation
         to_syslog(message)
-        self.record.update(result=outcome, exit=code, error=message, scripts=self.results,
-                           duration_ms=self.elapsed_ms())
-        self.write_log()
+        self.write_log(self.call_record(outcome, code, message))
         return code
 
     def config_failure(self, exc) -> int:
@@ -353,7 +571,8 @@ class Call(object):
             problem = str(exc)
         else:
             problem = "%s/%s: %s" % (self.base, CONFIG_FILE, exc.strerror or exc)
-        return self.own_failure("virthooks: %s: cannot load the configuration: %s" % (self.event, problem), "error")
+        return self.own_failure("virthooks: %s: cannot load the configuration: %s" % (self.event.label, problem),
+                                "error")
 
     def internal_error(self, exc) -> int:
         where = ""
@@ -364,32 +583,32 @@ class Call(object):
             where = " at %s:%d" % (os.path.basename(tb.tb_frame.f_code.co_filename), tb.tb_lineno)
         self.stop_running()
         return self.own_failure("virthooks: %s: internal error%s: %s: %s"
-                                % (self.event, where, type(exc).__name__, exc), "error")
+                                % (self.event.label, where, type(exc).__name__, exc), "error")
 
     def interrupted(self, signum: int) -> int:
         killed = self.stop_running()
-        message = "virthooks: %s: interrupted by signal %d" % (self.event, signum)
+        message = "virthooks: %s: interrupted by signal %d" % (self.event.label, signum)
         if killed:
             message += "; script '%s' was stopped" % killed
         return self.own_failure(message, "interrupted")
 
     def stop_running(self) -> str:
-        """Stop the script being waited for, if any, and record it; its name, or ''."""
-        if self.running is None:
+        """End the run being waited for, if any, by stopping it (KILLED); its name, or ''."""
+        run, self.running = self.running, None
+        if run is None:
             return ""
-        pid, run_id, step, result = self.running
-        self.running = None
-        status = _stop_run(pid, run_id, self.kill_grace)
-        result.update(status="killed", exit=exit_code(status) if status is not None else None,
-                      message="was stopped with the dispatcher")
-        self.results.append(result)
-        return step.name
+        if not run.pid:             # never started: only its files to close
+            run.close()
+            return ""
+        self.results.append(run.stop(KILLED, self.kill_grace, "was stopped with the dispatcher"))
+        return run.step.name
 
     # -- the scripts ------------------------------------------------------------------------
     def run_steps(self, steps) -> int:
+        event = self.event
         xml = None                  # the XML the next script reads, when stdin is spooled
         spool = -1
-        if has_stdin_xml(self.driver) and (len(steps) > 1 or self.xml_out or any(s.xpath for s in steps)):
+        if has_stdin_xml(event.driver) and (len(steps) > 1 or event.xml_out or any(s.xpath for s in steps)):
             xml = read_fd(self.stdin_fd)
             spool = anon_file(xml)
         changed = False
@@ -404,16 +623,15 @@ class Call(object):
                         document = Document(xml)
                     result = self.condition(document, step)
                 if result is None:
-                    result, new_xml = self.execute(step, spool, xml)
-                    if new_xml is not None:
+                    result = self.execute(step, spool, xml)
+                    if result.new_xml is not None:
                         os.close(spool)
-                        xml, changed, document = new_xml, True, None
+                        xml, changed, document = result.new_xml, True, None
                         spool = anon_file(xml)
-                        result["xml"] = "replaced"
                 self.results.append(result)
-                if result["status"] not in ("ok", "skipped"):
+                if result.failed:
                     failure = failure or self.judge(step, result)
-                    if failure and self.abortable:
+                    if failure and event.abortable:
                         break
         finally:
             if spool >= 0:
@@ -422,150 +640,74 @@ class Call(object):
             try:
                 _write_all(self.stdout_fd, xml)
             except OSError as exc:
-                failure = "virthooks: %s: could not hand the XML to libvirt: %s" % (self.event, exc.strerror or exc)
+                failure = "virthooks: %s: could not hand the XML to libvirt: %s" % (event.label, exc.strerror or exc)
         return self.finish(failure, "failed" if failure else "ok")
 
     def condition(self, document, step):
-        """None if the script should run; else a result (skipped, or an error)."""
+        """None if the script should run; else its result (skipped, or an error)."""
         from .xmlcond import ConditionError
         try:
             if document.evaluate(step.xpath, step.namespaces):
                 return None
-            return {"name": step.name, "source": step.source, "status": "skipped", "reason": "xpath is false"}
+            return not_run(step, SKIPPED, "xpath is false")
         except ConditionError as exc:
-            return {"name": step.name, "source": step.source, "status": "error", "exit": None,
-                    "policy": step.on_failure, "message": "its condition could not be evaluated: %s" % exc}
+            return not_run(step, BAD_CONDITION, "its condition could not be evaluated: %s" % exc)
 
-    def script_env(self) -> dict:
+    def script_env(self, step, run_id: str) -> dict:
+        """The environment of one script: libvirt's, the event's LIBVIRT_HOOK_* variables, the
+        script's name and run id, and its secrets directory if it has one (never one inherited)."""
         if self.env is None:
-            env = dict(os.environ)
-            env.update(LIBVIRT_HOOK_DRIVER=self.driver, LIBVIRT_HOOK_OBJECT=self.obj,
-                       LIBVIRT_HOOK_OPERATION=self.operation, LIBVIRT_HOOK_SUBOPERATION=self.suboperation,
-                       LIBVIRT_HOOK_EXTRA=self.extra)
-            self.env = env
-        return self.env
+            self.env = dict(os.environ, **self.event.hook_env())
+        env = dict(self.env, VIRTHOOKS_SCRIPT=step.name)
+        env[RUN_ID_VAR] = run_id
+        env.pop(SECRETS_VAR, None)
+        secrets = self.secrets_dir(step)
+        if secrets:
+            env[SECRETS_VAR] = secrets
+        return env
 
-    def add_secrets(self, env: dict, step) -> None:
-        """VIRTHOOKS_SECRETS: the secrets directory of a script of this generation, if it has one."""
-        env.pop(SECRETS_VAR, None)      # never one inherited from whoever ran the dispatcher
+    def secrets_dir(self, step) -> str:
+        """The secrets directory of a script of this generation ('' if it has none)."""
         scripts = "%s/%s/" % (self.base, SCRIPTS_DIR)
         if step.source == "rule" and step.path.startswith(scripts):
             directory = "%s/%s/%s" % (self.base, SECRETS_DIR, step.path[len(scripts):])
             if os.isdir(directory):
-                env[SECRETS_VAR] = directory
+                return directory
+        return ""
 
-    def spawn(self, step, env, stdin_fd, out, err, run_id, result) -> int:
-        """posix_spawn the script and note it as running, with the stop signals blocked in
-        between: a SIGTERM always finds self.running set, never an unnamed child."""
-        actions = [(os.POSIX_SPAWN_DUP2, stdin_fd, 0), (os.POSIX_SPAWN_DUP2, out.fd, 1),
-                   (os.POSIX_SPAWN_DUP2, err.fd, 2)]
-        argv = [step.path, self.obj, self.operation, self.suboperation, self.extra]
-        old = _signal.pthread_sigmask(_signal.SIG_BLOCK, STOP_SIGNALS) if _signal is not None else None
-        try:
-            pid = os.posix_spawn(step.path, argv, env, file_actions=actions, setpgroup=0, setsigdef=_SIGDEF,
-                                 setsigmask=())
-            self.running = (pid, run_id, step, result)
-        finally:
-            if old is not None:
-                _signal.pthread_sigmask(_signal.SIG_SETMASK, old)
-        return pid
-
-    def execute(self, step, spool: int, xml):
-        """Run one script; (result, the XML it printed when the XML chain takes it, else None)."""
-        result = {"name": step.name, "source": step.source, "policy": step.on_failure}
+    def execute(self, step, spool: int, xml) -> ScriptResult:
+        """Run one script (checked first), with its own stdin when the XML is spooled. An exception
+        (a signal to us) leaves the run as self.running, for stop_running to end it."""
         try:
             head = self.trust.check_file(step.path)
         except Untrusted as exc:
-            result.update(status="refused", exit=None, message="refused: %s %s" % (step.path, exc))
-            return result, None
+            return not_run(step, REFUSED, "refused: %s %s" % (step.path, exc))
         problem = format_problem(head)
         if problem:
-            result.update(status="error", exit=None, message="could not be executed: %s" % problem)
-            return result, None
-        stdin_fd = reopen(spool, xml) if spool >= 0 else self.stdin_fd
-        keep = self.log["output_bytes"]
-        out = err = None
-        began = time.monotonic()
-        try:
-            out = Output(keep, XML_OUT_MAX if self.xml_out else 0)
-            err = Output(keep)
-            run_id = "%d.%d.%d" % (os.getpid(), time.time_ns(), len(self.results))
-            env = dict(self.script_env(), VIRTHOOKS_SCRIPT=step.name)
-            env[RUN_ID_VAR] = run_id
-            self.add_secrets(env, step)
-            problem = step_environment(env, step, self.base, self.trust)    # VIRTHOOKS_FILES, the rule's env
-            if problem:
-                result.update(status="error", exit=None, message="could not be started: %s" % problem)
-                return result, None
-            try:
-                pid = self.spawn(step, env, stdin_fd, out, err, run_id, result)
-            except OSError as exc:
-                hint = " (a hook must start with #! and an absolute interpreter path)" if exc.errno == 8 else ""
-                result.update(status="error", exit=None,
-                              message="could not be executed: %s%s" % (exc.strerror or exc, hint))
-                return result, None
-            finally:
-                if stdin_fd != self.stdin_fd:
-                    os.close(stdin_fd)
-                    stdin_fd = self.stdin_fd
-            try:
-                exited = wait_script(pid, step.timeout, (out, err))
-                if exited:
-                    out.watch()
-            except OutputOverflow:
-                exited = None
-            if exited:
-                status = os.waitpid(pid, 0)[1]
-            else:
-                status = _stop_run(pid, run_id, self.kill_grace)
-                if exited is False:
-                    result.update(status="timeout", message="timed out after %s s; it and every process it "
-                                  "started were killed" % _seconds(step.timeout))
-            if exited is None:
-                result.update(status="failed", message="printed more than %d MiB on stdout, which libvirt "
-                              "reads as XML" % (XML_OUT_MAX >> 20))
-            self.running = None
-            code = exit_code(status) if status is not None else None
-            result["exit"] = code
-            if "status" not in result:
-                if code == 0:
-                    result["status"] = "ok"
-                else:
-                    result["status"] = "failed"
-                    result["message"] = ("was killed by signal %d" % -code) if code is not None and code < 0 \
-                        else "failed with exit status %s" % code
-            stderr_text = err.text()
-            if stderr_text:
-                result["stderr"] = stderr_text
-            if not self.xml_out:
-                stdout_text = out.text()
-                if stdout_text:
-                    result["stdout"] = stdout_text
-                return result, None
-            if result["status"] != "ok":
-                return result, None
-            printed = out.data()    # a snapshot: what a background child writes later is not XML
-            return result, (printed if printed.strip() else None)
-        finally:
-            result["duration_ms"] = round((time.monotonic() - began) * 1000.0, 1)
-            if stdin_fd != self.stdin_fd:
-                os.close(stdin_fd)
-            for output in (out, err):
-                if output is not None:
-                    output.close()
+            return not_run(step, UNRUNNABLE, "could not be executed: %s" % problem)
+        run_id = "%d.%d.%d" % (os.getpid(), time.time_ns(), len(self.results))
+        env = self.script_env(step, run_id)
+        problem = step_environment(env, step, self.base, self.trust)    # VIRTHOOKS_FILES, the rule's env
+        if problem:
+            return not_run(step, UNRUNNABLE, "could not be started: %s" % problem)
+        run = self.running = ScriptRun(step, self.stdin_fd, spool, xml, self.log["output_bytes"], self.event.xml_out)
+        result = run.start([step.path] + self.event.args(), env, run_id) or run.wait(self.kill_grace)
+        self.running = None
+        return result
 
     def judge(self, step, result):
         """The failure that decides the call's exit status, or None if the script's failure is ignored."""
-        line = "virthooks: %s: script '%s' %s" % (self.event, step.name, result.get("message", "failed"))
-        stderr_text = " | ".join(s.strip() for s in result.get("stderr", "").strip().splitlines() if s.strip())
+        event = self.event
+        line = "virthooks: %s: script '%s' %s" % (event.label, step.name, result.message or "failed")
+        stderr_text = " | ".join(s.strip() for s in result.stderr.strip().splitlines() if s.strip())
         if stderr_text:
             line += ": " + stderr_text[-STDERR_TAIL:]
         if step.on_failure == "ignore":
             to_syslog(printable(line) + " (on_failure: ignore, continuing)", error=False)
             return None
-        if step.on_failure == "abortable" and not (self.abortable and not self.spare_guest):
-            why = "a failed %s makes libvirt kill the running guest" % self.operation if self.spare_guest \
-                else "libvirt does not abort %s" % self.operation
+        if step.on_failure == "abortable" and not (event.abortable and not event.spare_guest):
+            why = "a failed %s makes libvirt kill the running guest" % event.operation if event.spare_guest \
+                else "libvirt does not abort %s" % event.operation
             to_syslog(printable(line) + " (on_failure: abortable, continuing: %s)" % why, error=False)
             return None
         to_syslog(printable(line))
@@ -576,15 +718,34 @@ class Call(object):
 
     def finish(self, failure, outcome) -> int:
         code = 1 if failure else 0
-        if failure and self.spare_guest:
+        if failure and self.event.spare_guest:
             code = USER_FAILURE_EXIT    # the entry point fails reconnect for this status only
         if failure:
             self.say(failure)
-        self.record.update(result=outcome, exit=code, scripts=self.results, duration_ms=self.elapsed_ms())
         if self.log["syslog"] == "all" and not failure:
-            to_syslog("%s: %s, %d script(s)" % (printable(self.event), outcome, len(self.results)), error=False)
-        self.write_log()
+            to_syslog("%s: %s, %d script(s)" % (printable(self.event.label), outcome, len(self.results)),
+                      error=False)
+        self.write_log(self.call_record(outcome, code))
         return code
+
+    def call_record(self, outcome: str, code: int, error: str = "") -> dict:
+        """The call's log record (one JSON line; the format runlog and logstats read)."""
+        event = self.event
+        record = {"time": iso_time(self.started), "pid": os.getpid(), "driver": event.driver, "object": event.obj,
+                  "operation": event.operation, "suboperation": event.suboperation, "extra": event.extra}
+        if self.generation:
+            record["generation"] = self.generation
+        if self.daemon is not None:
+            record["daemon"] = self.daemon
+        if self.notes:
+            record["notes"] = self.notes
+        if self.dropins_skipped:
+            record["dropins_skipped"] = self.dropins_skipped
+        record.update(result=outcome, exit=code)
+        if error:
+            record["error"] = error
+        record.update(scripts=[r.to_record() for r in self.results], duration_ms=self.elapsed_ms())
+        return record
 
     def say(self, line: str) -> None:
         try:
@@ -592,11 +753,11 @@ class Call(object):
         except OSError:
             pass
 
-    def write_log(self) -> None:
+    def write_log(self, record: dict) -> None:
         path = self.log.get("file")
-        if path and not append_line(path, self.record, self.log["max_bytes"], self.log["backups"]):
+        if path and not append_line(path, record, self.log["max_bytes"], self.log["backups"]):
             to_syslog("virthooks: %s: %s, exit %s; could not write the log record to %s"
-                      % (printable(self.event), self.record.get("result"), self.record.get("exit"), path))
+                      % (printable(self.event.label), record.get("result"), record.get("exit"), path))
 
 
 def _seconds(value) -> str:
@@ -644,5 +805,5 @@ def main(argv=None) -> None:
         os.chdir("/")
     except OSError:
         pass
-    code = Call(argv[0], argv[1], argv[2:6]).run()
+    code = Call(argv[0], Event(argv[1], argv[2:6])).run()
     sys.exit(code)  # pylint: disable=ansible-bad-function  # the hook program itself, not a module

@@ -288,47 +288,71 @@ def _case(subject: str, branches, default) -> list:
 # itself (it cannot come from lib/, which it checks), as trust.TrustCheck checks a script: the
 # package directory's real path (chdir + getcwd: every symlink on the way resolved by the kernel)
 # is then imported from, and every directory of it from / must be root's and not writable by group
-# or others (a sticky one such as /tmp excepted), and so must every entry of the package and of its
-# __pycache__, regular files only (Python would import a stray .so or .pyc there too), but for the
-# directory library/ (the library's blocks: never imported here, their launcher checks them). A missing
-# package is left to the import to report. It is compiled and run on every call that gets past the
-# prefilter, so it is kept short: one lstat per path (the message is worked out by _bad only for a
-# path that fails), no os. trust.TrustCheck.tree_problems is the
-# same check for `virthooks validate`.
-LIB_CHECK = r"""import sys,posix
-def _bad(p,s,d):
- if s.st_mode>>12!=(4 if d else 8):return p+(' is not a directory'if d else' is not a regular file')
- if d:p='directory '+p
- if s.st_uid not in(0,posix.geteuid()):return'%s is owned by uid %d, not root'%(p,s.st_uid)
- if s.st_mode&18 and not(d and s.st_mode&512):return'%s is writable by group or others (mode %04o)'%(p,s.st_mode&4095)
-def _lib(k):
- posix.chdir(k);r=posix.getcwd();posix.chdir('/');p='';u=(0,posix.geteuid());L=posix.lstat
+# or others (a sticky one such as /tmp excepted on the way, never the package or its __pycache__),
+# and so must every entry of the package and of its __pycache__ that a dispatcher call can import
+# (DISPATCH_MODULES: a stray .so, package or .pyc of such a module too), regular files only. A
+# missing package is left to the import to report.
+#
+# It is compiled on every call that gets past the prefilter, and compiling is most of what it costs
+# (a cold compile of 1.6 KB was ~0.4 ms of a 9 ms call): so the code that runs on every call is
+# only the walk and the listing, one lstat per path; what to say about a path that fails (FAIL) is a
+# string, compiled only then. trust.TrustCheck.tree_problems is the same check of the whole package,
+# for `virthooks validate`.
+DISPATCH_MODULES = ("__init__", "__pycache__", "dispatch", "events", "fileops", "generations", "hostos", "layout",
+                    "minijson", "proctree", "ruleindex", "rules", "runlog", "syntax", "trust", "xmlcond")
+# The operator CLI (root runs it too) checks the same way what it can import before it imports it.
+CLI_MODULES = ("__init__", "__pycache__", "cli", "cli_generations", "cli_import", "cli_list", "cli_log", "cli_metrics",
+               "cli_rollback", "cli_simulate", "cli_util", "cli_validate", "entrypoint", "events", "fileops",
+               "generations", "hostos", "importers", "layout", "logmetrics", "logread", "minijson", "rollback",
+               "ruleindex", "rules", "runlog", "syntax", "trust", "xmlcond")
+LIB_CHECK = r"""import sys,posix as o
+p=HOOKS+LIB;r=p+'/PKG';u=0,o.geteuid();L=o.lstat;b=''
+try:
+ o.chdir(r);r=o.getcwd();o.chdir('/');c=r+'/__pycache__';q=''
  for x in r.split('/'):
-  p+=x and'/'+x;s=L(p or'/')
-  if s.st_uid not in u or s.st_mode&0o170000!=0o40000 or s.st_mode&18 and not s.st_mode&512:return r,_bad(p or"/",s,1)
- n=posix.listdir(r);c=r+'/__pycache__';D=(c,r+'/library')
- for d,l in((r,n),(c,posix.listdir(c)if'__pycache__'in n else())):
-  for x in l:
-   p=d+'/'+x;s=L(p)
-   if s.st_uid not in u or s.st_mode&0o170022!=(0o40000 if p in D else 0o100000):return r,_bad(p,s,p in D)
- return r,''
+  q+=x and'/'+x;s=L(q or'/')
+  if s.st_uid not in u or s.st_mode>>12!=4 or s.st_mode&18 and(q==r or not s.st_mode&512):b=q or'/';break
+ else:
+  n=o.listdir(r)
+  for d,l in(r,n),(c,o.listdir(c)if'__pycache__'in n else()):
+   for x in l:
+    if x.partition('.')[0]in MODS:
+     q=d+'/'+x;s=L(q)
+     if s.st_uid not in u or s.st_mode&61458!=(16384 if q==c else 32768):b=q;break
+   if b:break
+except FileNotFoundError:pass
+except OSError as x:b=x
 """
+# Why the runtime cannot be trusted (e): b is the path that failed (s its lstat) or the OSError that
+# stopped the check.
+WHY = r"""if b.__class__ is str:
+ d=b==c or not b.startswith(r+'/');w='directory '*d+b
+ if s.st_mode>>12!=(4 if d else 8):e=b+(' is not a directory'if d else' is not a regular file')
+ elif s.st_uid not in u:e='%s is owned by uid %d, not root'%(w,s.st_uid)
+ else:e='%s is writable by group or others (mode %04o)'%(w,s.st_mode&4095)
+else:e='it cannot be checked: %s'%b
+"""
+# The hook's way out: one stderr line and exit 1 where libvirt aborts the operation; syslog and
+# exit 0 on the events it cannot abort or where a failure kills a running guest (SPARED).
+FAIL = WHY + r"""m='virthooks: refusing to run the hooks: the runtime in %s cannot be trusted: %s'%(p,e)
+import syslog;syslog.openlog('virthooks',syslog.LOG_PID,syslog.LOG_DAEMON);syslog.syslog(syslog.LOG_ERR,m)
+sys.exit(0 if sys.argv[4:5] and sys.argv[4] in SPARED else m)"""
 
-# After the check: refuse a runtime root may not import (one stderr line and exit 1 where libvirt
-# aborts the operation; syslog and exit 0 on the events it cannot abort or where a failure kills a
-# running guest: SPARED), else import it from its real path and dispatch.
-BOOTSTRAP = LIB_CHECK + r"""p=sys.argv[1]+LIB
-try:r,e=_lib(p+'/PKG')
-except FileNotFoundError:r,e=p+'/PKG',''
-except OSError as x:r,e=p+'/PKG','it cannot be checked: %s'%x
-if e:
- m='virthooks: refusing to run the hooks: the runtime in %s cannot be trusted: %s'%(p,e)
- import syslog;syslog.openlog('virthooks',syslog.LOG_PID,syslog.LOG_DAEMON);syslog.syslog(syslog.LOG_ERR,m)
- sys.exit(0 if sys.argv[4:5] and sys.argv[4] in SPARED else m)
+
+def lib_check(hooks: str, modules) -> str:
+    """LIB_CHECK for the runtime under the hooks directory the expression hooks gives, checking the
+    entries named like modules (and the directories on the way)."""
+    return (LIB_CHECK.replace("MODS", "(%s)" % ",".join(repr(m) for m in modules))
+            .replace("LIB", repr("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT))).replace("PKG", RUNTIME_PACKAGE)
+            .replace("HOOKS", hooks))     # last: a hooks directory may hold any text
+
+
+# After the check: refuse a runtime root may not import, else import it from its real path and dispatch.
+BOOTSTRAP = lib_check("sys.argv[1]", DISPATCH_MODULES) + r"""if b:exec(FAIL)
 sys.path[:0]=[r.rpartition('/')[0]]
 try:from PKG.dispatch import main
 except Exception as e:sys.exit('virthooks: cannot load the runtime from %s: %s: %s'%(sys.path[0],type(e).__name__,e))
-main()""".replace("LIB", repr("/%s/%s/%s" % (OWN_DIR, LIB_DIR, LIB_CURRENT))).replace("PKG", RUNTIME_PACKAGE)
+main()""".replace("PKG", RUNTIME_PACKAGE)
 
 
 def spared_operations(driver: str) -> tuple:
@@ -341,16 +365,50 @@ def spared_operations(driver: str) -> tuple:
     return tuple(names)
 
 
-def bootstrap(driver: str) -> str:
-    """The dispatcher's -c program for one driver's entry point."""
-    return BOOTSTRAP.replace("SPARED", repr(spared_operations(driver)))
+# Compiling the bootstrap (~1.7 KB) was most of what the check cost a call (~0.4 ms, cold). So the
+# entry point carries it compiled as well, by the very Python that runs it (marshal format 2: no
+# back-references, the same bytes on every render), with that Python's bytecode magic number: a call
+# compiles only these three lines and unmarshals the rest; under a Python with another magic (an
+# upgrade since the deploy), or when it could not be compiled at deploy time, the source is used.
+LOADER = """import sys,marshal
+try:c=marshal.loads(%r)if sys.modules['_frozen_importlib_external'].MAGIC_NUMBER==%r else''
+except Exception:c=''
+exec(c or %r)"""
+COMPILER = ("import sys,marshal;c=compile(sys.stdin.read(),'<virthooks>','exec');"
+            "sys.stdout.buffer.write(b'VH'+sys.modules['_frozen_importlib_external'].MAGIC_NUMBER+marshal.dumps(c,2))")
+_COMPILED = {}
+
+
+def compiled(source: str, python: str):
+    """(magic number, marshalled code) of source compiled by the given Python, or None if it cannot
+    be run (or is not a Python that answers as expected). Remembered for the process."""
+    key = (python, source)
+    if key not in _COMPILED:
+        import subprocess
+        try:
+            proc = subprocess.run([python, PYTHON_FLAGS, "-c", COMPILER], input=source.encode(), capture_output=True,
+                                  timeout=60, check=False)
+            out = proc.stdout if proc.returncode == 0 else b""
+        except (OSError, subprocess.SubprocessError):
+            out = b""
+        # CPython's magic numbers end in CR LF; anything else did not come from COMPILER.
+        _COMPILED[key] = (out[2:6], out[6:]) if out[:2] == b"VH" and out[4:6] == b"\r\n" and len(out) > 6 else None
+    return _COMPILED[key]
+
+
+def bootstrap(driver: str, python: str = "") -> str:
+    """The dispatcher's -c program for one driver's entry point: compiled by python when given (see
+    LOADER), else (or if it cannot) the source."""
+    source = BOOTSTRAP.replace("FAIL", repr(FAIL.replace("SPARED", repr(spared_operations(driver)))))
+    code = compiled(source, python) if python else None
+    return LOADER % (code[1], code[0], source) if code else source
 
 
 def dispatcher_argv(hooks_dir: str, python: str, driver: str) -> list:
     """The dispatcher's command line (libvirt's four arguments follow); the installed runtime is
     found under hooks_dir and checked before it is imported, and one that cannot be trusted or
     imported is one line on stderr, no traceback."""
-    return [python, PYTHON_FLAGS, "-c", bootstrap(driver), hooks_dir, driver]
+    return [python, PYTHON_FLAGS, "-c", bootstrap(driver, python), hooks_dir, driver]
 
 
 def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:
@@ -411,9 +469,13 @@ def launch_lines(hooks_dir: str, python: str, driver: str) -> list:
 
 
 def render_cli(hooks_dir: str, python: str) -> str:
-    """The text of hooks/virthooks/virthooks, the operator CLI launcher."""
-    code = ("import sys;sys.path[:0]=[%r];from %s.cli import main;main(%r)"
-            % ("%s/%s/%s/%s" % (hooks_dir, OWN_DIR, LIB_DIR, LIB_CURRENT), RUNTIME_PACKAGE, hooks_dir))
+    """The text of hooks/virthooks/virthooks, the operator CLI launcher: the runtime is checked as the
+    entry points check it (the CLI's modules) before it is imported, the working directory kept."""
+    code = ("import posix;h=posix.open('.',0)\n" + lib_check(repr(hooks_dir), CLI_MODULES)
+            + "posix.fchdir(h);posix.close(h)\n"
+            + "if b:exec(%r);sys.exit('virthooks: refusing to run: the runtime in %%s cannot be trusted: %%s'%%(p,e))\n"
+            % WHY
+            + "sys.path[:0]=[r.rpartition('/')[0]]\nfrom %s.cli import main\nmain(%r)" % (RUNTIME_PACKAGE, hooks_dir))
     return "\n".join([
         "#!/bin/sh",
         "# virthooks operator CLI (managed by Ansible, virthooks.libvirt): list, simulate, validate, log.",

@@ -216,16 +216,17 @@ class TrustCheck(object):
 
     def tree_problems(self, directory: str, subdirs: tuple = ("__pycache__", "library", "library/__pycache__")) -> list:
         """Why root must not import from a package directory ([] if it may): the whole path to it,
-        and each entry of it and of its subdirs, a regular file root's alone, the subdirs
-        directories root's alone (the entry point's bootstrap, entrypoint.LIB_CHECK, checks the
-        package and its __pycache__ before the dispatcher is imported; the library's launcher checks
-        library/ before it imports a block)."""
+        the package and its subdirs closed to others (sticky or not), and each entry of them a
+        regular file root's alone, the subdirs directories root's alone (the entry point's bootstrap,
+        entrypoint.LIB_CHECK, checks the same of the files a dispatcher call can import, before it
+        imports them; the library's launcher checks library/ before it imports a block)."""
         try:
             real = os.path.dirname(self.resolve(directory + "/__init__.py")[0])
         except Untrusted as exc:
             return [str(exc)]
-        problems = []
-        for where in [real] + ["%s/%s" % (real, sub) for sub in subdirs]:
+        wheres = [real] + ["%s/%s" % (real, sub) for sub in subdirs]
+        problems = [problem for problem in map(self._sticky_open, wheres) if problem]
+        for where in wheres:
             try:
                 names = sorted(os.listdir(where))
             except FileNotFoundError:
@@ -245,6 +246,18 @@ class TrustCheck(object):
                 if problem:
                     problems.append(problem)
         return problems
+
+    @staticmethod
+    def _sticky_open(path: str) -> str:
+        """A directory root imports from must not be writable by group or others even when sticky
+        (a new module could appear there after the check): the case _directory accepts."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return ""               # missing or unreadable: reported by the walk or the listing
+        if (st.st_mode & S_IFMT) == S_IFDIR and st.st_mode & _STICKY and st.st_mode & _GROUP_OTHER_WRITE:
+            return "directory %s is writable by group or others (mode %s)" % (path, _mode(st))
+        return ""
 
     def refusal(self, path: str) -> str:
         """Why root must not run path ('' if it may): the whole path, the file, its interpreter."""

@@ -610,3 +610,154 @@ def test_a_stray_module_a_user_owns_in_the_runtime_cache_is_refused(deployed):
     stray.write_bytes(b"")
     os.chown(stray, NOBODY, NOBODY)
     assert_refused_everywhere(deployed, "%s is owned by uid %d, not root" % (stray, NOBODY))
+
+
+# The entry point checks only the files a dispatcher call can import (entrypoint.DISPATCH_MODULES),
+# from a list it carries, compiling its failure path only on failure (issue 19: the dispatch benchmark).
+# Each case below is refused by the hook and reported by validate.
+
+def test_a_runtime_module_a_user_owns_is_refused(deployed):
+    module = package(deployed) / "rules.py"
+    os.chown(module, NOBODY, NOBODY)
+    assert_refused_everywhere(deployed, "%s is owned by uid %d, not root" % (module, NOBODY))
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o775])
+def test_the_runtime_package_directory_open_to_others_is_refused_even_sticky(deployed, mode):
+    """Sticky is enough on the way (/tmp), never where modules are found: a new one could appear."""
+    pkg = package(deployed)
+    pkg.chmod(mode)
+    assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode %04o)" % (pkg, mode))
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777])
+def test_the_runtime_cache_directory_open_to_others_is_refused_even_sticky(deployed, mode):
+    cache = package(deployed) / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    cache.chmod(mode)
+    assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode %04o)" % (cache, mode))
+
+
+def test_a_stray_extension_module_a_user_owns_beside_a_dispatcher_module_is_refused(deployed):
+    stray = package(deployed) / "events.abi3.so"       # Python would import it before events.py
+    stray.write_bytes(b"")
+    os.chown(stray, NOBODY, NOBODY)
+    assert_refused_everywhere(deployed, "%s is owned by uid %d, not root" % (stray, NOBODY))
+
+
+def test_a_directory_in_place_of_a_dispatcher_module_is_refused(deployed):
+    shadow = package(deployed) / "minijson"            # a package named like a module is imported first
+    shadow.mkdir()
+    assert_refused_everywhere(deployed, "%s is not a regular file" % shadow)
+
+
+def test_the_runtime_reached_through_a_directory_others_can_write_is_refused(deployed):
+    lib = deployed.own / "lib"                        # on the way to lib/current -> <digest>
+    lib.chmod(0o757)
+    assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode 0757)" % lib)
+
+
+def test_a_module_no_hook_call_imports_still_stops_the_cli(deployed, tmp_path):
+    """The CLI's own modules are not on a hook call's path: a hook still runs. The CLI (root runs it)
+    checks what it imports as the entry points do, and refuses with one line naming the file, in the
+    directory it was started in; it used to import whatever it found."""
+    stray = package(deployed) / "importers.abi3.so"   # Python would import it before importers.py
+    stray.write_bytes(b"")
+    os.chown(stray, NOBODY, NOBODY)
+    fired = deployed.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert (fired.rc, fired.stderr) == (0, ""), fired
+    assert deployed.order() == ["rec g prepare begin -"]
+    code, out = validate(deployed)
+    assert code == 1 and out.count("\n") == 1 and "Traceback" not in out, out
+    assert out.startswith("virthooks: refusing to run: the runtime in %s/lib/current cannot be trusted: "
+                          "%s is owned by uid %d, not root" % (deployed.own, stray, NOBODY)), out
+    stray.unlink()
+    (tmp_path / "dom.xml").write_bytes(DOMAIN)
+    proc = subprocess.run([str(deployed.own / "virthooks"), "list", "qemu", "g", "prepare", "--xml", "dom.xml"],
+                          capture_output=True, text=True, timeout=60, cwd=str(tmp_path), check=False)
+    assert proc.returncode == 0 and "rec" in proc.stdout, proc        # dom.xml read relative to where it ran
+
+
+def dispatcher_imports(start: str) -> set:
+    """The runtime modules a module imports, directly or not, lazy imports included."""
+    import ast
+    runtime = Path(dispatch.__file__).parent
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((runtime / (name + ".py")).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                todo.extend(n.split(".")[0] for n in names if (runtime / (n.split(".")[0] + ".py")).exists())
+    return seen | {"__init__", "__pycache__"}
+
+
+def test_the_launchers_check_every_runtime_module_they_can_import():
+    """DISPATCH_MODULES and CLI_MODULES are the closures of dispatch.py's and cli.py's imports."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
+    assert set(entrypoint.DISPATCH_MODULES) == dispatcher_imports("dispatch")
+    assert set(entrypoint.CLI_MODULES) == dispatcher_imports("cli")
+
+
+# The entry point carries its bootstrap compiled by the hook's Python (entrypoint.LOADER): a call
+# compiles three lines instead of the check. Another Python (an upgrade since the deploy) cannot be
+# installed here, so it is faked by rendering the entry point with another magic number, or a
+# corrupt blob; the fallback source is replaced by a poison to prove which path ran.
+
+POISON = "exec(c or 'raise SystemExit(7)')  # %r"
+
+
+def deploy_with(box, monkeypatch, loader=None, code=None):
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
+    if loader is not None:
+        monkeypatch.setattr(entrypoint, "LOADER", entrypoint.LOADER.replace("exec(c or %r)", loader))
+    if code is not None:
+        real = entrypoint.compiled
+        monkeypatch.setattr(entrypoint, "compiled", lambda source, python: code(real(source, python)))
+    box.recorder("rec")
+    box.deploy([rule("rec", operations=["prepare", "reconnect"])])
+    assert "marshal.loads(" in (box.hooks / "qemu").read_text()
+
+
+def test_a_call_runs_the_compiled_bootstrap_not_the_source(sandbox, monkeypatch):
+    deploy_with(sandbox, monkeypatch, loader=POISON)
+    for operation in ("prepare", "reconnect"):
+        fired = sandbox.fire("qemu", "g", operation, "begin", stdin=DOMAIN)
+        assert (fired.rc, fired.stderr) == (0, ""), fired
+    assert sandbox.order() == ["rec g prepare begin -", "rec g reconnect begin -"]
+
+
+def test_under_a_python_with_another_magic_the_source_is_run(sandbox, monkeypatch):
+    deploy_with(sandbox, monkeypatch, loader=POISON, code=lambda real: (b"\0\0\0\0", real[1]))
+    assert sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN).rc == 7      # the fallback ran
+
+
+@pytest.mark.parametrize("damage", [lambda real: (b"\0\0\0\0", real[1]), lambda real: (real[0], real[1][:40]),
+                                    lambda real: (real[0], b"\xff" * 40)], ids=["magic", "truncated", "garbage"])
+def test_the_source_does_what_the_compiled_bootstrap_does(sandbox, monkeypatch, damage):
+    deploy_with(sandbox, monkeypatch, code=damage)
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert (fired.rc, fired.stderr) == (0, ""), fired
+    assert sandbox.order() == ["rec g prepare begin -"]
+    package(sandbox).chmod(0o777)                     # and it refuses what the compiled one refuses
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert fired.rc == 1 and "directory %s is writable by group or others" % package(sandbox) in fired.stderr
+
+
+def test_the_compiled_bootstrap_is_the_same_on_every_render(tmp_path):
+    """Each render compiles in a new process (its own hash seed): the same text, so a re-deploy
+    changes nothing. A 'python' that is not Python gives the source alone."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
+    texts = set()
+    for _attempt in range(3):
+        entrypoint._COMPILED.clear()
+        texts.add(entrypoint.bootstrap("qemu", PY))
+    assert len(texts) == 1 and "marshal.loads(" in texts.pop()
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho VHxxxx\n")
+    fake.chmod(0o755)
+    assert entrypoint.bootstrap("qemu", str(fake)) == entrypoint.bootstrap("qemu") == \
+        entrypoint.bootstrap("qemu", str(tmp_path / "missing"))

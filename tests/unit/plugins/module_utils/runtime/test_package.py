@@ -79,3 +79,13 @@ def test_only_the_launcher_imports_the_library_and_nothing_of_the_runtime_import
                 names = [node.module or ""] + [alias.name for alias in node.names if not node.module]
                 assert not [n for n in names if n.split(".")[0] in ("library", "launcher")], \
                     "%s imports %s" % (path.name, names)
+
+
+@pytest.mark.parametrize("name", ["dispatch.py", "entrypoint.py", "trust.py", "runlog.py"])
+def test_no_function_of_the_hot_path_is_longer_than_60_lines(name):
+    """Issue 23: Call.execute was 78 lines; each function (method, nested one) fits in 60."""
+    import ast
+    tree = ast.parse((RUNTIME / name).read_text())
+    long = ["%s (%d lines)" % (node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60]
+    assert not long, "%s: %s" % (name, ", ".join(long))
