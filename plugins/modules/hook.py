@@ -163,7 +163,7 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, path_argument_spec, resolve_hooks_dir
-from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller, diff_of
+from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
 from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPT_OPTIONS, declared_scripts
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
@@ -201,7 +201,7 @@ def main():
     result = dict(changed=bool(plan.changes), hooks_dir=hooks_dir, generation=plan.generation,
                   **plan.scripts._asdict())
     if module._diff and plan.changes:
-        result["diff"] = diff_of(plan, hooks_dir)
+        result["diff"] = plan.diff(hooks_dir)
     module.exit_json(**result)
 
 

@@ -354,100 +354,118 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.fileops 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rollback import RollbackError, apply_rollback, plan_rollback
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
-from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller, diff_of
+from ansible_collections.virthooks.libvirt.plugins.module_utils.install import DeploySpec, InstallError, RuntimeInstaller
 from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPT_OPTIONS, declared_scripts
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
 
+ARGUMENT_SPEC = dict(
+    hooks_dir=dict(type="path", default=""),
+    state=dict(type="str", choices=["present", "absent", "rollback"], default="present"),
+    generation=dict(type="str", default=""),
+    drivers=dict(type="list", elements="str", choices=list(DRIVERS), default=[]),
+    rules=dict(type="list", elements="dict", default=[]),
+    scripts=dict(type="list", elements="dict", options=SCRIPT_OPTIONS),
+    purge=dict(type="bool", default=False),
+    generations_keep=dict(type="int", default=3),
+    deployer=dict(type="str", default=""),
+    max_size=dict(type="int", default=1048576),
+    log=dict(type="dict", default={}),
+    tree=dict(type="dict", default={}),
+    kill_grace=dict(type="float", default=2),
+    foreign_hooks=dict(type="str", choices=["fail", "adopt"], default="fail"),
+    foreign_on_failure=dict(type="str", choices=["abortable", "fail"], default="abortable"),
+    python=dict(type="path", default=""),
+    cli_link=dict(type="path", default=""),
+)
 
-def rollback(module, hooks_dir, runtime_hooks_dir):
+
+def state_rollback(module, hooks_dir: str) -> dict:
+    """Make an earlier generation current again, entry points as they were for it."""
     try:
-        plan = plan_rollback(hooks_dir, module.params["generation"], runtime_hooks_dir)
+        plan = plan_rollback(hooks_dir, module.params["generation"], host_path(module.params["root"], hooks_dir))
         if not module.check_mode:
             apply_rollback(plan)
             restore_contexts(module, [path for path, _text in plan["writes"]], module.params["root"])
     except (RollbackError, GenerationError, OSError) as exc:
         module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
-    module.exit_json(changed=True, hooks_dir=hooks_dir, generation=plan["target"],
-                     previous_generation=plan["current"], added=plan["added"], removed=plan["removed"],
-                     adopted=[], summary=plan["summary"], entry_points=[], runtime_version="",
-                     changes=["switch to generation %s" % plan["target"]], notes=plan["notes"])
+    return dict(changed=True, hooks_dir=hooks_dir, generation=plan["target"],
+                previous_generation=plan["current"], added=plan["added"], removed=plan["removed"],
+                adopted=[], summary=plan["summary"], entry_points=[], runtime_version="",
+                changes=["switch to generation %s" % plan["target"]], notes=plan["notes"])
+
+
+def state_present(module, hooks_dir: str) -> dict:
+    """Install the runtime, a generation of the rules and scripts, and the entry points."""
+    params = module.params
+    scripts = None
+    if params["scripts"] is not None:
+        try:
+            scripts = declared_scripts(params["scripts"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+    spec = DeploySpec.from_params(params, scripts, params_cli_link(params))
+    installer, plan = carry_out(module, hooks_dir, lambda inst: inst.plan_deploy(spec))
+    result = plan_result(module, hooks_dir, plan, sorted(set(params["drivers"]), key=DRIVERS.index))
+    result.update(runtime_version=installer.digest, scripts=plan.scripts._asdict())
+    return result
+
+
+def state_absent(module, hooks_dir: str) -> dict:
+    """Remove what virthooks installed, adopted hooks put back."""
+    cli_link = params_cli_link(module.params)
+    installer, plan = carry_out(module, hooks_dir,
+                                lambda inst: inst.plan_removal(cli_link, module.params["foreign_hooks"]))
+    remaining = [d for d in installer.installed_entry_points() if d not in plan.removed]
+    return plan_result(module, hooks_dir, plan, remaining if module.check_mode else [])
+
+
+def params_cli_link(params: dict) -> str:
+    """The CLI link as this machine sees it: under root, or inside a sandbox ('' = none), as an image's
+    goes under root."""
+    link_root = params["root"] or sandbox_dir(params["sandbox"])
+    return under(link_root, params["cli_link"]) if params["cli_link"] else ""
+
+
+def carry_out(module, hooks_dir: str, planner) -> tuple:
+    """(installer, plan): the plan planner(installer) makes, applied unless in check mode; a failure
+    fails the module naming the hooks directory."""
+    root = module.params["root"]
+    python = module.params["python"] or ("/usr/bin/python3" if root.rstrip("/") else sys.executable)
+    try:
+        installer = RuntimeInstaller(hooks_dir, python, root=root)
+        plan = planner(installer)
+        if plan.changes and not module.check_mode:
+            installer.apply(plan)
+            restore_contexts(module, [c.path for c in plan.changes], root)
+    except (InstallError, GenerationError, OSError) as exc:
+        module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
+    for warning in plan.warnings:
+        module.warn(warning)
+    return installer, plan
+
+
+def plan_result(module, hooks_dir: str, plan, entry_points: list) -> dict:
+    """The module's result for a deploy or a removal."""
+    result = dict(changed=bool(plan.changes), hooks_dir=hooks_dir, entry_points=entry_points,
+                  added=plan.added, removed=plan.removed, adopted=plan.adopted,
+                  generation=plan.generation, previous_generation=plan.previous, runtime_version="",
+                  changes=plan.describe())
+    if module._diff and plan.changes:
+        result["diff"] = plan.diff(hooks_dir)
+    return result
+
+
+STATES = {"present": state_present, "absent": state_absent, "rollback": state_rollback}
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            **path_argument_spec(),
-            hooks_dir=dict(type="path", default=""),
-            state=dict(type="str", choices=["present", "absent", "rollback"], default="present"),
-            generation=dict(type="str", default=""),
-            drivers=dict(type="list", elements="str", choices=list(DRIVERS), default=[]),
-            rules=dict(type="list", elements="dict", default=[]),
-            scripts=dict(type="list", elements="dict", options=SCRIPT_OPTIONS),
-            purge=dict(type="bool", default=False),
-            generations_keep=dict(type="int", default=3),
-            deployer=dict(type="str", default=""),
-            max_size=dict(type="int", default=1048576),
-            log=dict(type="dict", default={}),
-            tree=dict(type="dict", default={}),
-            kill_grace=dict(type="float", default=2),
-            foreign_hooks=dict(type="str", choices=["fail", "adopt"], default="fail"),
-            foreign_on_failure=dict(type="str", choices=["abortable", "fail"], default="abortable"),
-            python=dict(type="path", default=""),
-            cli_link=dict(type="path", default=""),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=dict(**path_argument_spec(), **ARGUMENT_SPEC), supports_check_mode=True)
     try:
         hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"],
                                       module.params["sandbox"])
     except DetectionError as exc:
         module.fail_json(msg=str(exc))
-    root = module.params["root"]
-    if module.params["state"] == "rollback":
-        rollback(module, hooks_dir, host_path(root, hooks_dir))
-    python = module.params["python"] or ("/usr/bin/python3" if root.rstrip("/") else sys.executable)
-    # A sandbox's CLI link goes inside it, as an image's goes under root.
-    link_root = root or sandbox_dir(module.params["sandbox"])
-    cli_link = under(link_root, module.params["cli_link"]) if module.params["cli_link"] else ""
-    scripts = None
-    if module.params["scripts"] is not None:
-        try:
-            scripts = declared_scripts(module.params["scripts"])
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
-    try:
-        installer = RuntimeInstaller(hooks_dir, python, root=root)
-        if module.params["state"] == "absent":
-            plan = installer.plan_removal(cli_link, module.params["foreign_hooks"])
-        else:
-            plan = installer.plan(module.params["drivers"], module.params["rules"], module.params["foreign_hooks"],
-                                  module.params["log"] or None, module.params["tree"] or None,
-                                  module.params["kill_grace"], cli_link, scripts, module.params["purge"],
-                                  module.params["generations_keep"], module.params["deployer"],
-                                  module.params["max_size"],
-                                  adopted_on_failure=module.params["foreign_on_failure"])
-        if plan.changes and not module.check_mode:
-            installer.apply(plan)
-            restore_contexts(module, [c.path for c in plan.changes], module.params["root"])
-    except (InstallError, GenerationError, OSError) as exc:
-        module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
-    for warning in plan.warnings:
-        module.warn(warning)
-    if module.params["state"] == "absent":
-        remaining = [d for d in installer.installed_entry_points() if d not in plan.removed]
-        entry_points = remaining if module.check_mode else []
-    else:
-        entry_points = sorted(set(module.params["drivers"]), key=DRIVERS.index)
-    result = dict(changed=bool(plan.changes), hooks_dir=hooks_dir, entry_points=entry_points,
-                  added=plan.added, removed=plan.removed, adopted=plan.adopted,
-                  generation=plan.generation, previous_generation=plan.previous,
-                  runtime_version=installer.digest if module.params["state"] == "present" else "",
-                  changes=[c.describe() for c in plan.changes])
-    if module.params["state"] == "present":
-        result["scripts"] = plan.scripts._asdict()
-    if module._diff and plan.changes:
-        result["diff"] = diff_of(plan, hooks_dir)
-    module.exit_json(**result)
+    module.exit_json(**STATES[module.params["state"]](module, hooks_dir))
 
 
 if __name__ == "__main__":
