@@ -41,9 +41,8 @@ from .runtime.events import DRIVERS
 from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_text, ensure_dir, file_state, fsync_dir,
                               host_path, read_bytes, under)
 from .runtime.trust import TrustCheck, interpreter_of
-from .runtime.generations import (DeployLock, all_ids, content_digest, current_id, generation_path, new_id, prune,
-                                  read_meta, read_state, remove_leftovers, retire_old_layout, switch,
-                                  write_generation)
+from .runtime.generations import (DeployLock, Generation, all_ids, content_digest, current_id, generation_path,
+                                  new_id, prune, remove_leftovers, retire_old_layout, switch, write_generation)
 from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_FILE, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
                              META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, SECRETS_DIR, adopted_hook,
                              kept_adopted_hook, old_adopted_hook)
@@ -359,6 +358,7 @@ class Plan(NamedTuple):
     warnings: list
     config_before: Optional[bytes] = None
     config_after: Optional[bytes] = None
+    before: Optional[Generation] = None    # the generation current when the plan was made, as it was read
 
     def describe(self) -> list:
         """One line per change, in order (the module's RV(changes))."""
@@ -453,12 +453,6 @@ class RuntimeInstaller(object):
     def installed_entry_points(self) -> list:
         return [d for d in DRIVERS if self.entry_point_state(d) == "ours"]
 
-    def current_dir(self) -> str:
-        """Where the current rules and scripts are: the current generation, or hooks/virthooks/
-        itself on a host deployed before generations."""
-        gen = current_id(self.own)
-        return generation_path(self.own, gen) if gen else self.own
-
     # -- planning a deploy -----------------------------------------------------------------
     def plan(self, drivers, rules: list, **options) -> Plan:
         """What a deploy of these drivers and rules would change; options are DeploySpec's fields."""
@@ -474,11 +468,13 @@ class RuntimeInstaller(object):
         adopted = self._plan_foreign_hooks(changes, drivers, spec.foreign, rules, spec.adopted_on_failure)
         config_bytes, normalized = self._config(rules, spec.log, spec.tree, spec.kill_grace)
         self._plan_library(changes)
-        wanted_scripts, report, warnings, secrets = self._plan_scripts(spec.scripts, spec.purge, spec.max_size)
+        current = Generation.current(self.own)
+        wanted_scripts, report, warnings, secrets = self._plan_scripts(current, spec.scripts, spec.purge,
+                                                                       spec.max_size)
         warnings = self._adoption_warnings(drivers, spec.foreign) + warnings
-        previous = current_id(self.own)
-        generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, spec.deployer,
-                                           secrets)
+        previous = current.id
+        generation = self._plan_generation(current, changes, config_bytes, normalized, wanted_scripts, drivers,
+                                           spec.deployer, secrets)
         if generation != previous:
             warnings = warnings + syntax_gate(wanted_scripts, self.root)
         added = self._plan_entry_points(changes, drivers, normalized)
@@ -488,36 +484,33 @@ class RuntimeInstaller(object):
         removed = self._plan_entry_point_removals(changes, drivers)
         self._plan_cli(changes, spec.cli_link)
         self._plan_pruning(changes, spec.keep, generation)
-        before, _scripts = read_state(self.current_dir())
         return Plan(changes, added, removed, adopted, generation, previous, report, warnings,
-                    before, config_bytes if generation != previous else before)
+                    current.config, config_bytes if generation != previous else current.config, current)
 
     def plan_scripts(self, scripts: list, purge: bool = False, keep: int = DEFAULT_KEEP, deployer: str = "",
                      max_size: int = DEFAULT_MAX_SIZE) -> Plan:
         """A deploy of scripts only (the hook module): the current rules, entry points and library stay."""
-        current = self.current_dir()
-        config_bytes, _scripts = read_state(current)
-        if config_bytes is None:
-            config_bytes = config_text([]).encode()
-        meta = read_meta(self.own, current_id(self.own))
+        current = Generation.current(self.own)
+        config_bytes = current.config if current.config is not None else config_text([]).encode()
+        meta = current.meta
         self.python = meta.get("python") or self.python
         try:
             normalized = normalize_config(json.loads(config_bytes.decode("utf-8")), strict=False)
         except (ValueError, ConfigError) as exc:
             raise InstallError("the current %s/%s cannot be read (nothing was changed): %s"
-                               % (current, CONFIG_FILE, exc))
+                               % (current.path, CONFIG_FILE, exc))
         changes = []
-        wanted_scripts, report, warnings, secrets = self._plan_scripts(scripts, purge, max_size)
-        previous = current_id(self.own)
+        wanted_scripts, report, warnings, secrets = self._plan_scripts(current, scripts, purge, max_size)
+        previous = current.id
         drivers = meta.get("drivers", self.installed_entry_points())
-        generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer,
-                                           secrets)
+        generation = self._plan_generation(current, changes, config_bytes, normalized, wanted_scripts, drivers,
+                                           deployer, secrets)
         if generation != previous:
             warnings = warnings + syntax_gate(wanted_scripts, self.root)
             changes.append(SwitchGeneration(self.own, generation))
             self._plan_old_layout(changes)
             self._plan_pruning(changes, keep, generation)
-        return Plan(changes, [], [], [], generation, previous, report, warnings, config_bytes, config_bytes)
+        return Plan(changes, [], [], [], generation, previous, report, warnings, config_bytes, config_bytes, current)
 
     def _checked_drivers(self, drivers) -> list:
         for driver in drivers:
@@ -611,12 +604,11 @@ class RuntimeInstaller(object):
         if not (os.path.islink(current) and os.readlink(current) == self.digest):
             changes.append(Symlink(current, self.digest, note="runtime %s" % self.digest))
 
-    def _plan_scripts(self, scripts, purge, max_size) -> tuple:
+    def _plan_scripts(self, current: Generation, scripts, purge, max_size) -> tuple:
         """({name: bytes} the new generation holds, ScriptReport, warnings, {name: {NAME: bytes}} their
         secrets); InstallError names bad scripts."""
-        current = self.current_dir()
-        _config, have = read_state(current)
-        have_secrets = read_secrets(current)
+        have = current.scripts
+        have_secrets = read_secrets(current.path)
         if scripts is None:
             return have, ScriptReport([], [], [], sorted(have)), [], {n: v for n, v in have_secrets.items() if n in have}
         problems, warnings, seen = [], [], set()
@@ -643,8 +635,8 @@ class RuntimeInstaller(object):
             else:
                 wanted.pop(script["name"], None)
         intact = {n for n in wanted if n in have and have[n] == wanted[n]
-                  and self._file_ok("%s/%s/%s" % (current, SCRIPTS_DIR, n), SCRIPT_MODE)
-                  and self._secrets_intact(current, n, have_secrets.get(n, {}), secrets.get(n, {}))}
+                  and self._file_ok("%s/%s/%s" % (current.path, SCRIPTS_DIR, n), SCRIPT_MODE)
+                  and self._secrets_intact(current.path, n, have_secrets.get(n, {}), secrets.get(n, {}))}
         report = ScriptReport(added=sorted(n for n in wanted if n not in have),
                               updated=sorted(n for n in wanted if n in have and n not in intact),
                               removed=sorted(n for n in have if n not in wanted),
@@ -656,18 +648,18 @@ class RuntimeInstaller(object):
         return have == want and all(self._file_ok("%s/%s/%s/%s" % (directory, SECRETS_DIR, script, name), SECRET_MODE)
                                     for name in want)
 
-    def _plan_generation(self, changes, config_bytes, normalized, scripts, drivers, deployer, secrets=None) -> str:
+    def _plan_generation(self, current: Generation, changes, config_bytes, normalized, scripts, drivers, deployer,
+                         secrets=None) -> str:
         """The generation the deploy makes current: the current one if it already holds this
         state (files, modes and owner as they should be), else a new one."""
         extra = json.dumps({"drivers": drivers, "python": self.python}, sort_keys=True)
         secret_files = secret_paths(secrets or {})
         # Secrets count in the digest under their paths, which no script name can take (names have no '/').
         digest = content_digest(config_bytes, dict(scripts, **secret_files), extra)
-        previous = current_id(self.own)
-        if previous and digest == read_meta(self.own, previous).get("digest") and self._intact(previous, scripts) \
-                and read_secrets(generation_path(self.own, previous)) == (secrets or {}) \
-                and all(self._file_ok("%s/%s" % (generation_path(self.own, previous), rel), SECRET_MODE)
-                        for rel in secret_files):
+        previous = current.id
+        if previous and digest == current.meta.get("digest") and self._intact(current, scripts) \
+                and read_secrets(current.path) == (secrets or {}) \
+                and all(self._file_ok("%s/%s" % (current.path, rel), SECRET_MODE) for rel in secret_files):
             return previous
         gen_id = new_id(self.own, digest)
         meta = {"id": gen_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "deployer": deployer,
@@ -684,14 +676,12 @@ class RuntimeInstaller(object):
                                      note="%d rule(s), %d script(s)" % (len(normalized["rules"]), len(scripts))))
         return gen_id
 
-    def _intact(self, gen_id, scripts) -> bool:
+    def _intact(self, generation: Generation, scripts) -> bool:
         """Whether the generation's files still are what the deploy made (nobody chmod'ed or edited them)."""
-        directory = generation_path(self.own, gen_id)
-        config, have = read_state(directory)
-        if config is None or have != scripts:
+        if generation.config is None or generation.scripts != scripts:
             return False
-        return self._file_ok("%s/%s" % (directory, CONFIG_FILE), 0o644) and all(
-            self._file_ok("%s/%s/%s" % (directory, SCRIPTS_DIR, name), SCRIPT_MODE) for name in scripts)
+        return self._file_ok("%s/%s" % (generation.path, CONFIG_FILE), 0o644) and all(
+            self._file_ok("%s/%s/%s" % (generation.path, SCRIPTS_DIR, name), SCRIPT_MODE) for name in scripts)
 
     def _file_ok(self, path, mode) -> bool:
         """Whether a regular file has the mode and owner a deploy gives it."""
@@ -916,8 +906,8 @@ def _generation_diff(own: str, plan: Plan, change: NewGeneration) -> list:
     """The change of a generation as people read it: one summary line per rule or script, then the
     text of each changed rule, of the other settings, and of each changed script (config.json's
     index, checksums and offsets are bookkeeping, left out)."""
-    current = generation_path(own, plan.previous) if plan.previous else own
-    _config, before = read_state(current)
+    current = plan.before or Generation.read(own, plan.previous)
+    before = current.scripts
     config_path = "%s/%s" % (own, CONFIG_FILE)
     rules_before, settings_before = _config_parts(plan.config_before)
     rules_after, settings_after = _config_parts(plan.config_after)
@@ -936,7 +926,7 @@ def _generation_diff(own: str, plan: Plan, change: NewGeneration) -> list:
         header = "%s: settings" % config_path
         diffs.append({"before_header": header, "after_header": header,
                       "before": _json_text(settings_before), "after": _json_text(settings_after)})
-    before_secrets = read_secrets(current)
+    before_secrets = read_secrets(current.path)
     for name in sorted(set(plan.scripts.added + plan.scripts.updated + plan.scripts.removed)):
         after = change.files.get("%s/%s" % (SCRIPTS_DIR, name), (None, 0))[0]
         path = "%s/%s/%s" % (own, SCRIPTS_DIR, name)

@@ -191,6 +191,8 @@ def main():
         installer = RuntimeInstaller(hooks_dir, sys.executable, root=module.params["root"])
         plan = installer.plan_scripts(scripts, module.params["purge"], module.params["generations_keep"],
                                       max_size=module.params["max_size"])
+        # The diff before the apply: the generation it replaces may be pruned by it.
+        diff = plan.diff(hooks_dir) if module._diff and plan.changes else None
         if plan.changes and not module.check_mode:
             installer.apply(plan)
             restore_contexts(module, [c.path for c in plan.changes], module.params["root"])
@@ -200,8 +202,8 @@ def main():
         module.warn(warning)
     result = dict(changed=bool(plan.changes), hooks_dir=hooks_dir, generation=plan.generation,
                   **plan.scripts._asdict())
-    if module._diff and plan.changes:
-        result["diff"] = plan.diff(hooks_dir)
+    if diff is not None:
+        result["diff"] = diff
     module.exit_json(**result)
 
 

@@ -404,8 +404,8 @@ def state_present(module, hooks_dir: str) -> dict:
         except ValueError as exc:
             module.fail_json(msg=str(exc))
     spec = DeploySpec.from_params(params, scripts, params_cli_link(params))
-    installer, plan = carry_out(module, hooks_dir, lambda inst: inst.plan_deploy(spec))
-    result = plan_result(module, hooks_dir, plan, sorted(set(params["drivers"]), key=DRIVERS.index))
+    installer, plan, diff = carry_out(module, hooks_dir, lambda inst: inst.plan_deploy(spec))
+    result = plan_result(hooks_dir, plan, diff, sorted(set(params["drivers"]), key=DRIVERS.index))
     result.update(runtime_version=installer.digest, scripts=plan.scripts._asdict())
     return result
 
@@ -413,10 +413,10 @@ def state_present(module, hooks_dir: str) -> dict:
 def state_absent(module, hooks_dir: str) -> dict:
     """Remove what virthooks installed, adopted hooks put back."""
     cli_link = params_cli_link(module.params)
-    installer, plan = carry_out(module, hooks_dir,
-                                lambda inst: inst.plan_removal(cli_link, module.params["foreign_hooks"]))
+    installer, plan, diff = carry_out(module, hooks_dir,
+                                      lambda inst: inst.plan_removal(cli_link, module.params["foreign_hooks"]))
     remaining = [d for d in installer.installed_entry_points() if d not in plan.removed]
-    return plan_result(module, hooks_dir, plan, remaining if module.check_mode else [])
+    return plan_result(hooks_dir, plan, diff, remaining if module.check_mode else [])
 
 
 def params_cli_link(params: dict) -> str:
@@ -427,13 +427,15 @@ def params_cli_link(params: dict) -> str:
 
 
 def carry_out(module, hooks_dir: str, planner) -> tuple:
-    """(installer, plan): the plan planner(installer) makes, applied unless in check mode; a failure
-    fails the module naming the hooks directory."""
+    """(installer, plan, diff): the plan planner(installer) makes, applied unless in check mode, and its
+    diff (made before: the generation it replaces may be pruned); a failure fails the module naming the
+    hooks directory."""
     root = module.params["root"]
     python = module.params["python"] or ("/usr/bin/python3" if root.rstrip("/") else sys.executable)
     try:
         installer = RuntimeInstaller(hooks_dir, python, root=root)
         plan = planner(installer)
+        diff = plan.diff(hooks_dir) if module._diff and plan.changes else None
         if plan.changes and not module.check_mode:
             installer.apply(plan)
             restore_contexts(module, [c.path for c in plan.changes], root)
@@ -441,17 +443,17 @@ def carry_out(module, hooks_dir: str, planner) -> tuple:
         module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
     for warning in plan.warnings:
         module.warn(warning)
-    return installer, plan
+    return installer, plan, diff
 
 
-def plan_result(module, hooks_dir: str, plan, entry_points: list) -> dict:
+def plan_result(hooks_dir: str, plan, diff, entry_points: list) -> dict:
     """The module's result for a deploy or a removal."""
     result = dict(changed=bool(plan.changes), hooks_dir=hooks_dir, entry_points=entry_points,
                   added=plan.added, removed=plan.removed, adopted=plan.adopted,
                   generation=plan.generation, previous_generation=plan.previous, runtime_version="",
                   changes=plan.describe())
-    if module._diff and plan.changes:
-        result["diff"] = plan.diff(hooks_dir)
+    if diff is not None:
+        result["diff"] = diff
     return result
 
 
