@@ -22,14 +22,13 @@ import time
 from bisect import bisect_left
 
 from .minijson import JSONError, dumps, loads
-from .runlog import READ_FLAGS, open_regular, printable
+from .runlog import READ_FLAGS, STDERR_TAIL, iso_time, open_regular, printable
 
 FAIL_STATUSES = ("failed", "timeout", "refused", "error", "killed")
 SCRIPT_STATUSES = ("ok",) + FAIL_STATUSES + ("skipped",)
 CALL_RESULTS = ("ok", "failed", "no-match", "error", "interrupted")
 LAST_FAILURES = 5
 UNPARSABLE_NAMED = 10
-STDERR_TAIL = 300
 CHUNK = 4 << 20
 # node_exporter textfile histogram buckets for script durations, seconds.
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -45,11 +44,6 @@ class StatsError(ValueError):
 
 
 # --- time ----------------------------------------------------------------------------------
-
-def iso_time(t: float) -> str:
-    """The log's own time format (runlog.iso_time): fixed width, so strings sort as times."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
-
 
 def parse_since(text, now: float) -> float:
     """Epoch seconds for ``24h``, ``30m``, ``7d``, ``2w``, ``90s``, or an ISO 8601 time (UTC if no zone)."""
@@ -546,29 +540,6 @@ def render_metrics(counters, version: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write path through a temporary file in the same directory, fsync, rename."""
-    directory = os.path.dirname(path) or "."
-    tmp = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), mode)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def runtime_version() -> str:
     from . import VERSION           # the collection's version, installed with the package
     return str(VERSION)
@@ -577,6 +548,7 @@ def runtime_version() -> str:
 def write_textfile(log_path: str, backups: int, textfile_dir: str, state_file: str = "") -> dict:
     """Bring the counters up to date and write textfile_dir/virthooks.prom; what was done."""
     import fcntl
+    from .fileops import atomic_write
     state_file = state_file or state_path(log_path)
     os.makedirs(os.path.dirname(state_file) or ".", 0o750, exist_ok=True)
     lock = os.open(state_file + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
