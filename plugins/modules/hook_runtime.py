@@ -50,27 +50,15 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - virthooks.libvirt.paths
+  - virthooks.libvirt.paths.writes
+  - virthooks.libvirt.scripts
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
     details: The diff shows one line per rule or script that changes, the text of each changed rule and
       script, the entry points and the CLI launcher in full, and summarises the runtime library files;
       scripts' secrets only by name, each value as C(<redacted>).
-  platform:
-    platforms: posix
 options:
-  hooks_dir:
-    description:
-      - The libvirt hooks directory to write to, O(root) included (as RV(virthooks.libvirt.hooks_info#module:libvirt.hooks_dir)
-        reports it).
-      - The default V("") finds it like M(virthooks.libvirt.hooks_info) does, from O(root) and
-        O(sysconfdir).
-      - With O(root) set, the files are written under it but name paths as the host will see
-        them (without O(root)), so an image built this way works once booted.
-    type: path
-    default: ""
   state:
     description:
       - V(present) installs the runtime, a generation and the entry points; V(absent) removes the
@@ -86,61 +74,18 @@ options:
         it). V("") means the newest one older than the current one.
     type: str
     default: ""
-  scripts:
-    description:
-      - The hook scripts of the generation, each C(name) (used by a rule as C(scripts/<name>)),
-        C(content) or C(content_base64), and C(state) (V(present) or V(absent)).
-      - Scripts are validated before anything is written (C(#!) with an absolute interpreter that
-        exists on the host, or an ELF executable; at most O(max_size) bytes).
-      - When not given, the scripts of the current generation are kept as they are.
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: Script name, C([A-Za-z0-9_.-]+).
-        type: str
-        required: true
-      content:
-        description: The script's text.
-        type: str
-      content_base64:
-        description: The script's bytes, base64-encoded (binaries).
-        type: str
-      secrets:
-        version_added: 0.2.0
-        description:
-          - Values the script needs that must stay secret, C(NAME) (letters, digits, C(_), at most 64) to string.
-          - Each is written to C(generations/<id>/secrets/<name>/<NAME>) (mode 0600, owner root) and the
-            dispatcher hands the script that directory as C($VIRTHOOKS_SECRETS); never in the script text,
-            the diff (which shows C(NAME=<redacted>)) or the module's result.
-        type: dict
-      state:
-        description: V(absent) leaves the script out of the new generation.
-        type: str
-        choices: [present, absent]
-        default: present
   purge:
     description:
       - Leave out of the new generation every script of the current one that O(scripts) does not
         declare present. Without it, such scripts are carried over (and run only if a rule names them).
+      - When O(scripts) is not given at all, the scripts of the current generation are kept as they are.
     type: bool
     default: false
-  generations_keep:
-    description:
-      - How many generations stay on the host (the newest ones, and always the current one).
-        Older ones are removed after the switch, except one a running hook call still uses.
-    type: int
-    default: 3
   deployer:
     description:
       - Who deployed, recorded in the generation's C(meta.json) and shown by C(virthooks generations).
     type: str
     default: ""
-  max_size:
-    description:
-      - The largest script accepted, in bytes.
-    type: int
-    default: 1048576
   drivers:
     description:
       - The hook drivers that get an entry point. Our entry points for other drivers are removed.
@@ -217,6 +162,8 @@ options:
     type: path
     default: ""
 notes:
+  - With O(root) set, the files are written under it but name paths as the host will see them
+    (without O(root)), so an image built this way works once booted.
   - Changing rules or scripts needs no daemon restart; the dispatcher reads the current
     generation on every call. Adding or removing an entry point does (see RV(added), RV(removed)).
 seealso:
@@ -355,20 +302,18 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generati
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rollback import RollbackError, apply_rollback, plan_rollback
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import DeploySpec, InstallError, RuntimeInstaller
-from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPT_OPTIONS, declared_scripts
+from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPTS_ARGUMENT_SPEC, declared_scripts
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
 
 ARGUMENT_SPEC = dict(
+    SCRIPTS_ARGUMENT_SPEC,
     hooks_dir=dict(type="path", default=""),
     state=dict(type="str", choices=["present", "absent", "rollback"], default="present"),
     generation=dict(type="str", default=""),
     drivers=dict(type="list", elements="str", choices=list(DRIVERS), default=[]),
     rules=dict(type="list", elements="dict", default=[]),
-    scripts=dict(type="list", elements="dict", options=SCRIPT_OPTIONS),
     purge=dict(type="bool", default=False),
-    generations_keep=dict(type="int", default=3),
     deployer=dict(type="str", default=""),
-    max_size=dict(type="int", default=1048576),
     log=dict(type="dict", default={}),
     tree=dict(type="dict", default={}),
     kill_grace=dict(type="float", default=2),
