@@ -375,8 +375,8 @@ class DeploySpec(NamedTuple):
     scripts=None keeps the current scripts as they are; otherwise [{'name', 'data' (bytes), 'state',
     'secrets'}], and purge drops the undeclared ones."""
 
-    drivers: list = []
-    rules: list = []
+    drivers: list = ()
+    rules: list = ()
     foreign: str = "fail"               # what to do with a hook virthooks did not write: fail, adopt
     log: Optional[dict] = None
     tree: Optional[dict] = None
