@@ -404,8 +404,8 @@ class DeploySpec(NamedTuple):
         if self.keep < 1:
             return "keep must be at least 1 (got %d)" % self.keep
         if self.adopted_on_failure not in ADOPTED_ON_FAILURE:
-            return "adopted hooks' on_failure must be one of %s (got %r)" % (", ".join(ADOPTED_ON_FAILURE),
-                                                                            self.adopted_on_failure)
+            return "adopted hooks' on_failure must be one of %s (got %r)" % (
+                ", ".join(ADOPTED_ON_FAILURE), self.adopted_on_failure)
         return ""
 
 

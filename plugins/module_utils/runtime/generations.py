@@ -395,6 +395,7 @@ def read_scripts(directory: str) -> dict:
             scripts[name] = f.read()
     return scripts
 
+
 class Generation(object):
     """One generation as it is on disk, read once: its id, directory, meta.json, config.json and
     scripts. The rollback, the CLI and the installer read a generation through this, each file once.

@@ -46,8 +46,8 @@ def test_a_first_deploy_is_planned_as_typed_changes_whose_diffs_are_the_modules(
     assert switch.generation == plan.generation and switch.describe() == "switch %s/current (generation %s)" % (
         sandbox.own, plan.generation)
     entry = next(c for c in plan.changes if isinstance(c, install.WriteFile) and c.path == str(sandbox.hooks / "qemu"))
-    assert entry.diff(plan, str(sandbox.own)) == [{"before_header": entry.path, "after_header": entry.path,
-                                                    "before": "", "after": entry.data.decode()}]
+    expected = {"before_header": entry.path, "after_header": entry.path, "before": "", "after": entry.data.decode()}
+    assert entry.diff(plan, str(sandbox.own)) == [expected]
     assert plan.describe() == [c.describe() for c in plan.changes]
 
 
