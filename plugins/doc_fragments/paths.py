@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: virthooks contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options shared by every virthooks module that finds libvirt's hooks directory."""
+"""Options shared by every virthooks module that finds libvirt's hooks directory (DOCUMENTATION), and
+what the modules that write to it share (WRITES: their attributes and O(hooks_dir))."""
 from __future__ import annotations
 
 
@@ -65,4 +66,21 @@ options:
         type: str
         default: unknown
         choices: [systemd, sysvinit, openrc, bsdrc, unknown]
+"""
+
+    # virthooks.libvirt.paths.writes: the modules that change the hooks directory.
+    WRITES = r"""
+attributes:
+  check_mode:
+    support: full
+  platform:
+    platforms: posix
+options:
+  hooks_dir:
+    description:
+      - The libvirt hooks directory to write to, O(root) included (as
+        RV(virthooks.libvirt.hooks_info#module:libvirt.hooks_dir) reports it).
+      - The default V("") finds it like M(virthooks.libvirt.hooks_info) does, from O(root) and O(sysconfdir).
+    type: path
+    default: ""
 """

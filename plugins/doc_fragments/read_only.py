@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: virthooks contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What every read-only virthooks module shares: its attributes and the hooks directory it reads."""
+"""What every read-only virthooks module shares: its attributes and the hooks directory it reads
+(DOCUMENTATION), or its attributes alone (ATTRIBUTES, for a module that finds the directory itself)."""
 from __future__ import annotations
 
 
@@ -23,4 +24,16 @@ options:
         M(virthooks.libvirt.hooks_info) does.
     type: path
     default: ""
+"""
+
+    # virthooks.libvirt.read_only.attributes
+    ATTRIBUTES = r"""
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; it runs the same way in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 """

@@ -114,19 +114,9 @@ def script_plan(declared, contents=None):
         if state == "absent":
             scripts.append({"name": name, "state": "absent"})
             continue
-        given = [k for k in SOURCES if entry.get(k) not in (None, "")]
-        if len(given) != 1:
-            errors.append("%s: needs exactly one of content, src, template (got %s)" % (where, ", ".join(given) or "none"))
+        text = script_text(entry, contents, where, errors)
+        if text is None:
             continue
-        if given[0] == "content":
-            text = entry["content"]
-        else:
-            text = contents.get(name)
-            if text in (None, "", []):
-                errors.append("%s: %s %r could not be read on the controller (looked up like "
-                              "ansible.builtin.%s: relative to the role's and the playbook's files/templates)"
-                              % (where, given[0], entry[given[0]], "file" if given[0] == "src" else "template"))
-                continue
         rule = {k: entry[k] for k in RULE_FIELDS if k in entry}
         rule.update(name=name, script=script_file(name))
         rule_errors = ["%s: %s" % (where, problem) for problem in secret_problems(entry.get("secrets"))]
@@ -148,6 +138,24 @@ def script_plan(declared, contents=None):
     if errors:
         raise AnsibleFilterError("invalid libvirt hook scripts (no host was changed):\n  " + "\n  ".join(errors))
     return {"scripts": scripts, "rules": rules, "drivers": sorted(drivers, key=DRIVERS.index)}
+
+
+def script_text(entry: dict, contents: dict, where: str, errors: list):
+    """The text of a declared script (its content, or its src/template as read on the controller);
+    None, with the reason in errors, when there is not exactly one or it could not be read."""
+    given = [k for k in SOURCES if entry.get(k) not in (None, "")]
+    if len(given) != 1:
+        errors.append("%s: needs exactly one of content, src, template (got %s)" % (where, ", ".join(given) or "none"))
+        return None
+    if given[0] == "content":
+        return entry["content"]
+    text = contents.get(entry["name"])
+    if text in (None, "", []):
+        errors.append("%s: %s %r could not be read on the controller (looked up like "
+                      "ansible.builtin.%s: relative to the role's and the playbook's files/templates)"
+                      % (where, given[0], entry[given[0]], "file" if given[0] == "src" else "template"))
+        return None
+    return text
 
 
 def split_env(env, secrets: dict, where: str, errors: list):

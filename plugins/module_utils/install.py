@@ -42,10 +42,9 @@ from .runtime.events import DRIVERS
 from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_text, ensure_dir, file_state, fsync_dir,
                               host_path, read_bytes, under)
 from .runtime.trust import TrustCheck, interpreter_of
-from .runtime.generations import (DeployLock, all_ids, content_digest, current_id, generation_path, new_id, prune,
-                                  read_meta, read_state, remove_leftovers, retire_old_layout, switch,
-                                  write_generation)
-from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, FILES_DIR, CONFIG_FILE, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
+from .runtime.generations import (DeployLock, Generation, all_ids, content_digest, current_id, generation_path,
+                                  new_id, prune, remove_leftovers, retire_old_layout, switch, write_generation)
+from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_FILE, FILES_DIR, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
                              META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, SECRETS_DIR, adopted_hook,
                              kept_adopted_hook, old_adopted_hook)
 from .runtime.rollback import differences
@@ -178,20 +177,199 @@ def config_text(rules: list, log: dict | None = None, tree: dict | None = None, 
     return json.dumps(build_config(rules, log, tree, kill_grace)[0], indent=2, sort_keys=True) + "\n"
 
 
-class Change(NamedTuple):
-    """One planned operation on the host (applied in plan order by RuntimeInstaller.apply)."""
+class Change(object):
+    """One planned operation on the host: what it is (describe), how it is done (apply), how a
+    person reviews it (diff). Applied in plan order by RuntimeInstaller.apply."""
 
-    kind: str                       # adopt write symlink generation switch retire restore remove rmtree prune
-    path: str
-    data: Optional[bytes] = None    # write: the new content
-    mode: Optional[int] = None
-    before: Optional[bytes] = None  # write/remove: the old content, for diffs
-    target: str = ""                # symlink/switch/adopt/restore: what it points at or comes from
-    note: str = ""
-    files: Optional[dict] = None    # generation: {relative path: (bytes, mode)}
+    kind = ""
+    __slots__ = ("path", "note")
+
+    def __init__(self, path: str, note: str = ""):
+        self.path = path
+        self.note = note
 
     def describe(self) -> str:
         return "%s %s%s" % (self.kind, self.path, (" (%s)" % self.note) if self.note else "")
+
+    def apply(self, installer: "RuntimeInstaller") -> None:
+        raise NotImplementedError
+
+    def diff(self, plan: "Plan", own: str) -> list:
+        """Ansible diff entries: a summary line (the text diffs are the writes' and the generation's)."""
+        return [{"before_header": self.path, "after_header": self.path, "before": "", "after": "",
+                 "prepared": self.describe()}]
+
+    def __repr__(self):
+        return "<%s>" % self.describe()
+
+
+class WriteFile(Change):
+    """A file replaced atomically with this content, mode and owner."""
+
+    kind = "write"
+    __slots__ = ("data", "mode", "before")
+
+    def __init__(self, path: str, data: bytes, mode: int, before: Optional[bytes] = None, note: str = ""):
+        Change.__init__(self, path, note)
+        self.data = data
+        self.mode = mode
+        self.before = before
+
+    def apply(self, installer):
+        parent = os.path.dirname(self.path)
+        if not os.path.isdir(parent):
+            ensure_dir(parent, 0o755, installer.uid, installer.gid)
+        atomic_write(self.path, self.data, self.mode, installer.uid, installer.gid)
+
+    def diff(self, plan, own):
+        return [{"before_header": self.path, "after_header": self.path,
+                 "before": diff_text(self.before), "after": diff_text(self.data)}]
+
+
+class Symlink(Change):
+    """A symlink pointed at target in one rename (lib/current, the CLI link)."""
+
+    kind = "symlink"
+    __slots__ = ("target",)
+
+    def __init__(self, path: str, target: str, note: str = ""):
+        Change.__init__(self, path, note)
+        self.target = target
+
+    def apply(self, installer):
+        if not os.path.isdir(os.path.dirname(self.path)):
+            ensure_dir(os.path.dirname(self.path), 0o755, installer.uid, installer.gid)
+        atomic_symlink(self.path, self.target, installer.uid, installer.gid)
+
+
+class NewGeneration(Change):
+    """A generation written whole under a temporary name, then renamed into place."""
+
+    kind = "generation"
+    __slots__ = ("files",)
+
+    def __init__(self, path: str, files: dict, note: str = ""):
+        """files: {relative path: (bytes, mode)}."""
+        Change.__init__(self, path, note)
+        self.files = files
+
+    def apply(self, installer):
+        write_generation(installer.own, os.path.basename(self.path), self.files, installer.uid, installer.gid)
+
+    def diff(self, plan, own):
+        return _generation_diff(own, plan, self)
+
+
+class SwitchGeneration(Change):
+    """``current`` pointed at a generation (one rename of a symlink)."""
+
+    kind = "switch"
+    __slots__ = ("generation",)
+
+    def __init__(self, own: str, generation: str):
+        Change.__init__(self, "%s/%s" % (own, CURRENT), "generation %s" % generation)
+        self.generation = generation
+
+    def apply(self, installer):
+        switch(installer.own, self.generation, installer.uid, installer.gid)
+
+
+class RetireOldLayout(Change):
+    """hooks/virthooks/config.json linked to the current one, and/or the scripts/ of the layout
+    before generations removed (once no hook call of that layout runs)."""
+
+    kind = "retire"
+    __slots__ = ("relink_config", "remove_scripts")
+
+    def __init__(self, own: str, relink_config: bool, remove_scripts: bool):
+        Change.__init__(self, own, "config.json linked to the current generation%s"
+                        % (", scripts/ of the layout before generations removed" if remove_scripts else ""))
+        self.relink_config = relink_config
+        self.remove_scripts = remove_scripts
+
+    def apply(self, installer):
+        retire_old_layout(installer.own, self.relink_config, self.remove_scripts, installer.uid, installer.gid)
+
+
+class PruneGenerations(Change):
+    """The generations beyond the newest ``keep`` removed (never one a hook call is using)."""
+
+    kind = "prune"
+    __slots__ = ("keep",)
+
+    def __init__(self, own: str, keep: int):
+        Change.__init__(self, "%s/%s" % (own, GENERATIONS_DIR), "keep the newest %d generation(s)" % keep)
+        self.keep = keep
+
+    def apply(self, installer):
+        prune(installer.own, self.keep)
+
+
+class AdoptHook(Change):
+    """A second name (target) for a foreign hook (path), the same inode; the entry point written
+    next replaces path by rename."""
+
+    kind = "adopt"
+    __slots__ = ("target",)
+
+    def __init__(self, path: str, target: str, note: str = ""):
+        Change.__init__(self, path, note)
+        self.target = target
+
+    def apply(self, installer):
+        """The hook exists at all times, and what it is (content, mode, owner, symlink and target)
+        never changes."""
+        if not os.path.lexists(self.target):
+            try:
+                os.link(self.path, self.target, follow_symlinks=False)
+            except OSError:     # a file system without hard links: an exact copy instead
+                _copy_exactly(self.path, self.target)
+        fsync_dir(os.path.dirname(self.target))
+
+
+class RestoreAdopted(Change):
+    """An adopted hook (source) renamed back over the entry point (path)."""
+
+    kind = "restore"
+    __slots__ = ("source", "before")
+
+    def __init__(self, path: str, source: str, before: Optional[bytes] = None):
+        Change.__init__(self, path, "foreign hook put back")
+        self.source = source
+        self.before = before
+
+    def apply(self, installer):
+        os.rename(self.source, self.path)
+        fsync_dir(os.path.dirname(self.path))
+
+
+class RemoveFile(Change):
+    """A file or symlink unlinked (an entry point, the CLI link)."""
+
+    kind = "remove"
+    __slots__ = ("before",)
+
+    def __init__(self, path: str, before: Optional[bytes] = None, note: str = ""):
+        Change.__init__(self, path, note)
+        self.before = before
+
+    def apply(self, installer):
+        if os.path.lexists(self.path):
+            os.unlink(self.path)
+
+
+class RemoveTree(Change):
+    """A directory removed, renamed first so a half-removed tree never looks like a runtime."""
+
+    kind = "rmtree"
+    __slots__ = ()
+
+    def apply(self, installer):
+        if os.path.isdir(self.path) and not os.path.islink(self.path):
+            doomed = self.path + REMOVING_SUFFIX
+            os.rename(self.path, doomed)
+            installer.keep_dropins(doomed)
+            shutil.rmtree(doomed)
 
 
 class ScriptReport(NamedTuple):
@@ -216,6 +394,55 @@ class Plan(NamedTuple):
     warnings: list
     config_before: Optional[bytes] = None
     config_after: Optional[bytes] = None
+    before: Optional[Generation] = None    # the generation current when the plan was made, as it was read
+
+    def describe(self) -> list:
+        """One line per change, in order (the module's RV(changes))."""
+        return [change.describe() for change in self.changes]
+
+    def diff(self, hooks_dir: str) -> list:
+        """Ansible diff entries (see diff_of)."""
+        return diff_of(self, hooks_dir)
+
+
+class DeploySpec(NamedTuple):
+    """What a deploy asks for, by name (RuntimeInstaller.plan_deploy).
+
+    scripts=None keeps the current scripts as they are; otherwise [{'name', 'data' (bytes), 'state',
+    'secrets'}], and purge drops the undeclared ones."""
+
+    drivers: list = ()
+    rules: list = ()
+    foreign: str = "fail"               # what to do with a hook virthooks did not write: fail, adopt
+    log: Optional[dict] = None
+    tree: Optional[dict] = None
+    kill_grace: float = 2
+    cli_link: str = ""                  # where the CLI is linked, as this machine sees it ('' = nowhere)
+    scripts: Optional[list] = None
+    purge: bool = False
+    keep: int = DEFAULT_KEEP
+    deployer: str = ""
+    max_size: int = DEFAULT_MAX_SIZE
+    adopted_on_failure: str = "abortable"
+
+    @classmethod
+    def from_params(cls, params: dict, scripts: Optional[list] = None, cli_link: str = "") -> "DeploySpec":
+        """The spec of hook_runtime's options, each taken by its name (scripts decoded and cli_link
+        placed under root or the sandbox by the module)."""
+        return cls(drivers=list(params["drivers"]), rules=list(params["rules"]), foreign=params["foreign_hooks"],
+                   log=params["log"] or None, tree=params["tree"] or None, kill_grace=params["kill_grace"],
+                   cli_link=cli_link, scripts=scripts, purge=params["purge"], keep=params["generations_keep"],
+                   deployer=params["deployer"], max_size=params["max_size"],
+                   adopted_on_failure=params["foreign_on_failure"])
+
+    def problem(self) -> str:
+        """Why the spec cannot be deployed ('' if it can), whatever the host holds."""
+        if self.keep < 1:
+            return "keep must be at least 1 (got %d)" % self.keep
+        if self.adopted_on_failure not in ADOPTED_ON_FAILURE:
+            return "adopted hooks' on_failure must be one of %s (got %r)" % (
+                ", ".join(ADOPTED_ON_FAILURE), self.adopted_on_failure)
+        return ""
 
 
 NO_SCRIPTS = ScriptReport([], [], [], [])
@@ -262,76 +489,64 @@ class RuntimeInstaller(object):
     def installed_entry_points(self) -> list:
         return [d for d in DRIVERS if self.entry_point_state(d) == "ours"]
 
-    def current_dir(self) -> str:
-        """Where the current rules and scripts are: the current generation, or hooks/virthooks/
-        itself on a host deployed before generations."""
-        gen = current_id(self.own)
-        return generation_path(self.own, gen) if gen else self.own
-
     # -- planning a deploy -----------------------------------------------------------------
-    def plan(self, drivers, rules: list, foreign: str = "fail", log: dict | None = None,
-             tree: dict | None = None, kill_grace: float = 2, cli_link: str = "", scripts: list | None = None,
-             purge: bool = False, keep: int = DEFAULT_KEEP, deployer: str = "",
-             max_size: int = DEFAULT_MAX_SIZE, adopted_on_failure: str = "abortable") -> Plan:
-        """What a deploy would change. scripts=None keeps the current scripts as they are;
-        otherwise [{'name', 'data' (bytes), 'state'}], and purge drops the undeclared ones."""
-        if keep < 1:
-            raise InstallError("keep must be at least 1 (got %d)" % keep)
-        if adopted_on_failure not in ADOPTED_ON_FAILURE:
-            raise InstallError("adopted hooks' on_failure must be one of %s (got %r)"
-                               % (", ".join(ADOPTED_ON_FAILURE), adopted_on_failure))
-        drivers = self._checked_drivers(drivers)
+    def plan(self, drivers, rules: list, **options) -> Plan:
+        """What a deploy of these drivers and rules would change; options are DeploySpec's fields."""
+        return self.plan_deploy(DeploySpec(drivers=list(drivers), rules=list(rules), **options))
+
+    def plan_deploy(self, spec: DeploySpec) -> Plan:
+        """What a deploy would change (nothing is written); InstallError names what prevents it."""
+        if spec.problem():
+            raise InstallError(spec.problem())
+        drivers = self._checked_drivers(spec.drivers)
         changes = []
-        rules = list(rules)
-        adopted = self._plan_foreign_hooks(changes, drivers, foreign, rules, adopted_on_failure)
-        config_bytes, normalized = self._config(rules, log, tree, kill_grace)
+        rules = list(spec.rules)
+        adopted = self._plan_foreign_hooks(changes, drivers, spec.foreign, rules, spec.adopted_on_failure)
+        config_bytes, normalized = self._config(rules, spec.log, spec.tree, spec.kill_grace)
         self._plan_library(changes)
-        wanted_scripts, report, warnings, secrets, files = self._plan_scripts(scripts, purge, max_size)
-        warnings = self._adoption_warnings(drivers, foreign) + warnings
-        previous = current_id(self.own)
-        generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer,
-                                           secrets, files)
+        current = Generation.current(self.own)
+        wanted_scripts, report, warnings, secrets, files = self._plan_scripts(current, spec.scripts, spec.purge,
+                                                                              spec.max_size)
+        warnings = self._adoption_warnings(drivers, spec.foreign) + warnings
+        previous = current.id
+        generation = self._plan_generation(current, changes, config_bytes, normalized, wanted_scripts, drivers,
+                                           spec.deployer, secrets, files)
         if generation != previous:
             warnings = warnings + syntax_gate(wanted_scripts, self.root)
         added = self._plan_entry_points(changes, drivers, normalized)
         if generation != previous:
-            changes.append(Change("switch", "%s/%s" % (self.own, CURRENT), target=generation,
-                                  note="generation %s" % generation))
+            changes.append(SwitchGeneration(self.own, generation))
         self._plan_old_layout(changes)
         removed = self._plan_entry_point_removals(changes, drivers)
-        self._plan_cli(changes, cli_link)
-        self._plan_pruning(changes, keep, generation)
-        before, _scripts = read_state(self.current_dir())
+        self._plan_cli(changes, spec.cli_link)
+        self._plan_pruning(changes, spec.keep, generation)
         return Plan(changes, added, removed, adopted, generation, previous, report, warnings,
-                    before, config_bytes if generation != previous else before)
+                    current.config, config_bytes if generation != previous else current.config, current)
 
     def plan_scripts(self, scripts: list, purge: bool = False, keep: int = DEFAULT_KEEP, deployer: str = "",
                      max_size: int = DEFAULT_MAX_SIZE) -> Plan:
         """A deploy of scripts only (the hook module): the current rules, entry points and library stay."""
-        current = self.current_dir()
-        config_bytes, _scripts = read_state(current)
-        if config_bytes is None:
-            config_bytes = config_text([]).encode()
-        meta = read_meta(self.own, current_id(self.own))
+        current = Generation.current(self.own)
+        config_bytes = current.config if current.config is not None else config_text([]).encode()
+        meta = current.meta
         self.python = meta.get("python") or self.python
         try:
             normalized = normalize_config(json.loads(config_bytes.decode("utf-8")), strict=False)
         except (ValueError, ConfigError) as exc:
             raise InstallError("the current %s/%s cannot be read (nothing was changed): %s"
-                               % (current, CONFIG_FILE, exc))
+                               % (current.path, CONFIG_FILE, exc))
         changes = []
-        wanted_scripts, report, warnings, secrets, files = self._plan_scripts(scripts, purge, max_size)
-        previous = current_id(self.own)
+        wanted_scripts, report, warnings, secrets, files = self._plan_scripts(current, scripts, purge, max_size)
+        previous = current.id
         drivers = meta.get("drivers", self.installed_entry_points())
-        generation = self._plan_generation(changes, config_bytes, normalized, wanted_scripts, drivers, deployer,
-                                           secrets, files)
+        generation = self._plan_generation(current, changes, config_bytes, normalized, wanted_scripts, drivers,
+                                           deployer, secrets, files)
         if generation != previous:
             warnings = warnings + syntax_gate(wanted_scripts, self.root)
-            changes.append(Change("switch", "%s/%s" % (self.own, CURRENT), target=generation,
-                                  note="generation %s" % generation))
+            changes.append(SwitchGeneration(self.own, generation))
             self._plan_old_layout(changes)
             self._plan_pruning(changes, keep, generation)
-        return Plan(changes, [], [], [], generation, previous, report, warnings, config_bytes, config_bytes)
+        return Plan(changes, [], [], [], generation, previous, report, warnings, config_bytes, config_bytes, current)
 
     def _checked_drivers(self, drivers) -> list:
         for driver in drivers:
@@ -355,9 +570,8 @@ class RuntimeInstaller(object):
             elif self.kept_adopted(driver) == old_adopted_hook(self.hooks_dir, driver):
                 # Adopted by a deploy before in-place adoption: linked beside the entry point now
                 # (the old copy stays for the generations that name it, until the runtime goes).
-                changes.append(Change("adopt", old_adopted_hook(self.hooks_dir, driver),
-                                      target=self.adopted_path(driver),
-                                      note="adopted hook moved beside the entry point"))
+                changes.append(AdoptHook(old_adopted_hook(self.hooks_dir, driver), self.adopted_path(driver),
+                                         note="adopted hook moved beside the entry point"))
             if state == "foreign" or self.kept_adopted(driver):
                 rules.insert(0, {"name": ADOPT_PREFIX + driver, "driver": driver, "order": -1000,
                                  "script": adopted_hook(self.runtime_hooks_dir, driver),
@@ -387,8 +601,7 @@ class RuntimeInstaller(object):
                 return          # an adoption interrupted after the link (or copy): the entry point finishes it
             raise InstallError("%s is foreign and %s already holds a different adopted hook; resolve by "
                                "hand (nothing was changed)" % (path, kept))
-        changes.append(Change("adopt", path, target=kept,
-                              note="foreign hook kept in place as %s%s" % (driver, ADOPTED_SUFFIX)))
+        changes.append(AdoptHook(path, kept, note="foreign hook kept in place as %s%s" % (driver, ADOPTED_SUFFIX)))
 
     def _adoption_warnings(self, drivers, foreign) -> list:
         """foreign_hooks=adopt that adopts nothing says why."""
@@ -425,15 +638,14 @@ class RuntimeInstaller(object):
             self._want_file(changes, "%s/%s/%s" % (lib_version, RUNTIME_PACKAGE, name), self.sources[name], 0o644)
         current = "%s/%s/%s" % (self.own, LIB_DIR, LIB_CURRENT)
         if not (os.path.islink(current) and os.readlink(current) == self.digest):
-            changes.append(Change("symlink", current, target=self.digest, note="runtime %s" % self.digest))
+            changes.append(Symlink(current, self.digest, note="runtime %s" % self.digest))
 
-    def _plan_scripts(self, scripts, purge, max_size) -> tuple:
+    def _plan_scripts(self, current: Generation, scripts, purge, max_size) -> tuple:
         """({name: bytes} the new generation holds, ScriptReport, warnings, {name: {NAME: bytes}} their
         secrets, {name: {file: (bytes, mode)}} their files); InstallError names bad scripts."""
-        current = self.current_dir()
-        _config, have = read_state(current)
-        have_secrets = read_secrets(current)
-        have_files = read_files(current)
+        have = current.scripts
+        have_secrets = read_secrets(current.path)
+        have_files = read_files(current.path)
         if scripts is None:
             return (have, ScriptReport([], [], [], sorted(have)), [], {n: v for n, v in have_secrets.items() if n in have},
                     {n: v for n, v in have_files.items() if n in have})
@@ -465,8 +677,8 @@ class RuntimeInstaller(object):
             else:
                 wanted.pop(script["name"], None)
         intact = {n for n in wanted if n in have and have[n] == wanted[n]
-                  and self._file_ok("%s/%s/%s" % (current, SCRIPTS_DIR, n), SCRIPT_MODE)
-                  and self._secrets_intact(current, n, have_secrets.get(n, {}), secrets.get(n, {}))
+                  and self._file_ok("%s/%s/%s" % (current.path, SCRIPTS_DIR, n), SCRIPT_MODE)
+                  and self._secrets_intact(current.path, n, have_secrets.get(n, {}), secrets.get(n, {}))
                   and have_files.get(n, {}) == files.get(n, {})}
         report = ScriptReport(added=sorted(n for n in wanted if n not in have),
                               updated=sorted(n for n in wanted if n in have and n not in intact),
@@ -479,8 +691,8 @@ class RuntimeInstaller(object):
         return have == want and all(self._file_ok("%s/%s/%s/%s" % (directory, SECRETS_DIR, script, name), SECRET_MODE)
                                     for name in want)
 
-    def _plan_generation(self, changes, config_bytes, normalized, scripts, drivers, deployer, secrets=None,
-                         files=None) -> str:
+    def _plan_generation(self, current: Generation, changes, config_bytes, normalized, scripts, drivers, deployer,
+                         secrets=None, files=None) -> str:
         """The generation the deploy makes current: the current one if it already holds this
         state (files, modes and owner as they should be), else a new one."""
         extra = json.dumps({"drivers": drivers, "python": self.python}, sort_keys=True)
@@ -490,14 +702,9 @@ class RuntimeInstaller(object):
         # no '/'), a file's mode with it.
         digest = content_digest(config_bytes, dict(scripts, **secret_files, **{
             "%s %o" % (rel, mode): data for rel, (data, mode) in own_files.items()}), extra)
-        previous = current_id(self.own)
-        if previous and digest == read_meta(self.own, previous).get("digest") and self._intact(previous, scripts) \
-                and read_secrets(generation_path(self.own, previous)) == (secrets or {}) \
-                and all(self._file_ok("%s/%s" % (generation_path(self.own, previous), rel), SECRET_MODE)
-                        for rel in secret_files) \
-                and read_files(generation_path(self.own, previous)) == (files or {}) \
-                and all(self._file_ok("%s/%s" % (generation_path(self.own, previous), rel), mode)
-                        for rel, (_data, mode) in own_files.items()):
+        previous = current.id
+        if previous and digest == current.meta.get("digest") and self._intact(current, scripts) \
+                and self._extras_intact(current, secrets or {}, secret_files, files or {}, own_files):
             return previous
         gen_id = new_id(self.own, digest)
         meta = {"id": gen_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "deployer": deployer,
@@ -511,18 +718,23 @@ class RuntimeInstaller(object):
         for rel, data in secret_files.items():
             written[rel] = (data, SECRET_MODE)
         written.update(own_files)
-        changes.append(Change("generation", generation_path(self.own, gen_id), files=written, data=config_bytes,
-                              note="%d rule(s), %d script(s)" % (len(normalized["rules"]), len(scripts))))
+        changes.append(NewGeneration(generation_path(self.own, gen_id), written,
+                                     note="%d rule(s), %d script(s)" % (len(normalized["rules"]), len(scripts))))
         return gen_id
 
-    def _intact(self, gen_id, scripts) -> bool:
+    def _extras_intact(self, current: Generation, secrets, secret_files, files, own_files) -> bool:
+        """Whether the generation's secrets and files are these, each with its mode, root's."""
+        return read_secrets(current.path) == secrets \
+            and all(self._file_ok("%s/%s" % (current.path, rel), SECRET_MODE) for rel in secret_files) \
+            and read_files(current.path) == files \
+            and all(self._file_ok("%s/%s" % (current.path, rel), mode) for rel, (_data, mode) in own_files.items())
+
+    def _intact(self, generation: Generation, scripts) -> bool:
         """Whether the generation's files still are what the deploy made (nobody chmod'ed or edited them)."""
-        directory = generation_path(self.own, gen_id)
-        config, have = read_state(directory)
-        if config is None or have != scripts:
+        if generation.config is None or generation.scripts != scripts:
             return False
-        return self._file_ok("%s/%s" % (directory, CONFIG_FILE), 0o644) and all(
-            self._file_ok("%s/%s/%s" % (directory, SCRIPTS_DIR, name), SCRIPT_MODE) for name in scripts)
+        return self._file_ok("%s/%s" % (generation.path, CONFIG_FILE), 0o644) and all(
+            self._file_ok("%s/%s/%s" % (generation.path, SCRIPTS_DIR, name), SCRIPT_MODE) for name in scripts)
 
     def _file_ok(self, path, mode) -> bool:
         """Whether a regular file has the mode and owner a deploy gives it."""
@@ -554,9 +766,7 @@ class RuntimeInstaller(object):
         old_scripts = "%s/%s" % (self.own, SCRIPTS_DIR)
         remove = os.path.isdir(old_scripts) and not os.path.islink(old_scripts)
         if relink or remove:
-            changes.append(Change("retire", self.own, data=bytes([relink, remove]),
-                                  note="config.json linked to the current generation%s"
-                                  % (", scripts/ of the layout before generations removed" if remove else "")))
+            changes.append(RetireOldLayout(self.own, relink, remove))
 
     def _plan_entry_point_removals(self, changes, drivers) -> list:
         removed = []
@@ -575,16 +785,15 @@ class RuntimeInstaller(object):
         if not (os.path.islink(cli_link) and os.readlink(cli_link) == target):
             if os.path.lexists(cli_link) and not os.path.islink(cli_link):
                 raise InstallError("%s exists and is not a symlink; not replacing it with the CLI link" % cli_link)
-            changes.append(Change("symlink", cli_link, target=target, note="CLI link"))
+            changes.append(Symlink(cli_link, target, note="CLI link"))
 
     def _plan_pruning(self, changes, keep, generation) -> None:
         """Generations beyond keep (counting the new one), and libraries no longer current."""
         ids = sorted(set(all_ids(self.own)) | {generation})
         if [g for g in ids[:-keep] if g != generation]:
-            changes.append(Change("prune", "%s/%s" % (self.own, GENERATIONS_DIR), mode=keep,
-                                  note="keep the newest %d generation(s)" % keep))
+            changes.append(PruneGenerations(self.own, keep))
         for stale in self._stale_lib_versions():
-            changes.append(Change("rmtree", stale, note="previous runtime version"))
+            changes.append(RemoveTree(stale, note="previous runtime version"))
 
     def _stale_lib_versions(self):
         lib = "%s/%s" % (self.own, LIB_DIR)
@@ -599,7 +808,7 @@ class RuntimeInstaller(object):
         before, cur_mode, cur_uid, cur_gid = file_state(path) if not os.path.islink(path) else (None,) * 4
         if before != data or cur_mode != mode or not self._owner_ok(cur_uid, cur_gid):
             note = "new" if before is None else ("content" if before != data else "mode/owner")
-            changes.append(Change("write", path, data=data, mode=mode, before=before, note=note))
+            changes.append(WriteFile(path, data, mode, before=before, note=note))
 
     # -- planning a removal ----------------------------------------------------------------
     def plan_removal(self, cli_link: str = "", foreign: str = "fail") -> Plan:
@@ -611,44 +820,38 @@ class RuntimeInstaller(object):
             changes.append(self._removal(driver))
         for driver in DRIVERS:
             if driver not in removed and self.kept_adopted(driver) and self.entry_point_state(driver) == "absent":
-                changes.append(Change("restore", "%s/%s" % (self.hooks_dir, driver), target=self.kept_adopted(driver),
-                                      note="foreign hook put back"))
+                changes.append(RestoreAdopted("%s/%s" % (self.hooks_dir, driver), self.kept_adopted(driver)))
         if cli_link and os.path.islink(cli_link) and \
                 os.readlink(cli_link) == "%s/%s/%s" % (self.runtime_hooks_dir, OWN_DIR, CLI_FILE):
-            changes.append(Change("remove", cli_link, note="CLI link"))
+            changes.append(RemoveFile(cli_link, note="CLI link"))
         if os.path.lexists(self.own) and (not os.path.isdir(self.own) or os.path.islink(self.own)
                                           or set(os.listdir(self.own)) - {DROPIN_DIR}):
-            changes.append(Change("rmtree", self.own, note="virthooks runtime, generations and scripts%s"
-                                  % (" (the host's drop-in rules, %s/, kept)" % DROPIN_DIR
-                                     if os.path.isdir("%s/%s" % (self.own, DROPIN_DIR)) else "")))
+            changes.append(RemoveTree(self.own, note="virthooks runtime, generations and scripts%s"
+                                      % (" (the host's drop-in rules, %s/, kept)" % DROPIN_DIR
+                                         if os.path.isdir("%s/%s" % (self.own, DROPIN_DIR)) else "")))
         previous = current_id(self.own)
         return Plan(changes, [], removed, [], "", previous, NO_SCRIPTS, self._adoption_warnings([], foreign))
 
     def _removal(self, driver) -> Change:
         path = "%s/%s" % (self.hooks_dir, driver)
         if self.kept_adopted(driver):
-            return Change("restore", path, target=self.kept_adopted(driver), before=read_bytes(path),
-                          note="foreign hook put back")
-        return Change("remove", path, before=read_bytes(path), note="entry point")
+            return RestoreAdopted(path, self.kept_adopted(driver), before=read_bytes(path))
+        return RemoveFile(path, before=read_bytes(path), note="entry point")
 
     # -- applying --------------------------------------------------------------------------
     def apply(self, plan: Plan) -> None:
         """Carry out a plan, in its order, one deploy at a time per host."""
         if not plan.changes:
             return
-        creating = any(c.kind != "rmtree" or c.path != self.own for c in plan.changes)
+        creating = any(not (isinstance(c, RemoveTree) and c.path == self.own) for c in plan.changes)
         if creating:
             for directory in (self.hooks_dir, self.own, "%s/%s" % (self.own, LIB_DIR)):
                 ensure_dir(directory, 0o755, self.uid, self.gid)
-        appliers = {"adopt": self.copy_adopted, "write": self.write_file, "symlink": self.make_symlink,
-                    "generation": self.write_generation, "switch": self.switch_generation,
-                    "restore": self.restore_adopted, "remove": self.remove_file, "rmtree": self.remove_tree,
-                    "prune": self.prune_generations, "retire": self.retire_old_layout}
         with DeployLock(self.own) if creating else _NoLock():
             self.remove_leftovers()
             for change in plan.changes:
-                appliers[change.kind](change)
-        if any(c.kind == "write" and "/%s/" % LIB_DIR in c.path for c in plan.changes):
+                change.apply(self)
+        if any(isinstance(c, WriteFile) and "/%s/" % LIB_DIR in c.path for c in plan.changes):
             compile_runtime("%s/%s/%s/%s" % (self.own, LIB_DIR, self.digest, RUNTIME_PACKAGE))
 
     def remove_leftovers(self) -> None:
@@ -663,7 +866,7 @@ class RuntimeInstaller(object):
                 if name.endswith(TEMP_SUFFIX) and (os.path.islink(path) or os.path.isfile(path)):
                     os.unlink(path)
                 elif name.endswith(REMOVING_SUFFIX) and os.path.isdir(path):
-                    self._keep_dropins(path)
+                    self.keep_dropins(path)
                     shutil.rmtree(path)
         remove_leftovers(self.own)
         lib = "%s/%s" % (self.own, LIB_DIR)
@@ -674,57 +877,8 @@ class RuntimeInstaller(object):
                     if name.endswith(TEMP_SUFFIX):
                         os.unlink("%s/%s" % (folder, name))
 
-    def write_file(self, change: Change) -> None:
-        parent = os.path.dirname(change.path)
-        if not os.path.isdir(parent):
-            ensure_dir(parent, 0o755, self.uid, self.gid)
-        atomic_write(change.path, change.data, change.mode, self.uid, self.gid)
 
-    def make_symlink(self, change: Change) -> None:
-        if not os.path.isdir(os.path.dirname(change.path)):
-            ensure_dir(os.path.dirname(change.path), 0o755, self.uid, self.gid)
-        atomic_symlink(change.path, change.target, self.uid, self.gid)
-
-    def write_generation(self, change: Change) -> None:
-        write_generation(self.own, os.path.basename(change.path), change.files, self.uid, self.gid)
-
-    def switch_generation(self, change: Change) -> None:
-        switch(self.own, change.target, self.uid, self.gid)
-
-    def prune_generations(self, change: Change) -> None:
-        prune(self.own, change.mode)
-
-    def retire_old_layout(self, change: Change) -> None:
-        retire_old_layout(self.own, bool(change.data[0]), bool(change.data[1]), self.uid, self.gid)
-
-    def copy_adopted(self, change: Change) -> None:
-        """A second name for the foreign hook (the file or the symlink itself, same inode), then
-        the entry point write replaces the first by rename: the hook exists at all times, and
-        what it is (content, mode, owner, symlink and target) never changes."""
-        if not os.path.lexists(change.target):
-            try:
-                os.link(change.path, change.target, follow_symlinks=False)
-            except OSError:     # a file system without hard links: an exact copy instead
-                _copy_exactly(change.path, change.target)
-        fsync_dir(os.path.dirname(change.target))
-
-    def restore_adopted(self, change: Change) -> None:
-        os.rename(change.target, change.path)
-        fsync_dir(os.path.dirname(change.path))
-
-    def remove_file(self, change: Change) -> None:
-        if os.path.lexists(change.path):
-            os.unlink(change.path)
-
-    def remove_tree(self, change: Change) -> None:
-        if os.path.isdir(change.path) and not os.path.islink(change.path):
-            # Rename first so a half-removed tree never looks like a runtime.
-            doomed = change.path + REMOVING_SUFFIX
-            os.rename(change.path, doomed)
-            self._keep_dropins(doomed)
-            shutil.rmtree(doomed)
-
-    def _keep_dropins(self, doomed: str) -> None:
+    def keep_dropins(self, doomed: str) -> None:
         """hooks/virthooks/rules.d/ (the host admin's drop-in rules) is never removed with our tree."""
         if doomed == self.own + REMOVING_SUFFIX and os.path.isdir("%s/%s" % (doomed, DROPIN_DIR)):
             ensure_dir(self.own, 0o755, self.uid, self.gid)
@@ -810,27 +964,19 @@ def diff_of(plan: Plan, hooks_dir: str) -> list:
     lib_changes = [c for c in plan.changes if c.path.startswith(lib_prefix)]
     own = "%s/%s" % (hooks_dir, OWN_DIR)
     for change in plan.changes:
-        if change.path.startswith(lib_prefix):
-            continue
-        if change.kind == "write":
-            diffs.append({"before_header": change.path, "after_header": change.path,
-                          "before": diff_text(change.before), "after": diff_text(change.data)})
-        elif change.kind == "generation":
-            diffs.extend(_generation_diff(own, plan, change))
-        else:
-            diffs.append({"before_header": change.path, "after_header": change.path,
-                          "before": "", "after": "", "prepared": change.describe()})
+        if not change.path.startswith(lib_prefix):
+            diffs.extend(change.diff(plan, own))
     if lib_changes:
         diffs.append({"prepared": "runtime library: %d file(s) under %s" % (len(lib_changes), lib_prefix)})
     return diffs
 
 
-def _generation_diff(own: str, plan: Plan, change: Change) -> list:
+def _generation_diff(own: str, plan: Plan, change: NewGeneration) -> list:
     """The change of a generation as people read it: one summary line per rule or script, then the
     text of each changed rule, of the other settings, and of each changed script (config.json's
     index, checksums and offsets are bookkeeping, left out)."""
-    current = generation_path(own, plan.previous) if plan.previous else own
-    _config, before = read_state(current)
+    current = plan.before or Generation.read(own, plan.previous)
+    before = current.scripts
     config_path = "%s/%s" % (own, CONFIG_FILE)
     rules_before, settings_before = _config_parts(plan.config_before)
     rules_after, settings_after = _config_parts(plan.config_after)
@@ -849,8 +995,8 @@ def _generation_diff(own: str, plan: Plan, change: Change) -> list:
         header = "%s: settings" % config_path
         diffs.append({"before_header": header, "after_header": header,
                       "before": _json_text(settings_before), "after": _json_text(settings_after)})
-    before_secrets = read_secrets(current)
-    before_files = read_files(current)
+    before_secrets = read_secrets(current.path)
+    before_files = read_files(current.path)
     for name in sorted(set(plan.scripts.added + plan.scripts.updated + plan.scripts.removed)):
         after = change.files.get("%s/%s" % (SCRIPTS_DIR, name), (None, 0))[0]
         path = "%s/%s/%s" % (own, SCRIPTS_DIR, name)

@@ -132,6 +132,12 @@ SCRIPT_OPTIONS = dict(
     )),
     state=dict(type="str", choices=["present", "absent"], default="present"),
 )
+# The options the virthooks.libvirt.scripts doc fragment documents.
+SCRIPTS_ARGUMENT_SPEC = dict(
+    scripts=dict(type="list", elements="dict", options=SCRIPT_OPTIONS),
+    generations_keep=dict(type="int", default=3),
+    max_size=dict(type="int", default=DEFAULT_MAX_SIZE),
+)
 
 
 def script_bytes(script: dict) -> bytes:

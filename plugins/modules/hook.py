@@ -31,100 +31,19 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - virthooks.libvirt.paths
+  - virthooks.libvirt.paths.writes
+  - virthooks.libvirt.scripts
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
     details: Shows each added, changed or removed script in full.
-  platform:
-    platforms: posix
 options:
-  hooks_dir:
-    description:
-      - The libvirt hooks directory to write to, O(root) included (as
-        RV(virthooks.libvirt.hooks_info#module:libvirt.hooks_dir) reports it).
-      - The default V("") finds it like M(virthooks.libvirt.hooks_info) does, from O(root) and O(sysconfdir).
-    type: path
-    default: ""
-  scripts:
-    description:
-      - The scripts to manage.
-    type: list
-    elements: dict
-    default: []
-    suboptions:
-      name:
-        description:
-          - Script name (a rule names it C(scripts/<name>)); 1 to 128 characters of letters, digits,
-            C(_), C(.) and C(-), not starting with C(.).
-        type: str
-        required: true
-      content:
-        description:
-          - The script's text. Exactly one of O(scripts[].content) and O(scripts[].content_base64) is needed for
-            O(scripts[].state=present).
-        type: str
-      content_base64:
-        description:
-          - The script's bytes, base64-encoded (for binary executables).
-        type: str
-      secrets:
-        version_added: 0.2.0
-        description:
-          - Values the script needs that must stay secret, C(NAME) (letters, digits, C(_), at most 64) to string.
-          - Each is written to C(generations/<id>/secrets/<name>/<NAME>) (mode 0600, owner root) and the
-            dispatcher hands the script that directory as C($VIRTHOOKS_SECRETS); never in the script text,
-            the diff (which shows C(NAME=<redacted>)) or the module's result.
-        type: dict
-      files:
-        version_added: 0.2.0
-        description:
-          - Files the script reads (a config file such as saschpe/libvirt-hook-qemu's C(hooks.json)), written
-            to C(generations/<id>/files/<name>/<file>) beside the scripts, owner root, and handed to the script
-            as the directory C($VIRTHOOKS_FILES). They are not secret (a diff shows them); secrets go in O(scripts[].secrets).
-        type: list
-        elements: dict
-        suboptions:
-          name:
-            description: The file name, 1 to 128 characters of letters, digits, C(_), C(.) and C(-), not starting with C(.).
-            type: str
-            required: true
-          content:
-            description: The file's text. Exactly one of O(scripts[].files[].content) and O(scripts[].files[].content_base64).
-            type: str
-          content_base64:
-            description: The file's bytes, base64-encoded.
-            type: str
-          mode:
-            description: Root alone may read it.
-            type: str
-            choices: ["0400", "0500", "0600", "0700"]
-            default: "0600"
-      state:
-        description:
-          - Whether the script should exist.
-        type: str
-        choices: [present, absent]
-        default: present
   purge:
     description:
-      - Also remove every script of the current generation that O(scripts) does not list.
+      - Also remove every script of the current generation that O(scripts) does not list (all of them when
+        O(scripts) is not given).
     type: bool
     default: false
-  generations_keep:
-    description:
-      - How many generations stay on the host (see M(virthooks.libvirt.hook_runtime)).
-    type: int
-    default: 3
-  max_size:
-    description:
-      - Largest script accepted, in bytes.
-    type: int
-    default: 1048576
-seealso:
-  - module: virthooks.libvirt.hook_runtime
-  - module: virthooks.libvirt.hooks_info
 """
 
 EXAMPLES = r"""
@@ -187,9 +106,9 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import DetectionError, path_argument_spec, resolve_hooks_dir
-from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller, diff_of
+from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
-from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPT_OPTIONS, declared_scripts
+from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPTS_ARGUMENT_SPEC, declared_scripts
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
 
 
@@ -197,24 +116,24 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             **path_argument_spec(),
+            **SCRIPTS_ARGUMENT_SPEC,
             hooks_dir=dict(type="path", default=""),
-            scripts=dict(type="list", elements="dict", default=[], options=SCRIPT_OPTIONS),
             purge=dict(type="bool", default=False),
-            generations_keep=dict(type="int", default=3),
-            max_size=dict(type="int", default=1048576),
         ),
         supports_check_mode=True,
     )
     try:
         hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"],
                                       module.params["sandbox"])
-        scripts = declared_scripts(module.params["scripts"])
+        scripts = declared_scripts(module.params["scripts"] or [])
     except (DetectionError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     try:
         installer = RuntimeInstaller(hooks_dir, sys.executable, root=module.params["root"])
         plan = installer.plan_scripts(scripts, module.params["purge"], module.params["generations_keep"],
                                       max_size=module.params["max_size"])
+        # The diff before the apply: the generation it replaces may be pruned by it.
+        diff = plan.diff(hooks_dir) if module._diff and plan.changes else None
         if plan.changes and not module.check_mode:
             installer.apply(plan)
             restore_contexts(module, [c.path for c in plan.changes], module.params["root"])
@@ -224,8 +143,8 @@ def main():
         module.warn(warning)
     result = dict(changed=bool(plan.changes), hooks_dir=hooks_dir, generation=plan.generation,
                   **plan.scripts._asdict())
-    if module._diff and plan.changes:
-        result["diff"] = diff_of(plan, hooks_dir)
+    if diff is not None:
+        result["diff"] = diff
     module.exit_json(**result)
 
 

@@ -50,27 +50,15 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - virthooks.libvirt.paths
+  - virthooks.libvirt.paths.writes
+  - virthooks.libvirt.scripts
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
     details: The diff shows one line per rule or script that changes, the text of each changed rule and
       script, the entry points and the CLI launcher in full, and summarises the runtime library files;
       scripts' secrets only by name, each value as C(<redacted>).
-  platform:
-    platforms: posix
 options:
-  hooks_dir:
-    description:
-      - The libvirt hooks directory to write to, O(root) included (as RV(virthooks.libvirt.hooks_info#module:libvirt.hooks_dir)
-        reports it).
-      - The default V("") finds it like M(virthooks.libvirt.hooks_info) does, from O(root) and
-        O(sysconfdir).
-      - With O(root) set, the files are written under it but name paths as the host will see
-        them (without O(root)), so an image built this way works once booted.
-    type: path
-    default: ""
   state:
     description:
       - V(present) installs the runtime, a generation and the entry points; V(absent) removes the
@@ -86,85 +74,18 @@ options:
         it). V("") means the newest one older than the current one.
     type: str
     default: ""
-  scripts:
-    description:
-      - The hook scripts of the generation, each C(name) (used by a rule as C(scripts/<name>)),
-        C(content) or C(content_base64), and C(state) (V(present) or V(absent)).
-      - Scripts are validated before anything is written (C(#!) with an absolute interpreter that
-        exists on the host, or an ELF executable; at most O(max_size) bytes).
-      - When not given, the scripts of the current generation are kept as they are.
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: Script name, C([A-Za-z0-9_.-]+).
-        type: str
-        required: true
-      content:
-        description: The script's text.
-        type: str
-      content_base64:
-        description: The script's bytes, base64-encoded (binaries).
-        type: str
-      secrets:
-        version_added: 0.2.0
-        description:
-          - Values the script needs that must stay secret, C(NAME) (letters, digits, C(_), at most 64) to string.
-          - Each is written to C(generations/<id>/secrets/<name>/<NAME>) (mode 0600, owner root) and the
-            dispatcher hands the script that directory as C($VIRTHOOKS_SECRETS); never in the script text,
-            the diff (which shows C(NAME=<redacted>)) or the module's result.
-        type: dict
-      files:
-        version_added: 0.2.0
-        description:
-          - Files the script reads (a config file such as saschpe/libvirt-hook-qemu's C(hooks.json)), written
-            to C(generations/<id>/files/<name>/<file>) beside the scripts, owner root, and handed to the script
-            as the directory C($VIRTHOOKS_FILES). They are not secret (a diff shows them); secrets go in O(scripts[].secrets).
-        type: list
-        elements: dict
-        suboptions:
-          name:
-            description: The file name, 1 to 128 characters of letters, digits, C(_), C(.) and C(-), not starting with C(.).
-            type: str
-            required: true
-          content:
-            description: The file's text. Exactly one of O(scripts[].files[].content) and O(scripts[].files[].content_base64).
-            type: str
-          content_base64:
-            description: The file's bytes, base64-encoded.
-            type: str
-          mode:
-            description: Root alone may read it.
-            type: str
-            choices: ["0400", "0500", "0600", "0700"]
-            default: "0600"
-      state:
-        description: V(absent) leaves the script out of the new generation.
-        type: str
-        choices: [present, absent]
-        default: present
   purge:
     description:
       - Leave out of the new generation every script of the current one that O(scripts) does not
         declare present. Without it, such scripts are carried over (and run only if a rule names them).
+      - When O(scripts) is not given at all, the scripts of the current generation are kept as they are.
     type: bool
     default: false
-  generations_keep:
-    description:
-      - How many generations stay on the host (the newest ones, and always the current one).
-        Older ones are removed after the switch, except one a running hook call still uses.
-    type: int
-    default: 3
   deployer:
     description:
       - Who deployed, recorded in the generation's C(meta.json) and shown by C(virthooks generations).
     type: str
     default: ""
-  max_size:
-    description:
-      - The largest script accepted, in bytes.
-    type: int
-    default: 1048576
   drivers:
     description:
       - The hook drivers that get an entry point. Our entry points for other drivers are removed.
@@ -241,6 +162,8 @@ options:
     type: path
     default: ""
 notes:
+  - With O(root) set, the files are written under it but name paths as the host will see them
+    (without O(root)), so an image built this way works once booted.
   - Changing rules or scripts needs no daemon restart; the dispatcher reads the current
     generation on every call. Adding or removing an entry point does (see RV(added), RV(removed)).
 seealso:
@@ -378,100 +301,118 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.fileops 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rollback import RollbackError, apply_rollback, plan_rollback
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
-from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller, diff_of
-from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPT_OPTIONS, declared_scripts
+from ansible_collections.virthooks.libvirt.plugins.module_utils.install import DeploySpec, InstallError, RuntimeInstaller
+from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPTS_ARGUMENT_SPEC, declared_scripts
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
 
+ARGUMENT_SPEC = dict(
+    SCRIPTS_ARGUMENT_SPEC,
+    hooks_dir=dict(type="path", default=""),
+    state=dict(type="str", choices=["present", "absent", "rollback"], default="present"),
+    generation=dict(type="str", default=""),
+    drivers=dict(type="list", elements="str", choices=list(DRIVERS), default=[]),
+    rules=dict(type="list", elements="dict", default=[]),
+    purge=dict(type="bool", default=False),
+    deployer=dict(type="str", default=""),
+    log=dict(type="dict", default={}),
+    tree=dict(type="dict", default={}),
+    kill_grace=dict(type="float", default=2),
+    foreign_hooks=dict(type="str", choices=["fail", "adopt"], default="fail"),
+    foreign_on_failure=dict(type="str", choices=["abortable", "fail"], default="abortable"),
+    python=dict(type="path", default=""),
+    cli_link=dict(type="path", default=""),
+)
 
-def rollback(module, hooks_dir, runtime_hooks_dir):
+
+def state_rollback(module, hooks_dir: str) -> dict:
+    """Make an earlier generation current again, entry points as they were for it."""
     try:
-        plan = plan_rollback(hooks_dir, module.params["generation"], runtime_hooks_dir)
+        plan = plan_rollback(hooks_dir, module.params["generation"], host_path(module.params["root"], hooks_dir))
         if not module.check_mode:
             apply_rollback(plan)
             restore_contexts(module, [path for path, _text in plan["writes"]], module.params["root"])
     except (RollbackError, GenerationError, OSError) as exc:
         module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
-    module.exit_json(changed=True, hooks_dir=hooks_dir, generation=plan["target"],
-                     previous_generation=plan["current"], added=plan["added"], removed=plan["removed"],
-                     adopted=[], summary=plan["summary"], entry_points=[], runtime_version="",
-                     changes=["switch to generation %s" % plan["target"]], notes=plan["notes"])
+    return dict(changed=True, hooks_dir=hooks_dir, generation=plan["target"],
+                previous_generation=plan["current"], added=plan["added"], removed=plan["removed"],
+                adopted=[], summary=plan["summary"], entry_points=[], runtime_version="",
+                changes=["switch to generation %s" % plan["target"]], notes=plan["notes"])
+
+
+def state_present(module, hooks_dir: str) -> dict:
+    """Install the runtime, a generation of the rules and scripts, and the entry points."""
+    params = module.params
+    scripts = None
+    if params["scripts"] is not None:
+        try:
+            scripts = declared_scripts(params["scripts"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
+    spec = DeploySpec.from_params(params, scripts, params_cli_link(params))
+    installer, plan, diff = carry_out(module, hooks_dir, lambda inst: inst.plan_deploy(spec))
+    result = plan_result(hooks_dir, plan, diff, sorted(set(params["drivers"]), key=DRIVERS.index))
+    result.update(runtime_version=installer.digest, scripts=plan.scripts._asdict())
+    return result
+
+
+def state_absent(module, hooks_dir: str) -> dict:
+    """Remove what virthooks installed, adopted hooks put back."""
+    cli_link = params_cli_link(module.params)
+    installer, plan, diff = carry_out(module, hooks_dir,
+                                      lambda inst: inst.plan_removal(cli_link, module.params["foreign_hooks"]))
+    remaining = [d for d in installer.installed_entry_points() if d not in plan.removed]
+    return plan_result(hooks_dir, plan, diff, remaining if module.check_mode else [])
+
+
+def params_cli_link(params: dict) -> str:
+    """The CLI link as this machine sees it: under root, or inside a sandbox ('' = none), as an image's
+    goes under root."""
+    link_root = params["root"] or sandbox_dir(params["sandbox"])
+    return under(link_root, params["cli_link"]) if params["cli_link"] else ""
+
+
+def carry_out(module, hooks_dir: str, planner) -> tuple:
+    """(installer, plan, diff): the plan planner(installer) makes, applied unless in check mode, and its
+    diff (made before: the generation it replaces may be pruned); a failure fails the module naming the
+    hooks directory."""
+    root = module.params["root"]
+    python = module.params["python"] or ("/usr/bin/python3" if root.rstrip("/") else sys.executable)
+    try:
+        installer = RuntimeInstaller(hooks_dir, python, root=root)
+        plan = planner(installer)
+        diff = plan.diff(hooks_dir) if module._diff and plan.changes else None
+        if plan.changes and not module.check_mode:
+            installer.apply(plan)
+            restore_contexts(module, [c.path for c in plan.changes], root)
+    except (InstallError, GenerationError, OSError) as exc:
+        module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
+    for warning in plan.warnings:
+        module.warn(warning)
+    return installer, plan, diff
+
+
+def plan_result(hooks_dir: str, plan, diff, entry_points: list) -> dict:
+    """The module's result for a deploy or a removal."""
+    result = dict(changed=bool(plan.changes), hooks_dir=hooks_dir, entry_points=entry_points,
+                  added=plan.added, removed=plan.removed, adopted=plan.adopted,
+                  generation=plan.generation, previous_generation=plan.previous, runtime_version="",
+                  changes=plan.describe())
+    if diff is not None:
+        result["diff"] = diff
+    return result
+
+
+STATES = {"present": state_present, "absent": state_absent, "rollback": state_rollback}
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            **path_argument_spec(),
-            hooks_dir=dict(type="path", default=""),
-            state=dict(type="str", choices=["present", "absent", "rollback"], default="present"),
-            generation=dict(type="str", default=""),
-            drivers=dict(type="list", elements="str", choices=list(DRIVERS), default=[]),
-            rules=dict(type="list", elements="dict", default=[]),
-            scripts=dict(type="list", elements="dict", options=SCRIPT_OPTIONS),
-            purge=dict(type="bool", default=False),
-            generations_keep=dict(type="int", default=3),
-            deployer=dict(type="str", default=""),
-            max_size=dict(type="int", default=1048576),
-            log=dict(type="dict", default={}),
-            tree=dict(type="dict", default={}),
-            kill_grace=dict(type="float", default=2),
-            foreign_hooks=dict(type="str", choices=["fail", "adopt"], default="fail"),
-            foreign_on_failure=dict(type="str", choices=["abortable", "fail"], default="abortable"),
-            python=dict(type="path", default=""),
-            cli_link=dict(type="path", default=""),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=dict(**path_argument_spec(), **ARGUMENT_SPEC), supports_check_mode=True)
     try:
         hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"],
                                       module.params["sandbox"])
     except DetectionError as exc:
         module.fail_json(msg=str(exc))
-    root = module.params["root"]
-    if module.params["state"] == "rollback":
-        rollback(module, hooks_dir, host_path(root, hooks_dir))
-    python = module.params["python"] or ("/usr/bin/python3" if root.rstrip("/") else sys.executable)
-    # A sandbox's CLI link goes inside it, as an image's goes under root.
-    link_root = root or sandbox_dir(module.params["sandbox"])
-    cli_link = under(link_root, module.params["cli_link"]) if module.params["cli_link"] else ""
-    scripts = None
-    if module.params["scripts"] is not None:
-        try:
-            scripts = declared_scripts(module.params["scripts"])
-        except ValueError as exc:
-            module.fail_json(msg=str(exc))
-    try:
-        installer = RuntimeInstaller(hooks_dir, python, root=root)
-        if module.params["state"] == "absent":
-            plan = installer.plan_removal(cli_link, module.params["foreign_hooks"])
-        else:
-            plan = installer.plan(module.params["drivers"], module.params["rules"], module.params["foreign_hooks"],
-                                  module.params["log"] or None, module.params["tree"] or None,
-                                  module.params["kill_grace"], cli_link, scripts, module.params["purge"],
-                                  module.params["generations_keep"], module.params["deployer"],
-                                  module.params["max_size"],
-                                  adopted_on_failure=module.params["foreign_on_failure"])
-        if plan.changes and not module.check_mode:
-            installer.apply(plan)
-            restore_contexts(module, [c.path for c in plan.changes], module.params["root"])
-    except (InstallError, GenerationError, OSError) as exc:
-        module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
-    for warning in plan.warnings:
-        module.warn(warning)
-    if module.params["state"] == "absent":
-        remaining = [d for d in installer.installed_entry_points() if d not in plan.removed]
-        entry_points = remaining if module.check_mode else []
-    else:
-        entry_points = sorted(set(module.params["drivers"]), key=DRIVERS.index)
-    result = dict(changed=bool(plan.changes), hooks_dir=hooks_dir, entry_points=entry_points,
-                  added=plan.added, removed=plan.removed, adopted=plan.adopted,
-                  generation=plan.generation, previous_generation=plan.previous,
-                  runtime_version=installer.digest if module.params["state"] == "present" else "",
-                  changes=[c.describe() for c in plan.changes])
-    if module.params["state"] == "present":
-        result["scripts"] = plan.scripts._asdict()
-    if module._diff and plan.changes:
-        result["diff"] = diff_of(plan, hooks_dir)
-    module.exit_json(**result)
+    module.exit_json(**STATES[module.params["state"]](module, hooks_dir))
 
 
 if __name__ == "__main__":

@@ -32,15 +32,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - virthooks.libvirt.paths
-attributes:
-  check_mode:
-    support: full
-    details:
-      - The module only reads; check mode gives the same result.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - virthooks.libvirt.read_only.attributes
 notes:
   - Run it as root (C(become)); libvirt's daemons only print their system paths to root, and
     without root RV(libvirt.sysconfdir) comes from the fallbacks.

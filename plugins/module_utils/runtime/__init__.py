@@ -52,8 +52,9 @@ VERSION = "0.2.0"  # the collection's version (galaxy.yml); a test ties them
 def _entry_modules():  # pragma: no cover - never called
     """The host runs the dispatcher, the CLI and the library's launchers; every other module of this
     package is reached from them (the library's blocks by name, at run time), except logstats (the
-    hooks_stats module's, which the CLI does not use). Ansible's module packer ships what is imported (nested imports too), so naming them here puts the whole package into the
-    payload of the modules that install it."""
+    hooks_stats module's, which the CLI does not use). Ansible's module packer ships what is imported
+    (nested imports too), so naming them here puts the whole package into the payload of the modules
+    that install it."""
     from . import cli, dispatch, launcher, logstats
     from .library import common, cpu_isolation, disk_snapshot, hugepages, notify, port_forward, vfio_bind
     return cli, dispatch, launcher, logstats, common, cpu_isolation, disk_snapshot, hugepages, notify, port_forward, vfio_bind

@@ -50,7 +50,7 @@ from .generations import open_current
 from .layout import CONFIG_FILE, OWN_DIR, SCRIPTS_DIR, SECRETS_DIR
 from .rules import (LOG_DEFAULTS, ConfigError, load_config, merge_dropins, needs_daemon_name, step_environment,
                     steps_for_event)
-from .runlog import append_line, iso_time, printable, to_syslog
+from .runlog import STDERR_TAIL, append_line, iso_time, printable, to_syslog, write_all
 from .trust import TrustCheck, Untrusted, format_problem
 
 try:
@@ -64,7 +64,6 @@ except ImportError:  # pragma: no cover
     SIGTERM, SIGKILL, STOP_SIGNALS, _SIGDEF = 15, 9, (15, 2, 1), (13, 15, 2, 1)
 
 CHUNK = 1 << 20
-STDERR_TAIL = 300
 XML_OUT_MAX = 64 << 20          # the most XML a script may print where libvirt reads it
 TRIM_AT = 1 << 20               # an output file past this (or 4 x output_bytes) is trimmed
 TMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
@@ -105,19 +104,13 @@ def anon_file(data: bytes = b"") -> int:
             last = exc
             continue
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             os.lseek(fd, 0, os.SEEK_SET)
             return fd
         except OSError as exc:
             os.close(fd)
             last = exc
     raise OSError("no memory or temporary directory could hold %d bytes (%s)" % (len(data), last))
-
-
-def _write_all(fd: int, data) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def read_fd(fd: int) -> bytes:
@@ -638,7 +631,7 @@ class Call(object):
                 os.close(spool)
         if failure is None and changed:
             try:
-                _write_all(self.stdout_fd, xml)
+                write_all(self.stdout_fd, xml)
             except OSError as exc:
                 failure = "virthooks: %s: could not hand the XML to libvirt: %s" % (event.label, exc.strerror or exc)
         return self.finish(failure, "failed" if failure else "ok")
@@ -749,7 +742,7 @@ class Call(object):
 
     def say(self, line: str) -> None:
         try:
-            _write_all(self.stderr_fd, (printable(line) + "\n").encode("utf-8", "surrogateescape"))
+            write_all(self.stderr_fd, (printable(line) + "\n").encode("utf-8", "surrogateescape"))
         except OSError:
             pass
 

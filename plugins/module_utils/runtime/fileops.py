@@ -10,6 +10,8 @@ crash. A reader (libvirt, the dispatcher) sees the old file or the new one, neve
 import os
 import tempfile
 
+from .runlog import write_all
+
 TEMP_SUFFIX = ".virthooks-tmp"
 
 
@@ -43,9 +45,7 @@ def fsync_dir(directory: str) -> None:
 
 def write_fd(fd: int, data: bytes, mode: int, uid: int = -1, gid: int = -1) -> None:
     """Write all of data to a new file's fd, give it its mode and owner (-1 keeps ours), flush it to disk."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    write_all(fd, data)
     os.fchmod(fd, mode)
     if uid != -1 or gid != -1:
         os.fchown(fd, uid, gid)

@@ -376,6 +376,11 @@ def read_state(directory: str) -> tuple:
             config = f.read()
     except OSError:
         config = None
+    return config, read_scripts(directory)
+
+
+def read_scripts(directory: str) -> dict:
+    """{script name: bytes} of a generation's scripts/ (hidden names, symlinks and non-files left out)."""
     scripts = {}
     scripts_dir = "%s/%s" % (directory, SCRIPTS_DIR)
     try:
@@ -388,4 +393,48 @@ def read_state(directory: str) -> tuple:
             continue
         with open(path, "rb") as f:
             scripts[name] = f.read()
-    return config, scripts
+    return scripts
+
+
+class Generation(object):
+    """One generation as it is on disk, read once: its id, directory, meta.json, config.json and
+    scripts. The rollback, the CLI and the installer read a generation through this, each file once.
+
+    id '' stands for the layout before generations (the state in hooks/virthooks/ itself, no meta)."""
+
+    __slots__ = ("id", "path", "meta", "config", "scripts", "_config_error")
+
+    def __init__(self, gen_id: str, path: str, meta: dict, config, scripts: dict, config_error=None):
+        self.id = gen_id
+        self.path = path
+        self.meta = meta                # {} when it has none (or, not strict, a malformed one)
+        self.config = config            # config.json's bytes, None when it cannot be read
+        self.scripts = scripts          # {name: bytes}
+        self._config_error = config_error
+
+    @classmethod
+    def read(cls, own: str, gen_id: str, strict: bool = False) -> "Generation":
+        """Read a generation; strict: a malformed meta.json is a GenerationError naming it."""
+        path = generation_path(own, gen_id) if gen_id else own
+        meta = read_meta(own, gen_id, strict) if gen_id else {}
+        try:
+            with open("%s/%s" % (path, CONFIG_FILE), "rb") as f:
+                config, error = f.read(), None
+        except OSError as exc:
+            config, error = None, exc
+        return cls(gen_id, path, meta, config, read_scripts(path), error)
+
+    @classmethod
+    def current(cls, own: str, strict: bool = False) -> "Generation":
+        """The generation current now (the layout before generations on a host that has none)."""
+        return cls.read(own, current_id(own), strict)
+
+    def load_config(self, strict: bool = False) -> dict:
+        """config.json validated as the dispatcher reads it; ConfigError or OSError names the file."""
+        from .rules import load_config
+        if self.config is None:
+            raise self._config_error or FileNotFoundError("%s/%s: no such file" % (self.path, CONFIG_FILE))
+        return load_config("%s/%s" % (self.path, CONFIG_FILE), strict=strict, data=self.config)
+
+    def __repr__(self):
+        return "Generation(%r, %d script(s))" % (self.id or self.path, len(self.scripts))

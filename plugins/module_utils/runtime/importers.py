@@ -102,69 +102,85 @@ def import_tree(hooks_dir: str, order: int = 50) -> tuple:
         base = "%s/%s.d" % (hooks_dir, driver)
         if not os.path.isdir(base):
             continue
-        known = EVENTS.get(driver, {})
         for guest in sorted(os.listdir(base)):
-            gpath = "%s/%s" % (base, guest)
-            if not os.path.isdir(gpath):
-                if os.path.isfile(gpath) and os.access(gpath, os.X_OK):
-                    notes.append("%s.d/%s: libvirt itself runs this file for every %s event (not the tree "
-                                 "helper); not imported: declare it as a script with objects/operations '*'"
-                                 % (driver, guest, driver))
-                continue
-            if not _printable_name(guest):
-                notes.append("%s.d/%r: a guest name that is not printable UTF-8; not imported" % (driver, guest))
-                continue
-            for op in sorted(os.listdir(gpath)):
-                opath = "%s/%s" % (gpath, op)
-                if op not in known or not os.path.isdir(opath):
-                    notes.append("%s.d/%s/%s: not an operation directory of the %s driver: the helper never "
-                                 "runs it; not imported" % (driver, guest, op, driver))
-                    continue
-                for sub in sorted(os.listdir(opath)):
-                    spath = "%s/%s" % (opath, sub)
-                    where = "%s.d/%s/%s/%s" % (driver, guest, op, sub)
-                    if sub not in ("begin", "end", "-"):
-                        notes.append("%s: not a sub-operation (begin, end, -): the helper never runs it; "
-                                     "not imported" % where)
-                        continue
-                    if os.path.isfile(spath):
-                        files = [(None, spath)]
-                        if not os.access(spath, os.X_OK):
-                            notes.append("%s: not executable: the helper runs it and fails every %s %s of %s "
-                                         "(Permission denied); not imported" % (where, op, sub, guest))
-                            continue
-                    elif os.path.isdir(spath):
-                        files = []
-                        for name in os.listdir(spath):    # find's order: the directory's
-                            path = "%s/%s" % (spath, name)
-                            if _executable_file(path):
-                                files.append((name, path))
-                            elif os.path.isdir(path):
-                                notes.append("%s/%s: a directory: the helper does not enter it; not imported"
-                                             % (where, name))
-                            else:
-                                notes.append("%s/%s: not an executable file: the helper does not run it; not "
-                                             "imported" % (where, name))
-                    else:
-                        continue
-                    for pos, (name, path) in enumerate(files, 1):
-                        label = where + ("/" + name if name else "")
-                        if name is not None and not _printable_name(name):
-                            notes.append("%s/%r: a file name that is not printable UTF-8; not imported" % (where, name))
-                            continue
-                        if name and is_backup_name(name):
-                            notes.append("%s: hidden or backup file: the helper runs it, so it is imported "
-                                         "(delete the entry if it was a leftover)" % label)
-                        if os.path.islink(path):
-                            notes.append("%s: a symlink to %s: its content is imported (later changes to the "
-                                         "target no longer apply)" % (label, os.path.realpath(path)))
-                        entry = {"name": _unique(_safe_name("tree", guest, op, sub, "%02d" % pos if name else "",
-                                                            name or ""), taken),
-                                 "driver": driver, "objects": [glob_literal(guest)], "operations": [op],
-                                 "suboperations": [sub], "order": order, "on_failure": "fail"}
-                        _script_body(path, entry, notes, label)
-                        entries.append(entry)
+            _import_tree_guest(driver, guest, "%s/%s" % (base, guest), order, entries, notes, taken)
     return entries, notes
+
+
+def _import_tree_guest(driver: str, guest: str, gpath: str, order: int, entries: list, notes: list,
+                       taken: set) -> None:
+    """The entries of hooks/<driver>.d/<guest>/ (and a note for each thing not imported)."""
+    if not os.path.isdir(gpath):
+        if os.path.isfile(gpath) and os.access(gpath, os.X_OK):
+            notes.append("%s.d/%s: libvirt itself runs this file for every %s event (not the tree "
+                         "helper); not imported: declare it as a script with objects/operations '*'"
+                         % (driver, guest, driver))
+        return
+    if not _printable_name(guest):
+        notes.append("%s.d/%r: a guest name that is not printable UTF-8; not imported" % (driver, guest))
+        return
+    known = EVENTS.get(driver, {})
+    for op in sorted(os.listdir(gpath)):
+        opath = "%s/%s" % (gpath, op)
+        if op not in known or not os.path.isdir(opath):
+            notes.append("%s.d/%s/%s: not an operation directory of the %s driver: the helper never "
+                         "runs it; not imported" % (driver, guest, op, driver))
+            continue
+        for sub in sorted(os.listdir(opath)):
+            where = "%s.d/%s/%s/%s" % (driver, guest, op, sub)
+            if sub not in ("begin", "end", "-"):
+                notes.append("%s: not a sub-operation (begin, end, -): the helper never runs it; "
+                             "not imported" % where)
+                continue
+            files = _tree_files(where, (guest, op, sub), "%s/%s" % (opath, sub), notes)
+            for pos, (name, path) in enumerate(files, 1):
+                entry = _tree_entry(driver, (guest, op, sub), where, pos, name, path, order, notes, taken)
+                if entry is not None:
+                    entries.append(entry)
+
+
+def _tree_files(where: str, event: tuple, spath: str, notes: list) -> list:
+    """[(name or None for the path itself, path)] the helper runs for one <op>/<sub-op>, in its order."""
+    guest, op, sub = event
+    if os.path.isfile(spath):
+        if not os.access(spath, os.X_OK):
+            notes.append("%s: not executable: the helper runs it and fails every %s %s of %s "
+                         "(Permission denied); not imported" % (where, op, sub, guest))
+            return []
+        return [(None, spath)]
+    if not os.path.isdir(spath):
+        return []
+    files = []
+    for name in os.listdir(spath):    # find's order: the directory's
+        path = "%s/%s" % (spath, name)
+        if _executable_file(path):
+            files.append((name, path))
+        elif os.path.isdir(path):
+            notes.append("%s/%s: a directory: the helper does not enter it; not imported" % (where, name))
+        else:
+            notes.append("%s/%s: not an executable file: the helper does not run it; not imported" % (where, name))
+    return files
+
+
+def _tree_entry(driver: str, event: tuple, where: str, pos: int, name, path: str, order: int, notes: list,
+                taken: set):
+    """The script entry of one file of the tree (None, with a note, when it cannot be imported)."""
+    guest, op, sub = event
+    label = where + ("/" + name if name else "")
+    if name is not None and not _printable_name(name):
+        notes.append("%s/%r: a file name that is not printable UTF-8; not imported" % (where, name))
+        return None
+    if name and is_backup_name(name):
+        notes.append("%s: hidden or backup file: the helper runs it, so it is imported "
+                     "(delete the entry if it was a leftover)" % label)
+    if os.path.islink(path):
+        notes.append("%s: a symlink to %s: its content is imported (later changes to the "
+                     "target no longer apply)" % (label, os.path.realpath(path)))
+    entry = {"name": _unique(_safe_name("tree", guest, op, sub, "%02d" % pos if name else "", name or ""), taken),
+             "driver": driver, "objects": [glob_literal(guest)], "operations": [op],
+             "suboperations": [sub], "order": order, "on_failure": "fail"}
+    _script_body(path, entry, notes, label)
+    return entry
 
 
 # --- mrjk/libvirt-hook-controller ------------------------------------------------------------------------
@@ -255,75 +271,85 @@ def import_mrjk(conf_dir: str, drivers=MRJK_DRIVERS, on_failure: str = "ignore")
     Names carry the position of their line in the controller's sort, so the dispatcher's
     (order, name) sort is the controller's.
     """
-    import shlex
     lines, read, notes = read_mrjk(conf_dir)
     if not read:
         raise ImportFailed("%s/rules.conf: no such file (and no rules.d/*.conf)" % conf_dir)
-    groups = {}         # (priority text, command text) -> [(driver, op, object)]
+    groups = {}         # (priority text, command text) -> [(driver, op, object, line number)]
     regex_rows = False
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        fields = line.split(";", 4)
-        where = "rules line %d %r" % (number, line)
-        if len(fields) < 5:
-            if len(fields) == 4 and (fields[0] in MRJK_DRIVERS or fields[0] == "*"):
-                notes.append("%s: no command field: the controller runs the priority %r as a command; not "
-                             "imported" % (where, fields[3]))
-            elif fields[0] in MRJK_DRIVERS or fields[0] == "*":
-                notes.append("%s: fewer than 5 fields: the controller never runs it; not imported" % where)
-            else:
-                notes.append("%s: not a rule (the controller ignores it); not imported" % where)
+        row = _mrjk_row(number, line, drivers, notes)
+        if row is None:
             continue
-        hook, op, obj, prio, cmd = fields
-        if hook != "*" and hook not in MRJK_DRIVERS:
-            notes.append("%s: hook %r is not one the controller is installed for; never runs; not imported"
-                         % (where, hook))
-            continue
-        row_drivers = [d for d in drivers if hook in ("*", d)]
-        if not row_drivers:
-            notes.append("%s: hooks/%s is not the controller on this host: never runs; not imported" % (where, hook))
-            continue
-        if op != "*" and not any(op in EVENTS.get(d, {}) for d in row_drivers):
-            notes.append("%s: %r is no operation of %s: never runs; not imported" % (where, op, "/".join(row_drivers)))
-            continue
-        if prio != "*" and not re.fullmatch(r"[ \t]*-?[0-9]{1,6}[ \t]*", prio):
-            notes.append("%s: priority %r is not a whole number: not imported (order it by hand)" % (where, prio))
-            continue
-        if not cmd.strip():
-            notes.append("%s: empty command: the controller runs the event's own arguments as a command; "
-                         "not imported" % where)
-            continue
-        words = _read_words(cmd)
-        if not words:
-            notes.append("%s: command %r ends in a backslash: bash's read joins the next command to it; "
-                         "not imported" % (where, cmd))
-            continue
-        for word in words:
-            if any(c in word for c in "*?["):
-                notes.append("%s: the controller expands %r as a file name pattern at run time; imported as "
-                             "the literal word" % (where, word))
-        if "\r" in cmd:
-            notes.append("%s: a carriage return (a DOS line end) ends the command's last word, in the "
-                         "controller and as imported (a command without arguments is then not found)" % where)
-        if obj != "*":
-            regex_rows = True
-        for driver in row_drivers:
-            if op == "*" or op in EVENTS.get(driver, {}):
-                groups.setdefault((prio, cmd), []).append((driver, op, obj, number))
-
+        (prio, cmd), runs = row
+        regex_rows = regex_rows or any(obj != "*" for _d, _op, obj, _n in runs)
+        groups.setdefault((prio, cmd), []).extend(runs)
     if regex_rows:
         notes.append("the controller matches the event's guest name as a regular expression against each "
                      "row's object field: a guest whose name has '.', '[', '*' or '+' may also run rows "
                      "written for other names (web.1 runs those of web01); imported as exact names")
+    return _mrjk_entries(groups, on_failure), notes
 
-    def sort_key(key):
-        prio, cmd = key
-        line = ("50" if prio == "*" else prio) + ";" + cmd
-        return (_hnum(line.split(";")[0]), _hnum(line.split(";")[1]),
-                line.encode("utf-8", "surrogateescape"))
 
-    keys = sorted(groups, key=sort_key)
+def _mrjk_row(number: int, line: str, drivers, notes: list):
+    """((priority, command), [(driver, op, object, number)] the row runs for) of one rules line, or
+    None with a note saying why the controller never runs it or it is not imported."""
+    fields = line.split(";", 4)
+    where = "rules line %d %r" % (number, line)
+    if len(fields) < 5:
+        if len(fields) == 4 and (fields[0] in MRJK_DRIVERS or fields[0] == "*"):
+            notes.append("%s: no command field: the controller runs the priority %r as a command; not "
+                         "imported" % (where, fields[3]))
+        elif fields[0] in MRJK_DRIVERS or fields[0] == "*":
+            notes.append("%s: fewer than 5 fields: the controller never runs it; not imported" % where)
+        else:
+            notes.append("%s: not a rule (the controller ignores it); not imported" % where)
+        return None
+    hook, op, obj, prio, cmd = fields
+    row_drivers = [d for d in drivers if hook in ("*", d)]
+    problem = _mrjk_row_problem(hook, op, prio, cmd, row_drivers)
+    if problem:
+        notes.append("%s: %s" % (where, problem))
+        return None
+    for word in _read_words(cmd):
+        if any(c in word for c in "*?["):
+            notes.append("%s: the controller expands %r as a file name pattern at run time; imported as "
+                         "the literal word" % (where, word))
+    if "\r" in cmd:
+        notes.append("%s: a carriage return (a DOS line end) ends the command's last word, in the "
+                     "controller and as imported (a command without arguments is then not found)" % where)
+    return (prio, cmd), [(d, op, obj, number) for d in row_drivers if op == "*" or op in EVENTS.get(d, {})]
+
+
+def _mrjk_row_problem(hook: str, op: str, prio: str, cmd: str, row_drivers: list) -> str:
+    """Why a 5-field row is not imported ('' if it is)."""
+    if hook != "*" and hook not in MRJK_DRIVERS:
+        return "hook %r is not one the controller is installed for; never runs; not imported" % hook
+    if not row_drivers:
+        return "hooks/%s is not the controller on this host: never runs; not imported" % hook
+    if op != "*" and not any(op in EVENTS.get(d, {}) for d in row_drivers):
+        return "%r is no operation of %s: never runs; not imported" % (op, "/".join(row_drivers))
+    if prio != "*" and not re.fullmatch(r"[ \t]*-?[0-9]{1,6}[ \t]*", prio):
+        return "priority %r is not a whole number: not imported (order it by hand)" % prio
+    if not cmd.strip():
+        return "empty command: the controller runs the event's own arguments as a command; not imported"
+    if not _read_words(cmd):
+        return ("command %r ends in a backslash: bash's read joins the next command to it; not imported" % cmd)
+    return ""
+
+
+def _mrjk_sort_key(key: tuple) -> tuple:
+    """The controller's order: sort -h on the priority, then on the command's leading number, then bytes."""
+    prio, cmd = key
+    line = ("50" if prio == "*" else prio) + ";" + cmd
+    return (_hnum(line.split(";")[0]), _hnum(line.split(";")[1]), line.encode("utf-8", "surrogateescape"))
+
+
+def _mrjk_entries(groups: dict, on_failure: str) -> list:
+    """One wrapper script per (priority, command), with the rules that run it as the controller does."""
+    import shlex
+    keys = sorted(groups, key=_mrjk_sort_key)
     width = len(str(len(keys)))
     entries, taken = [], set()
     for index, key in enumerate(keys, 1):
@@ -343,7 +369,7 @@ def import_mrjk(conf_dir: str, drivers=MRJK_DRIVERS, on_failure: str = "ignore")
                 entries.append({"name": _unique(name, taken), "driver": driver,
                                 "objects": ["*"] if objs == ["*"] else [glob_literal(o) for o in objs],
                                 "operations": ops, "order": order, "on_failure": on_failure, "content": content})
-    return entries, notes
+    return entries
 
 
 def _rule_shapes(rows) -> list:
@@ -417,71 +443,93 @@ def import_saschpe(path: str) -> tuple:
              "(hairpin) and clears bridge-nf-call-iptables; port_forward has no equivalent"]
     guests = {}
     for guest, domain in config.items():
-        where = "hooks.json %s" % guest
-        domains = domain if isinstance(domain, list) else [domain]
-        ip, forwards, seen = None, [], {}
-        for k, dom in enumerate(domains):
-            dwhere = where if not isinstance(domain, list) else "%s[%d]" % (where, k)
-            if not isinstance(dom, dict) or not isinstance(dom.get("private_ip"), str):
-                notes.append("%s: no private_ip: the hook fails on it; not imported" % dwhere)
-                continue
-            if ip is None:
-                ip = dom["private_ip"]
-            elif dom["private_ip"] != ip:
-                notes.append("%s: a second address %s for the guest: port_forward takes one address per guest; "
-                             "not imported" % (dwhere, dom["private_ip"]))
-                continue
-            lost = (("public_ip", "only to the host address %r (port_forward forwards to every local address)"),
-                    ("source_ip", "only from %r (port_forward has no source allow list)"),
-                    ("interface", "accepting forwarded traffic out of interface %r (port_forward has no "
-                     "interface match)"))
-            for key, what in lost:
-                if key in dom:
-                    notes.append("%s: %s: forwards %s; not converted" % (dwhere, key, what % (dom[key],)))
-            if "public_ip" not in dom:
-                notes.append("%s: the hook forwards only to the address of the default route's interface; "
-                             "port_forward forwards to every local address" % dwhere)
-            known_keys = {"private_ip", "public_ip", "source_ip", "interface", "port_map", "port_range"}
-            for key in sorted(set(dom) - known_keys):
-                notes.append("%s: unknown key %r (the hook's schema rejects it); not converted" % (dwhere, key))
-            pairs = []
-            port_map = dom.get("port_map") or {}
-            for proto in port_map if isinstance(port_map, dict) else []:
-                if proto not in ("tcp", "udp"):
-                    notes.append("%s: port_map %r: port_forward forwards tcp and udp only; not converted"
-                                 % (dwhere, proto))
-                    continue
-                for ports in port_map[proto] if isinstance(port_map[proto], list) else []:
-                    pair = ports if isinstance(ports, list) else [ports, ports]
-                    if len(pair) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) for p in pair):
-                        notes.append("%s: port_map %s entry %r is not a port or [public, private]; not converted"
-                                     % (dwhere, proto, ports))
-                        continue
-                    pairs.append((proto, pair[0], pair[1]))
-            for rng in dom.get("port_range") or []:
-                ok = isinstance(rng, dict) and all(isinstance(rng.get(k), int) for k in ("init_port", "ports_num"))
-                proto = rng.get("protocol") if isinstance(rng, dict) else None
-                if not ok or proto not in ("tcp", "udp") or not 0 < rng["ports_num"] <= PORT_RANGE_MAX:
-                    notes.append("%s: port_range %r: not a tcp/udp range of 1-%d ports; not converted"
-                                 % (dwhere, rng, PORT_RANGE_MAX))
-                    continue
-                pairs.extend((proto, p, p) for p in range(rng["init_port"], rng["init_port"] + rng["ports_num"]))
-            for proto, host, guest_port in pairs:
-                if not (1 <= host <= 65535 and 1 <= guest_port <= 65535):
-                    notes.append("%s: %s port %d -> %d is out of range; not converted" % (dwhere, proto, host, guest_port))
-                    continue
-                if (proto, host) in seen:
-                    if seen[(proto, host)] != guest_port:
-                        notes.append("%s: %s host port %d is forwarded twice; only the first (to %d) converted"
-                                     % (dwhere, proto, host, seen[(proto, host)]))
-                    continue
-                seen[(proto, host)] = guest_port
-                forwards.append({"host_port": host, "guest_port": guest_port, "proto": proto})
+        ip, forwards = _saschpe_guest(guest, domain, notes)
         if ip is not None and forwards:
             guests[guest] = {"ip": ip, "forwards": forwards}
         elif ip is not None:
-            notes.append("%s: no tcp/udp port to forward; not imported" % where)
+            notes.append("hooks.json %s: no tcp/udp port to forward; not imported" % guest)
     return ({"port_forward": {"guests": guests}} if guests else {}), notes
+
+
+def _saschpe_guest(guest: str, domain, notes: list) -> tuple:
+    """(private address or None, [forward]) of one guest of hooks.json (one domain or a list of them)."""
+    where = "hooks.json %s" % guest
+    domains = domain if isinstance(domain, list) else [domain]
+    ip, forwards, seen = None, [], {}
+    for k, dom in enumerate(domains):
+        dwhere = where if not isinstance(domain, list) else "%s[%d]" % (where, k)
+        if not isinstance(dom, dict) or not isinstance(dom.get("private_ip"), str):
+            notes.append("%s: no private_ip: the hook fails on it; not imported" % dwhere)
+            continue
+        if ip is None:
+            ip = dom["private_ip"]
+        elif dom["private_ip"] != ip:
+            notes.append("%s: a second address %s for the guest: port_forward takes one address per guest; "
+                         "not imported" % (dwhere, dom["private_ip"]))
+            continue
+        _saschpe_lost_keys(dom, dwhere, notes)
+        pairs = _saschpe_port_map(dom, dwhere, notes) + _saschpe_port_ranges(dom, dwhere, notes)
+        for proto, host, guest_port in pairs:
+            if not (1 <= host <= 65535 and 1 <= guest_port <= 65535):
+                notes.append("%s: %s port %d -> %d is out of range; not converted" % (dwhere, proto, host, guest_port))
+                continue
+            if (proto, host) in seen:
+                if seen[(proto, host)] != guest_port:
+                    notes.append("%s: %s host port %d is forwarded twice; only the first (to %d) converted"
+                                 % (dwhere, proto, host, seen[(proto, host)]))
+                continue
+            seen[(proto, host)] = guest_port
+            forwards.append({"host_port": host, "guest_port": guest_port, "proto": proto})
+    return ip, forwards
+
+
+def _saschpe_lost_keys(dom: dict, dwhere: str, notes: list) -> None:
+    """A note for each key of a domain that port_forward has no equivalent for."""
+    lost = (("public_ip", "only to the host address %r (port_forward forwards to every local address)"),
+            ("source_ip", "only from %r (port_forward has no source allow list)"),
+            ("interface", "accepting forwarded traffic out of interface %r (port_forward has no "
+             "interface match)"))
+    for key, what in lost:
+        if key in dom:
+            notes.append("%s: %s: forwards %s; not converted" % (dwhere, key, what % (dom[key],)))
+    if "public_ip" not in dom:
+        notes.append("%s: the hook forwards only to the address of the default route's interface; "
+                     "port_forward forwards to every local address" % dwhere)
+    known_keys = {"private_ip", "public_ip", "source_ip", "interface", "port_map", "port_range"}
+    for key in sorted(set(dom) - known_keys):
+        notes.append("%s: unknown key %r (the hook's schema rejects it); not converted" % (dwhere, key))
+
+
+def _saschpe_port_map(dom: dict, dwhere: str, notes: list) -> list:
+    """[(proto, host port, guest port)] of a domain's port_map."""
+    pairs = []
+    port_map = dom.get("port_map") or {}
+    for proto in port_map if isinstance(port_map, dict) else []:
+        if proto not in ("tcp", "udp"):
+            notes.append("%s: port_map %r: port_forward forwards tcp and udp only; not converted" % (dwhere, proto))
+            continue
+        for ports in port_map[proto] if isinstance(port_map[proto], list) else []:
+            pair = ports if isinstance(ports, list) else [ports, ports]
+            if len(pair) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) for p in pair):
+                notes.append("%s: port_map %s entry %r is not a port or [public, private]; not converted"
+                             % (dwhere, proto, ports))
+                continue
+            pairs.append((proto, pair[0], pair[1]))
+    return pairs
+
+
+def _saschpe_port_ranges(dom: dict, dwhere: str, notes: list) -> list:
+    """[(proto, port, port)] of a domain's port_range entries."""
+    pairs = []
+    for rng in dom.get("port_range") or []:
+        ok = isinstance(rng, dict) and all(isinstance(rng.get(k), int) for k in ("init_port", "ports_num"))
+        proto = rng.get("protocol") if isinstance(rng, dict) else None
+        if not ok or proto not in ("tcp", "udp") or not 0 < rng["ports_num"] <= PORT_RANGE_MAX:
+            notes.append("%s: port_range %r: not a tcp/udp range of 1-%d ports; not converted"
+                         % (dwhere, rng, PORT_RANGE_MAX))
+            continue
+        pairs.extend((proto, p, p) for p in range(rng["init_port"], rng["init_port"] + rng["ports_num"]))
+    return pairs
 
 
 # --- output ------------------------------------------------------------------------------------------

@@ -11,14 +11,13 @@ Standard library only, Python 3.9+: this file ships to the hosts with the runtim
 """
 
 from .logread import OpenLog, iso_time, label, number, parse_line, read_lines, scripts_of
-from .runlog import printable
+from .runlog import STDERR_TAIL, printable
 
 FAIL_STATUSES = ("failed", "timeout", "refused", "error", "killed")
 SCRIPT_STATUSES = ("ok",) + FAIL_STATUSES + ("skipped",)
 CALL_RESULTS = ("ok", "failed", "no-match", "error", "interrupted")
 LAST_FAILURES = 5
 UNPARSABLE_NAMED = 10
-STDERR_TAIL = 300
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 

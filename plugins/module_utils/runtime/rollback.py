@@ -13,7 +13,7 @@ A hook file that is not ours is never touched.
 import os
 
 from .events import DRIVER_DAEMONS, DRIVERS
-from .generations import DeployLock, GenerationError, all_ids, current_id, generation_path, read_meta, read_state, switch
+from .generations import DeployLock, Generation, GenerationError, all_ids, current_id, switch
 from .layout import CONFIG_FILE, OWN_DIR, kept_adopted_hook
 
 
@@ -31,12 +31,13 @@ def _rules_by_name(config: dict) -> dict:
     return {r["name"]: r for r in config["rules"]}
 
 
-def _load(directory: str) -> dict:
-    from .rules import ConfigError, load_config
+def _load(generation: Generation) -> dict:
+    """A generation's config.json, validated as the dispatcher reads it."""
+    from .rules import ConfigError
     try:
-        return load_config("%s/%s" % (directory, CONFIG_FILE), strict=False)
+        return generation.load_config(strict=False)
     except (OSError, ConfigError) as exc:
-        raise RollbackError("cannot read %s/%s: %s (nothing was changed)" % (directory, CONFIG_FILE, exc))
+        raise RollbackError("cannot read %s/%s: %s (nothing was changed)" % (generation.path, CONFIG_FILE, exc))
 
 
 def _is_ours(path: str) -> bool:
@@ -44,14 +45,8 @@ def _is_ours(path: str) -> bool:
     return os.path.isfile(path) and not os.path.islink(path) and file_is_ours(path)
 
 
-def plan_rollback(hooks_dir: str, target: str = "", runtime_hooks_dir: str = "") -> dict:
-    """What rolling back to target (default: the previous generation) changes; RollbackError if nothing can."""
-    from .entrypoint import render_entry_point
-    own = "%s/%s" % (hooks_dir, OWN_DIR)
-    runtime_hooks_dir = runtime_hooks_dir or hooks_dir
-    current = current_id(own)
-    if not current:
-        raise RollbackError("no generation is current in %s: nothing to roll back" % own)
+def _target_id(own: str, current: str, target: str) -> str:
+    """The generation to roll back to: target, or the one before current; RollbackError if none can be."""
     if not target:
         target = previous_id(own, current)
         if not target:
@@ -61,20 +56,45 @@ def plan_rollback(hooks_dir: str, target: str = "", runtime_hooks_dir: str = "")
         raise RollbackError("generation %s is already current (nothing was changed)" % target)
     elif target not in all_ids(own):
         raise RollbackError("generation %s is not kept in %s (kept: %s)" % (target, own, ", ".join(all_ids(own))))
+    return target
+
+
+def _read_target(own: str, target_id: str) -> Generation:
+    """The generation to roll back to, read once, with the interpreter its meta.json names."""
     try:
-        meta = read_meta(own, target, strict=True)
+        target = Generation.read(own, target_id, strict=True)
     except GenerationError as exc:
-        raise RollbackError("cannot roll back to %s: %s (nothing was changed)" % (target, exc))
-    python = meta.get("python")
-    if not python:
-        raise RollbackError("generation %s has no meta.json naming its interpreter (nothing was changed)" % target)
-    config = _load(generation_path(own, target))
-    refuse_unrunnable(generation_path(own, target), target, config, python)
-    drivers = target_drivers(config, meta)
+        raise RollbackError("cannot roll back to %s: %s (nothing was changed)" % (target_id, exc))
+    if not target.meta.get("python"):
+        raise RollbackError("generation %s has no meta.json naming its interpreter (nothing was changed)" % target_id)
+    return target
+
+
+def plan_rollback(hooks_dir: str, target: str = "", runtime_hooks_dir: str = "") -> dict:
+    """What rolling back to target (default: the previous generation) changes; RollbackError if nothing can."""
+    own = "%s/%s" % (hooks_dir, OWN_DIR)
+    current_gen = current_id(own)
+    if not current_gen:
+        raise RollbackError("no generation is current in %s: nothing to roll back" % own)
+    goal = _read_target(own, _target_id(own, current_gen, target))
+    config = _load(goal)
+    refuse_unrunnable(goal.path, goal.id, config, goal.meta["python"])
+    plan = {"own": own, "current": current_gen, "target": goal.id,
+            "summary": summarize(Generation.read(own, current_gen), goal, config)}
+    plan.update(_entry_point_changes(hooks_dir, runtime_hooks_dir or hooks_dir, goal, config))
+    return plan
+
+
+def _entry_point_changes(hooks_dir: str, runtime_hooks_dir: str, goal: Generation, config: dict) -> dict:
+    """The entry points the goal generation needs written (before the switch) and those it needs removed
+    (after it); a hook file that is not ours is left as it is, and a note says so."""
+    from .entrypoint import render_entry_point
+    drivers = target_drivers(config, goal.meta)
     writes, removals, added, removed, skipped = [], [], [], [], []
     for driver in drivers:
         path = "%s/%s" % (hooks_dir, driver)
-        text = render_entry_point(driver, runtime_hooks_dir, python, config["rules"], config["tree"]["enabled"]).encode()
+        text = render_entry_point(driver, runtime_hooks_dir, goal.meta["python"], config["rules"],
+                                  config["tree"]["enabled"]).encode()
         if not os.path.lexists(path):
             writes.append((path, text))
             added.append(driver)
@@ -89,9 +109,7 @@ def plan_rollback(hooks_dir: str, target: str = "", runtime_hooks_dir: str = "")
         if driver not in drivers and _is_ours(path):
             removals.append((path, kept_adopted_hook(hooks_dir, driver, os.path.lexists)))
             removed.append(driver)
-    return {"own": own, "current": current, "target": target, "writes": writes, "removals": removals,
-            "added": added, "removed": removed, "notes": skipped,
-            "summary": summarize(generation_path(own, current), generation_path(own, target), config)}
+    return {"writes": writes, "removals": removals, "added": added, "removed": removed, "notes": skipped}
 
 
 def target_drivers(config: dict, meta: dict) -> list:
@@ -126,18 +144,14 @@ def refuse_unrunnable(directory: str, target: str, config: dict, python: str) ->
                                 % (target, rule["name"], path, problem))
 
 
-def summarize(before_dir: str, after_dir: str, after: dict) -> list:
+def summarize(before: Generation, after: Generation, after_config: dict) -> list:
     """What changes between two generations, one line per rule or script."""
-    lines = []
     try:
-        before = _rules_by_name(_load(before_dir))
+        rules_before = _rules_by_name(_load(before))
     except RollbackError:
-        before = {}
-    lines.extend(differences("rule", before, _rules_by_name(after)))
-    _config, scripts_before = read_state(before_dir)
-    _config, scripts_after = read_state(after_dir)
-    lines.extend(differences("script", scripts_before, scripts_after))
-    return lines
+        rules_before = {}
+    return (differences("rule", rules_before, _rules_by_name(after_config))
+            + differences("script", before.scripts, after.scripts))
 
 
 def differences(kind: str, before: dict, after: dict) -> list:

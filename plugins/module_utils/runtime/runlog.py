@@ -11,11 +11,20 @@ from . import hostos as os  # os without importing os (0.9 ms at start-up): see 
 from .minijson import dumps
 
 SYSLOG_IDENT = "virthooks"
+STDERR_TAIL = 300               # how much of a failed script's stderr its log record keeps (the end)
 
 
 def iso_time(t: float) -> str:
+    """The log's time format: UTC to the millisecond, fixed width, so strings sort as times."""
     import time
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
+
+
+def write_all(fd: int, data) -> None:
+    """write(2) until all of data is written (a pipe, a full disk's last block: write may take part)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _rotate(path: str, backups: int) -> None:

@@ -154,3 +154,15 @@ def test_a_bad_secret_name_fails_naming_it_not_its_value(ansible_module, tmp_pat
     result = ansible_module(MODULE, args(tmp_path, scripts=scripts))
     assert result["failed"] is True and "script 'rec': secret name 'NOT-A-NAME' must be" in result["msg"]
     assert "tok-S3cr3t-bad" not in json.dumps(result) and not (tmp_path / "hooks").exists()
+
+
+def test_the_diff_shows_the_scripts_before_even_when_their_generation_is_pruned(ansible_module, tmp_path):
+    old = [{"name": "rec", "content": "#!/bin/sh\necho old\n", "secrets": {"TOKEN": "tok-old"}}]
+    new = [{"name": "rec", "content": "#!/bin/sh\necho new\n", "secrets": {"TOKEN": "tok-new"}}]
+    ansible_module(MODULE, args(tmp_path, scripts=old, generations_keep=1))
+    result = ansible_module(MODULE, args(tmp_path, scripts=new, generations_keep=1), diff=True)
+    assert result["changed"] is True and len(os.listdir(tmp_path / "hooks" / "virthooks" / "generations")) == 1
+    script = next(d for d in result["diff"] if d.get("before_header", "").endswith("/scripts/rec"))
+    assert (script["before"], script["after"]) == ("#!/bin/sh\necho old\n", "#!/bin/sh\necho new\n")
+    secrets = next(d for d in result["diff"] if d.get("before_header", "").endswith("/secrets/rec"))
+    assert (secrets["before"], secrets["after"]) == ("TOKEN=<redacted>\n", "TOKEN=<redacted> (changed)\n")
