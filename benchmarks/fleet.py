@@ -1,28 +1,58 @@
-"""Deploying hooks to N sandbox hosts: virthooks' role against a naive one-copy-task-per-script role.
+"""Deploying hooks to a fleet of sandbox hosts from one controller, against Ansible's own floor.
 
-For N = 1, 5, 20 local sandbox hosts (each its own SYSCONFDIR, reached with the local connection,
-forks = N), and S scripts per host, measures in one run:
-  - wall time of a first deployment and of a re-run that changes nothing,
-  - module calls that reach each host (controller-only actions such as set_fact excluded),
-for playbooks/deploy-hooks.yml and for a naive playbook that copies each script into the native
-hooks/qemu.d/ directory with one copy task per script (what users do today without a dispatcher).
+For N = 10, 50, 200 sandbox hosts (libvirt_hooks_sandbox: each a directory of this machine that describes its
+own libvirt, reached with the local connection) and forks 10 and 50, with S scripts per host, measures interleaved in one run:
+  (floor)  a play that makes one ansible.builtin.ping call per host: the least any role can cost,
+  (first)  playbooks/deploy-hooks.yml on fresh hosts,            (re-run)  the same again, changing nothing,
+  (naive)  one copy task per script into hooks/qemu.d/, first run, (naive re) and again,
+and for each: wall time, CPU time of ansible-playbook and every process it ran (with the local connection
+the modules run on this machine too, so this is controller and module CPU together), module calls that
+reach each host (controller-only actions such as set_fact excluded), task results per host (ok, changed,
+skipped, failed, includes) and peak memory of the ansible-playbook process tree (the sum of its processes'
+PSS, sampled every 0.25 s).
 
-Usage: benchmarks/fleet.py [--hosts 1,5,20] [--scripts 10]
+Cost per host is (time - time of `--list-hosts` of the same playbook, the fixed start-up) / N, in CPU time
+(and in wall time, shown as well).
+
+Targets, checked at the largest N (200 in the default run) and every forks value, on CPU time (the
+controller's work, which other load on a shared machine hardly changes; --wall checks wall time instead):
+  re-run  <= 1.5 x floor, and 1 module call per host
+  first   <= 2.5 x floor
+  re-run cost per host at the largest N <= 1.2 x that at the smallest N (flat with the fleet's size)
+  peak memory of any run < 1 GiB
+It exits 1 when a target is missed, unless --report-only (or --quick, which only proves the benchmark runs:
+10 hosts, forks 10, 3 scripts, no targets; tests/integration/test_fleet_benchmark.py runs it).
+
+The naive play makes a module call per script and host (10 scripts: 4 s a host here); it runs at the
+smallest N only unless --naive-hosts names more.
+
+Usage: benchmarks/fleet.py [--hosts 10,50,200] [--forks 10,50] [--scripts 10] [--naive-hosts 10]
+                           [--report-only] [--quick]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+PING = """
+- name: The floor, one module call per host
+  hosts: hypervisors
+  gather_facts: false
+  tasks:
+    - name: Ping each host
+      ansible.builtin.ping:
+"""
 NAIVE = """
 - name: Naive hook deployment, one copy task per script
   hosts: hypervisors
@@ -30,85 +60,230 @@ NAIVE = """
   tasks:
     - name: Create the native hooks directory
       ansible.builtin.file:
-        path: "{{ libvirt_hooks_sysconfdir }}/libvirt/hooks/qemu.d"
+        path: "{{ libvirt_hooks_sandbox.dir }}/etc/libvirt/hooks/qemu.d"
         state: directory
         mode: "0755"
     - name: Copy each hook script
       ansible.builtin.copy:
         content: "{{ item.content }}"
-        dest: "{{ libvirt_hooks_sysconfdir }}/libvirt/hooks/qemu.d/{{ item.name }}"
+        dest: "{{ libvirt_hooks_sandbox.dir }}/etc/libvirt/hooks/qemu.d/{{ item.name }}"
         mode: "0755"
       loop: "{{ libvirt_hooks_scripts }}"
       loop_control:
         label: "{{ item.name }}"
 """
+GIB = 1 << 30
 
 
 def inventory(base: Path, hosts: int, scripts: int) -> Path:
     script_list = [{"name": "hook-%02d" % i, "operations": ["prepare"], "objects": ["guest-%02d" % i],
                     "content": "#!/bin/sh\n# hook %d\nexit 0\n" % i} for i in range(scripts)]
-    names = ["bench-%02d" % i for i in range(hosts)]
+    names = ["bench-%03d" % i for i in range(hosts)]
     for name in names:
         (base / name / "etc" / "libvirt").mkdir(parents=True, exist_ok=True)
     inv = {"hypervisors": {"hosts": {n: {} for n in names}, "vars": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
-        "libvirt_hooks_sysconfdir": str(base) + "/{{ inventory_hostname }}/etc", "libvirt_hooks_restart": "never",
-        "libvirt_hooks_cli_link": "", "libvirt_hooks_scripts": script_list,
-        "libvirt_hooks_log": {"file": str(base) + "/{{ inventory_hostname }}/log.jsonl"}}}}
+        "ansible_remote_tmp": str(base / "tmp"),
+        # A sandbox host (examples/inventory/sandbox.yml): its libvirt is this description, nothing of this
+        # machine's libvirt, systemd or cron is looked at or run, and everything deployed stays in its dir.
+        "libvirt_hooks_sandbox": {"dir": str(base) + "/{{ inventory_hostname }}", "version": "10.0.0",
+                                  "daemons": ["libvirtd"]},
+        "libvirt_hooks_restart": "never", "libvirt_hooks_scripts": script_list}}}
     path = base / "inventory.json"
     path.write_text(json.dumps(inv))
     return path
 
 
-def run(playbook: Path, inv: Path, forks: int, count_file: Path) -> tuple:
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "tests" / "output" / "collections"),
-               ANSIBLE_CONFIG=str(REPO / "tests" / "ansible.cfg"), VIRTHOOKS_COUNT_FILE=str(count_file),
-               ANSIBLE_CALLBACK_PLUGINS=str(REPO / "benchmarks" / "callback_plugins"),
-               ANSIBLE_CALLBACKS_ENABLED="count_calls", PATH=str(VENV_BIN) + os.pathsep + os.environ["PATH"])
+def _tree_pss(root: int) -> int:
+    """Bytes of PSS of root and its descendants (0 for a process already gone)."""
+    children: dict = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, ()))
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    return total
+
+
+def env_for(count_file: Path) -> dict:
+    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "tests" / "output" / "collections"),
+                ANSIBLE_CONFIG=str(REPO / "tests" / "ansible.cfg"), VIRTHOOKS_COUNT_FILE=str(count_file),
+                VIRTHOOKS_RESULTS_FILE=str(count_file.with_suffix(".results.json")),
+                ANSIBLE_CALLBACK_PLUGINS=str(REPO / "benchmarks" / "callback_plugins"),
+                ANSIBLE_CALLBACKS_ENABLED="count_calls", PATH=str(VENV_BIN) + os.pathsep + os.environ["PATH"])
+
+
+def run(playbook: Path, inv: Path, forks: int, count_file: Path, extra: tuple = ()) -> dict:
+    """One ansible-playbook run: wall, cpu (s), peak memory (bytes), calls and results per host."""
+    cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inv), "-f", str(forks), *extra, str(playbook)]
+    out = tempfile.TemporaryFile(mode="w+")
     began = time.perf_counter()
-    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(inv), "-f", str(forks), str(playbook)],
-                          capture_output=True, text=True, env=env, check=False)
-    elapsed = time.perf_counter() - began
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, env=env_for(count_file))
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.25):
+            peak[0] = max(peak[0], _tree_pss(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - began
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    sampler.join()
+    out.seek(0)
     if proc.returncode != 0:
-        raise SystemExit("%s failed:\n%s\n%s" % (playbook, proc.stdout[-3000:], proc.stderr[-2000:]))
-    calls = json.loads(count_file.read_text())
-    return elapsed, sum(calls.values()) / max(1, len(calls))
+        raise SystemExit("%s failed (exit %d):\n%s" % (playbook, proc.returncode, out.read()[-4000:]))
+    result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "mem": peak[0], "calls": 0.0, "results": 0.0}
+    if count_file.exists():
+        calls = json.loads(count_file.read_text())
+        results = json.loads(count_file.with_suffix(".results.json").read_text())
+        hosts = max(1, len(results))
+        result["calls"] = sum(calls.values()) / hosts
+        result["results"] = sum(results.values()) / hosts
+    return result
+
+
+def measure(hosts: int, forks: int, scripts: int, naive: Path, ping: Path, with_naive: bool) -> dict:
+    """The floor, virthooks and the naive play on the same number of fresh hosts, interleaved."""
+    deploy = REPO / "playbooks" / "deploy-hooks.yml"
+    rows: dict = {}
+    ours = Path(tempfile.mkdtemp(prefix="vh-fleet-"))
+    theirs = Path(tempfile.mkdtemp(prefix="vh-naive-"))
+    try:
+        inv, naive_inv = inventory(ours, hosts, scripts), inventory(theirs, hosts, scripts)
+        start = run(deploy, inv, forks, ours / "c0.json", ("--list-hosts",))
+        floor1 = run(ping, inv, forks, ours / "c1.json")
+        rows["first"] = run(deploy, inv, forks, ours / "c2.json")
+        if with_naive:
+            rows["naive"] = run(naive, naive_inv, forks, theirs / "c3.json")
+        floor2 = run(ping, inv, forks, ours / "c4.json")
+        rows["re-run"] = run(deploy, inv, forks, ours / "c5.json")
+        if with_naive:
+            rows["naive re"] = run(naive, naive_inv, forks, theirs / "c6.json")
+        floor3 = run(ping, inv, forks, ours / "c7.json")
+    finally:
+        shutil.rmtree(ours, ignore_errors=True)
+        shutil.rmtree(theirs, ignore_errors=True)
+    # the median of three, taken before, between and after
+    rows["floor"] = {k: sorted(f[k] for f in (floor1, floor2, floor3))[1] for k in floor1}
+    for row in rows.values():
+        row["per_host"] = max(0.0, row["wall"] - start["wall"]) / hosts
+        row["cpu_per_host"] = max(0.0, row["cpu"] - start["cpu"]) / hosts
+    rows["start"] = start
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", default="1,5,20")
-    parser.add_argument("--scripts", type=int, default=10)
+    parser.add_argument("--hosts", default="10,50,200")
+    parser.add_argument("--forks", default="10,50")
+    parser.add_argument("--scripts", type=int, default=None, help="scripts per host (10; --quick: 3)")
+    parser.add_argument("--naive-hosts", default=None,
+                        help="the host counts that also run the naive play (default: the smallest; it makes "
+                             "a module call per script and host, 15 minutes at 200 hosts)")
+    parser.add_argument("--report-only", action="store_true", help="exit 0 even when a target is missed")
+    parser.add_argument("--wall", action="store_true", help="check the targets on wall time, not CPU time")
+    parser.add_argument("--quick", action="store_true", help="10 hosts, forks 10, no targets: the benchmark runs")
     args = parser.parse_args()
+    if args.quick:
+        args.hosts, args.forks, args.naive_hosts, args.report_only = "10", "10", "10", True
+    if args.scripts is None:
+        args.scripts = 3 if args.quick else 10
     link = REPO / "tests" / "output" / "collections" / "ansible_collections" / "virthooks" / "libvirt"
     if not link.exists():
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(REPO)
-    naive = Path(tempfile.mkdtemp(prefix="vh-naive-")) / "naive.yml"
+    work = Path(tempfile.mkdtemp(prefix="vh-bench-plays-"))
+    naive, ping = work / "naive.yml", work / "ping.yml"
     naive.write_text(NAIVE)
-    today = time.strftime("%Y-%m-%d")
-    print("Deploying %d scripts per host, %s, ansible-core from %s" % (args.scripts, today, VENV_BIN))
-    header = ("hosts", "playbook", "first run", "re-run", "calls/host 1st", "calls/host re")
-    print("%6s  %-26s %12s %12s %14s %14s" % header)
-    rows = []
-    for hosts in [int(h) for h in args.hosts.split(",")]:
-        for label, playbook in (("virthooks deploy-hooks.yml", REPO / "playbooks" / "deploy-hooks.yml"),
-                                ("naive copy per script", naive)):
-            base = Path(tempfile.mkdtemp(prefix="vh-fleet-"))
-            try:
-                inv = inventory(base, hosts, args.scripts)
-                first, first_calls = run(playbook, inv, hosts, base / "count1.json")
-                again, again_calls = run(playbook, inv, hosts, base / "count2.json")
-            finally:
-                shutil.rmtree(base, ignore_errors=True)
-            rows.append((hosts, label, first, again))
-            row = (hosts, label, first, again, first_calls, again_calls)
-            print("%6d  %-26s %10.1f s %10.1f s %14.1f %14.1f" % row)
+    ping.write_text(PING)
+    print("Deploying %d scripts per host, %s, %d CPU(s), load %.1f, ansible-core from %s" % (
+        args.scripts, time.strftime("%Y-%m-%d"), os.cpu_count() or 0, os.getloadavg()[0], VENV_BIN))
+    print("cpu = ansible-playbook and every process it ran (local connection: modules included); "
+          "per host = (wall - start-up) / hosts")
+    print("%5s %5s  %-9s %8s %8s %9s %9s %8s %8s %8s" % (
+        "hosts", "forks", "run", "wall s", "cpu s", "wall/host", "cpu/host", "calls/h", "tasks/h", "mem MiB"))
+    hosts_list = [int(h) for h in args.hosts.split(",")]
+    forks_list = [int(f) for f in args.forks.split(",")]
+    naive_hosts = [int(h) for h in args.naive_hosts.split(",")] if args.naive_hosts else [min(hosts_list)]
+    table: dict = {}
+    try:
+        for forks in forks_list:
+            for hosts in hosts_list:
+                rows = measure(hosts, forks, args.scripts, naive, ping, hosts in naive_hosts)
+                table[(hosts, forks)] = rows
+                for label in ("floor", "first", "re-run", "naive", "naive re"):
+                    if label not in rows:
+                        continue
+                    r = rows[label]
+                    print("%5d %5d  %-9s %8.2f %8.2f %8.3fs %8.3fs %8.1f %8.1f %8.0f" % (
+                        hosts, forks, label, r["wall"], r["cpu"], r["per_host"], r["cpu_per_host"], r["calls"],
+                        r["results"], r["mem"] / (1 << 20)))
+                print("%5d %5d  %-9s %8.2f %8.2f   (ansible-playbook --list-hosts of deploy-hooks.yml)" % (
+                    hosts, forks, "start-up", rows["start"]["wall"], rows["start"]["cpu"]))
+                sys.stdout.flush()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print()
-    for i in range(0, len(rows), 2):
-        ours, theirs = rows[i], rows[i + 1]
-        print("N=%-3d re-run time virthooks/naive = %.2f   first run = %.2f" % (
-            ours[0], ours[3] / theirs[3], ours[2] / theirs[2]))
+    missed = []
+    big, small = max(hosts_list), min(hosts_list)
+    key, per = ("wall", "per_host") if args.wall else ("cpu", "cpu_per_host")
+    for (hosts, forks), rows in sorted(table.items()):
+        fl = rows["floor"]
+        line = "N=%-3d forks=%-2d  re-run/floor %.2f (cpu %.2f)  first/floor %.2f (cpu %.2f)" % (
+            hosts, forks, rows["re-run"]["wall"] / fl["wall"], rows["re-run"]["cpu"] / fl["cpu"],
+            rows["first"]["wall"] / fl["wall"], rows["first"]["cpu"] / fl["cpu"])
+        if "naive" in rows:
+            line += "  re-run/naive re %.2f  first/naive %.2f" % (
+                rows["re-run"]["wall"] / rows["naive re"]["wall"], rows["first"]["wall"] / rows["naive"]["wall"])
+        print(line)
+        if max(r["mem"] for r in rows.values()) >= GIB:
+            missed.append("N=%d forks=%d: peak memory %.0f MiB >= 1 GiB" % (
+                hosts, forks, max(r["mem"] for r in rows.values()) / (1 << 20)))
+        if hosts != big:
+            continue
+        if rows["re-run"][key] > 1.5 * fl[key]:
+            missed.append("N=%d forks=%d: re-run %.2fx the floor in %s time (target <= 1.5)" % (
+                hosts, forks, rows["re-run"][key] / fl[key], key))
+        if rows["re-run"]["calls"] > 1.0:
+            missed.append("N=%d forks=%d: re-run makes %.1f module calls per host (target 1)" % (
+                hosts, forks, rows["re-run"]["calls"]))
+        if rows["first"][key] > 2.5 * fl[key]:
+            missed.append("N=%d forks=%d: first deploy %.2fx the floor in %s time (target <= 2.5)" % (
+                hosts, forks, rows["first"][key] / fl[key], key))
+        if big != small:
+            flat = rows["re-run"][per] / max(1e-9, table[(small, forks)]["re-run"][per])
+            print("forks=%-2d  re-run %s time per host N=%d / N=%d = %.2f" % (forks, key, big, small, flat))
+            if flat > 1.2:
+                missed.append("forks=%d: re-run %s time per host at N=%d is %.2fx that at N=%d (target <= 1.2)" % (
+                    forks, key, big, flat, small))
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    print("(this benchmark's own CPU: %.1f s)" % (own.ru_utime + own.ru_stime))
+    for miss in missed:
+        print("MISSED: " + miss)
+    if missed:
+        print("%d target(s) missed%s" % (len(missed), " (--report-only: exit 0)" if args.report_only else ""))
+        return 0 if args.report_only else 1
+    print("all targets met" if not args.quick else "(--quick: no targets checked)")
     return 0
 
 

@@ -10,6 +10,8 @@ type: aggregate
 short_description: Count module calls per host (benchmarks only)
 description:
   - Writes {host: calls} as JSON to the file named by E(VIRTHOOKS_COUNT_FILE) at the end of the run.
+  - "Writes {host: task results} (ok, changed, failed, skipped, unreachable and includes, controller-only
+    actions included) as JSON to the file named by E(VIRTHOOKS_RESULTS_FILE), when set."
 author: virthooks contributors
 """
 
@@ -32,12 +34,14 @@ class CallbackModule(CallbackBase):
     def __init__(self):
         super().__init__()
         self.calls = Counter()
+        self.results = Counter()
 
     def _remote(self, result) -> bool:
         action = result._task.action.rsplit(".", 1)[-1]
         return action not in LOCAL_ACTIONS
 
     def _count(self, result):
+        self.results[result._host.get_name()] += 1
         if not self._remote(result):
             return
         items = result._result.get("results")
@@ -49,8 +53,21 @@ class CallbackModule(CallbackBase):
     v2_runner_on_ok = _count
     v2_runner_on_failed = _count
 
+    def v2_runner_on_skipped(self, result):
+        self.results[result._host.get_name()] += 1
+
+    v2_runner_on_unreachable = v2_runner_on_skipped
+
+    def v2_playbook_on_include(self, included_file):
+        for host in included_file._hosts:
+            self.results[host.get_name()] += 1
+
     def v2_playbook_on_stats(self, stats):
         path = os.environ.get("VIRTHOOKS_COUNT_FILE")
         if path:
             with open(path, "w") as f:
                 json.dump(dict(self.calls), f)
+        path = os.environ.get("VIRTHOOKS_RESULTS_FILE")
+        if path:
+            with open(path, "w") as f:
+                json.dump(dict(self.results), f)

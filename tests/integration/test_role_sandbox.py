@@ -223,14 +223,18 @@ def current_generation(fleet, host: str) -> str:
 
 
 def test_a_no_change_run_makes_no_generation_and_costs_two_module_calls(fleet, tmp_path):
-    """What the README's quick start and docs/benchmarks.md say: hooks_info and hook_runtime, nothing else."""
+    """What the README's quick start and docs/scale.md say: hooks_info and hook_runtime, nothing else; and few
+    task results per host (each costs the controller a worker process per host, a skipped one too): the
+    library, the plan, the meta task that ends the role and the playbook's two canary meta tasks (49 before)."""
     fleet.write(common={"libvirt_hooks_scripts": [{"name": "audit", "operations": ["started"], "content": SH % fleet.tmp}]},
                 gpu=gpu_scripts(fleet.tmp))
     assert fleet.deploy().returncode == 0
     before = {h: current_generation(fleet, h) for h in ("host-a", "host-b")}
     counts = tmp_path / "calls.json"
+    results = tmp_path / "results.json"
     env = dict(ansible_env(), ANSIBLE_CALLBACK_PLUGINS=str(REPO / "benchmarks" / "callback_plugins"),
-               ANSIBLE_CALLBACKS_ENABLED="count_calls", VIRTHOOKS_COUNT_FILE=str(counts))
+               ANSIBLE_CALLBACKS_ENABLED="count_calls", VIRTHOOKS_COUNT_FILE=str(counts),
+               VIRTHOOKS_RESULTS_FILE=str(results))
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(fleet.inventory / "hosts.yml"),
            str(REPO / "playbooks" / "deploy-hooks.yml")]
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
@@ -239,6 +243,10 @@ def test_a_no_change_run_makes_no_generation_and_costs_two_module_calls(fleet, t
     assert {h: current_generation(fleet, h) for h in ("host-a", "host-b")} == before
     calls = json.loads(counts.read_text())
     assert calls and all(n == 2 for n in calls.values()), calls
+    # hooks_info, its not-installed check, the library, the plan, hook_runtime, the end of the role, the two
+    # canary meta tasks of the playbook; plus the first host's once-per-play task
+    per_host = json.loads(results.read_text())
+    assert sorted(per_host) == ["host-a", "host-b"] and all(n <= 9 for n in per_host.values()), per_host
 
 
 def with_an_untrusted_script(fleet, tmp_path) -> dict:
