@@ -33,7 +33,7 @@ cp -a /etc/libvirt/. "$W/etc/"
 rm -rf "$W/etc/hooks"/* "$W/etc/qemu/networks"/*.xml "$W/etc/qemu/networks/autostart"/* "$W/etc/qemu"/*.xml
 # No cgroups: guests of two private daemons (and other tests' daemons) would share cgroup names.
 printf 'user = "root"\ngroup = "root"\nsecurity_driver = "none"\ncgroup_controllers = [ ]\n' >>"$W/etc/qemu.conf"
-printf 'host_uuid = "%s"\n' "$UUID" >>"$W/etc/libvirtd.conf"
+printf 'host_uuid = "%s"\nlog_outputs = "4:file:/var/log/libvirt/libvirtd.log"\n' "$UUID" >>"$W/etc/libvirtd.conf"
 mount --bind "$W/etc" /etc/libvirt
 for d in lib log cache; do mount --bind "$W/var-$d" /var/$d/libvirt; done
 mkdir -p /var/lib/libvirt/qemu /var/log/libvirt/qemu
@@ -168,6 +168,13 @@ class PrivateHost:
     def restart_libvirtd(self) -> None:
         self.stop("libvirtd")
         self.start_libvirtd()
+
+    def daemon_errors(self, lines: int = 5) -> str:
+        """The last errors libvirtd logged (libvirtd.conf: errors to /var/log/libvirt/libvirtd.log)."""
+        try:
+            return "\n".join((self.work / "var-log" / "libvirtd.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
 
     def qemu_pid(self, guest: str):
         try:
