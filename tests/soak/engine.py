@@ -210,7 +210,11 @@ class Soak(object):
     def validate(self, after: str) -> None:
         proc = self.host.run(CLI, "validate", check=False, timeout=120)
         if proc.returncode != 0:
-            self.count(self.failures, "host does not validate after " + after, proc.stdout + proc.stderr)
+            # The problems, not the warnings every run has; the whole output is kept in the work directory.
+            with open(self.work / "validate-failures.txt", "a") as f:
+                f.write("after %s:\n%s%s\n" % (after, proc.stdout, proc.stderr))
+            problems = [line for line in (proc.stdout + proc.stderr).splitlines() if not line.startswith("WARN")]
+            self.count(self.failures, "host does not validate after " + after, "\n".join(problems)[:600])
 
     def disk_fault_during(self, start: float, end: float) -> bool:
         with self.lock:
@@ -689,7 +693,7 @@ def summary(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--calls", type=int, default=0, help="stop earlier once this many hook calls ran")
     parser.add_argument("--guests", type=int, default=4)
