@@ -1,6 +1,7 @@
 # virthooks.libvirt: the two entry points of the README.
 #   make demo   deploy to a local sandbox fleet and fire simulated guest events (embedded default)
 #   make test   install everything needed from nothing and run the whole test suite
+#   make soak   the chaos soak on a private real libvirtd (SOAK_MINUTES=30, SOAK_CALLS=0, SOAK_SEED=random)
 #   make lock   regenerate requirements/*.txt (every Python package, pinned with hashes) from pyproject.toml
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -23,7 +24,7 @@ LINK := tests/output/collections/ansible_collections/virthooks/libvirt
 ANSIBLE_ENV := ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/tests/output/collections:$(CURDIR)/.cache/collections \
 	ANSIBLE_CONFIG=$(CURDIR)/tests/ansible.cfg
 
-.PHONY: venv demo-venv demo test units lint sanity bench clean link lock
+.PHONY: venv demo-venv demo test units lint sanity bench soak clean link lock
 
 venv: $(VENV_STAMP)
 demo-venv: $(DEMO_STAMP)
@@ -87,6 +88,14 @@ bench: venv link
 	$(VENV_PY) benchmarks/libvirt_cycles.py $(BENCH_FLAGS) || rc=1; \
 	$(VENV_PY) benchmarks/fleet.py || rc=1; \
 	exit $$rc
+
+# The long chaos soak (docs/testing.md, "The chaos soak"): prints its figures, fails if a failure is ours.
+# It stops at SOAK_MINUTES, or earlier once SOAK_CALLS hook calls ran (0: no such limit).
+SOAK_MINUTES ?= 30
+SOAK_CALLS ?= 0
+SOAK_SEED ?=
+soak: venv link
+	$(VENV_PY) -m tests.soak.engine --minutes $(SOAK_MINUTES) --calls $(SOAK_CALLS) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache tests/output

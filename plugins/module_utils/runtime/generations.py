@@ -287,10 +287,13 @@ def _remove_tree(path: str) -> None:
 
 
 def prunable(own: str, keep: int) -> list:
-    """Generations beyond the newest ``keep`` (never the current one), oldest first."""
+    """Generations beyond the newest ``keep``, oldest first; never the current one, nor (keep > 1) the one it
+    replaced (its meta.json's ``previous``: where the role's rollback of this deploy goes), which generations
+    left by killed deploys, never current, would otherwise push out."""
     ids = all_ids(own)
     current = current_id(own)
-    return [g for g in ids[:-keep] if g != current] if keep > 0 else [g for g in ids if g != current]
+    spare = {current, read_meta(own, current).get("previous") or ""} if current and keep > 1 else {current}
+    return [g for g in ids[:-keep] if g not in spare] if keep > 0 else [g for g in ids if g not in spare]
 
 
 def prune(own: str, keep: int) -> list:

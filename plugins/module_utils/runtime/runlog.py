@@ -77,6 +77,27 @@ def _current_size(path: str, fd: int):
 
 # Each failed attempt means another writer rotated in between: it made progress, we retry.
 APPEND_ATTEMPTS = 100
+SEEK_CUR = 1
+
+
+def _write_whole(fd: int, data: bytes, locked: bool) -> bool:
+    """Append data as one piece, or leave the file as it was and return False.
+
+    A full disk can take part of a record (a short write): left there, it is a line without its end, with
+    the next writer's record glued to it, both lost to every reader and no syslog line for either. So the
+    part written is taken back, if no other writer appended after it (checked holding the lock exclusively).
+    """
+    written = os.write(fd, data)
+    if written == len(data):
+        return True
+    if written:
+        import fcntl
+        if locked:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        end = os.lseek(fd, 0, SEEK_CUR)     # O_APPEND: just past our bytes
+        if os.fstat(fd).st_size == end:
+            os.ftruncate(fd, end - written)
+    return False
 
 
 def append_line(path: str, record: dict, max_bytes: int, backups: int) -> bool:
@@ -92,10 +113,9 @@ def append_line(path: str, record: dict, max_bytes: int, backups: int) -> bool:
         if not max_bytes:
             fd = _open_append(path)
             try:
-                os.write(fd, data)
+                return _write_whole(fd, data, locked=False)
             finally:
                 os.close(fd)
-            return True
         import fcntl
         for _attempt in range(APPEND_ATTEMPTS):
             fd = _open_append(path)
@@ -112,8 +132,7 @@ def append_line(path: str, record: dict, max_bytes: int, backups: int) -> bool:
                     if size and size + len(data) > max_bytes:
                         _rotate(path, backups)
                     continue
-                os.write(fd, data)
-                return True
+                return _write_whole(fd, data, locked=True)
             finally:
                 os.close(fd)  # releases the lock
         return False

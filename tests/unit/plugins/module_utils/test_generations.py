@@ -526,3 +526,23 @@ def test_a_malformed_meta_json_is_one_line_naming_it_in_generations_and_rollback
         assert current in out and good.name in out
         code, out = cli(sandbox, "rollback")
         assert_refused_unchanged(sandbox, current, code, out, "%s is malformed" % (good / "meta.json"))
+
+
+def test_generations_left_by_killed_deploys_do_not_push_out_the_one_a_rollback_goes_back_to(sandbox):
+    """Found by the chaos soak (tests/soak): two deploys killed after writing their generation, before the
+    switch, then a deploy that the role had to roll back: the generation current before it had been pruned
+    as the oldest ("generation ... is not kept"), so the host could not go back to what it was running."""
+    good = deploy(sandbox, [rule("a")], present("a")).generation
+    inst = installer(sandbox)
+    for n in range(2):      # killed after their generation was written, before the switch
+        plan = inst.plan(["qemu"], [rule("killed-%d" % n)], log={"file": str(sandbox.log)},
+                         scripts=present("killed-%d" % n), purge=True, keep=3, deployer="tester")
+        inst.write_generation(next(c for c in plan.changes if c.kind == "generation"))
+        assert generations.current_id(str(sandbox.own)) == good
+    new = deploy(sandbox, [rule("b")], present("b"), keep=3)
+    assert new.previous == good
+    kept = generations.all_ids(str(sandbox.own))
+    assert good in kept and new.generation in kept, kept
+    code, out = cli(sandbox, "rollback", new.previous)
+    assert code == 0, out
+    assert generations.current_id(str(sandbox.own)) == good

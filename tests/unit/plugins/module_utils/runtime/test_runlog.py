@@ -118,3 +118,40 @@ def test_printable_escapes_controls_and_undecodable_bytes_and_keeps_the_rest():
     assert printable("\ud800") == "\\ud800"
     every = "".join(map(chr, range(0x110000)))
     assert not [c for c in printable(every) if ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f or 0xd800 <= ord(c) < 0xe000]
+
+
+def test_a_record_cut_short_by_a_full_disk_is_taken_back_and_reported_not_left_as_a_broken_line(tmp_path):
+    """Found by the chaos soak (tests/soak): on a full log directory a record was written in part (a short
+    write), append_line said it was written, no syslog line went out, and the next record was glued to the
+    broken line, so both were lost to every reader (virthooks log, metrics, the fleet report)."""
+    disk = tmp_path / "log"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(disk)], check=True)
+    try:
+        path = disk / "virthooks.jsonl"
+        # Two pages taken by another file; the log fills its two pages but for 100 bytes.
+        (disk / "other").write_bytes(b"x" * 8192)
+        first = json.dumps({"pad": "y" * (8192 - 100 - 12)}) + "\n"
+        path.write_text(first)
+        assert len(first) == 8192 - 100
+        record = {"event": "qemu g started begin", "result": "ok", "stdout": "z" * 300}
+        for max_bytes in (0, 1 << 20):      # without rotation (no lock) and with it
+            proc = run_python("""
+                import sys
+                from %s import append_line
+                print(append_line(sys.argv[1], {"event": "qemu g started begin", "result": "ok", "stdout": "z" * 300},
+                                  int(sys.argv[2]), 3))
+            """ % RUNLOG, str(path), str(max_bytes))
+            assert proc.stdout.strip() == "False", proc.stdout + proc.stderr
+            assert path.read_text() == first
+        # Room again: the next record is whole, and every line reads.
+        (disk / "other").unlink()
+        proc = run_python("""
+            import sys
+            from %s import append_line
+            print(append_line(sys.argv[1], {"event": "qemu g started begin", "result": "ok", "stdout": "z" * 300}, 0, 3))
+        """ % RUNLOG, str(path))
+        assert proc.stdout.strip() == "True", proc.stdout + proc.stderr
+        assert [json.loads(line) for line in path.read_text().splitlines()][1] == record
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
