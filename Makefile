@@ -66,8 +66,11 @@ link:
 demo: demo-venv link
 	$(ANSIBLE_ENV) $(DEMO_VENV)/bin/ansible-playbook -i examples/inventory/sandbox.yml examples/sandbox/demo.yml
 
+# The unit tier: tests/unit without the tests that need root, libvirt, podman or minutes (markers in
+# tests/conftest.py); runs as any user, in about a minute on 2 cores.
+UNIT_TIER := not (root or libvirt or podman or slow or quality)
 units: venv
-	$(VENV_PY) -m pytest tests/unit
+	$(VENV_PY) -m pytest -p no:cacheprovider -m "$(UNIT_TIER)" tests/unit
 
 # Quick local loops: the quality gates' lint and sanity tests alone (tests/quality runs the same tools,
 # with the same options, on a copy of the files git would ship; see tests/quality/README.md).

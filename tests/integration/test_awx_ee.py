@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import COLLECTIONS, REPO, ansible_env
+from tests.support.ansible import ansible_env
+from tests.support.paths import COLLECTIONS, REPO
 from tests.integration.test_role_sandbox import SH
 
 BIN = Path(sys.executable).parent

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.integration.fleet_host import FLEET, fleet_down, in_host, podman
+from tests.support.paths import REPO
+from tests.support.fleet_host import FLEET, fleet_down, in_host, podman
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.podman, pytest.mark.slow]
 
 EE = REPO / "extensions" / "molecule" / "utils" / "ee"
 BIN = Path(sys.executable).parent

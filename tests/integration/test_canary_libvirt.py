@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env
-from tests.integration.libvirt_objects import guest_xml
+from tests.support.ansible import ansible_env
+from tests.support.paths import REPO
+from tests.support.libvirt_objects import guest_xml
 from tests.integration.test_library_libvirt import PrivateLibvirt, wait_for
 
 pytestmark = pytest.mark.libvirt

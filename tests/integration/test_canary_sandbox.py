@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env, user_owned_shell
+from tests.support.ansible import ansible_env
+from tests.support.host import user_owned_shell
+from tests.support.paths import REPO
 from tests.integration.test_role_sandbox import SH, recap, tree_state
 
 HOSTS = ("host-a", "host-b", "host-c")

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env
-from tests.integration import fleet_host as fh
+from tests.support.ansible import ansible_env
+from tests.support.paths import REPO
+from tests.support import fleet_host as fh
 
-pytestmark = pytest.mark.fleet
+pytestmark = pytest.mark.podman
 
 HOSTS = {"vh-drift-12": "bookworm-libvirt", "vh-drift-13": "trixie-libvirt"}
 SH = "#!/bin/sh\nexit 0\n"

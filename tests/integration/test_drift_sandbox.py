@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env
+from tests.support.ansible import ansible_env
+from tests.support.paths import REPO
 
 HOSTS = ("host-a", "host-b", "host-c")
 SH = "#!/bin/sh\nexit 0\n"

@@ -7,7 +7,8 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import REPO, ansible_env
+from tests.support.ansible import ansible_env
+from tests.support.paths import REPO
 
 ROW = re.compile(r"^\s+(\d+)\s+(\d+)\s+(floor|first|re-run|naive re|naive)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)s"
                  r"\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)\s+(\d+)$")

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import COLLECTIONS, REPO, ansible_env
+from tests.support.ansible import ansible_env
+from tests.support.paths import COLLECTIONS, REPO
 
-pytestmark = pytest.mark.fleet
+pytestmark = pytest.mark.podman
 
 FLEET = REPO / "extensions" / "molecule" / "utils" / "fleet"
 PLAYBOOKS = REPO / "extensions" / "molecule" / "utils" / "playbooks"

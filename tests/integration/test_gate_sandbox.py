@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import machine_libvirtd_up, run_module
+from tests.support.ansible import run_module
+from tests.support.host import machine_libvirtd_up
 from tests.integration.test_role_sandbox import SH, Fleet, current_generation, gpu_scripts, recap, tree_state
 
 UNTERMINATED_IF = "#!/bin/sh\nif [ -n \"$1\" ]; then\n  echo started\n"

@@ -9,8 +9,9 @@ from pathlib import Path
 import yaml
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import importers
-from tests.conftest import REPO, ansible_env
-from tests.peers import HOOKS_JSON
+from tests.support.ansible import ansible_env
+from tests.support.paths import REPO
+from tests.support.peers import HOOKS_JSON
 
 
 def recorder(path: Path, label: str, log: Path, status: int = 0) -> Path:

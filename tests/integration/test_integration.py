@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from pytest_ansible import plugin as pytest_ansible_plugin
 
-from tests.conftest import COLLECTIONS, EXTRA_COLLECTIONS, REPO
+from tests.support.paths import COLLECTIONS, EXTRA_COLLECTIONS, REPO
 
 SCENARIOS_DIR = REPO / "extensions" / "molecule"
 FLEET = SCENARIOS_DIR / "utils" / "fleet"

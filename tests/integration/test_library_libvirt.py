@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env
-from tests.integration.libvirt_objects import (guest_xml, nat_network_xml, nft_table, nr_hugepages, snapshots,
+from tests.support.ansible import ansible_env
+from tests.support.paths import REPO
+from tests.support.libvirt_objects import (guest_xml, nat_network_xml, nft_table, nr_hugepages, snapshots,
                                                start_webhook, webhook_posts)
 
 pytestmark = pytest.mark.libvirt

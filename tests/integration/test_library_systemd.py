@@ -24,9 +24,9 @@ from functools import partial
 
 import pytest
 
-from tests.integration import fleet_host as fh
+from tests.support import fleet_host as fh
 
-pytestmark = pytest.mark.fleet
+pytestmark = pytest.mark.podman
 
 HOST = "vhci-systemd"
 UNITS = ("system.slice", "user.slice", "init.scope")

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env
+from tests.support.ansible import ansible_env
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.libvirt
 

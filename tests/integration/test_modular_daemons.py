@@ -13,13 +13,13 @@ from functools import partial
 
 import pytest
 
-from tests.integration import fleet_host as fh
+from tests.support import fleet_host as fh
 
 HOST = "vh-modular"
 VIRSH = "/usr/local/bin/virsh"
 GUEST, NET = "vh-mod-guest", "vh-mod-net"
 
-pytestmark = pytest.mark.fleet
+pytestmark = pytest.mark.podman
 
 GUEST_XML = ("<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
              "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><memballoon model='none'/></devices>"

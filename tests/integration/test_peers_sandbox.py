@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.integration.test_role_sandbox import Fleet
-from tests.peers import SASCHPE_HOOK
+from tests.support.peers import SASCHPE_HOOK
 
 SECRET = "envtok-S3cr3t"
 

@@ -4,7 +4,7 @@ The fenced block after the README's `<!-- quickstart` marker is run literally (b
 the other) in a fresh `git clone` of this checkout's HEAD (commit first: the clone is what a user gets),
 in a clean shell (`env -i`, PATH = the venv's bin and the system's, HOME a temporary directory), with no
 ANSIBLE_* variable: only the clone's own ansible.cfg tells Ansible where the collection is. It runs in
-the hermetic namespace of tests/integration/hermetic.py: everything but the temporary directory is
+the hermetic namespace of tests/support/hermetic.py: everything but the temporary directory is
 read-only, and the host's libvirt tools, virsh, systemctl, service and crontab are recorders that must
 record nothing.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.integration.hermetic import Hermetic
+from tests.support.paths import REPO
+from tests.support.hermetic import Hermetic
 
 MARKER = "<!-- quickstart"
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env
+from tests.support.ansible import ansible_env
+from tests.support.paths import REPO
 
 OK = "#!/bin/sh\necho fine\n"
 FAIL = "#!/bin/sh\necho \"storage for $1 is not mounted\" >&2\nexit 3\n"

@@ -11,14 +11,14 @@ import time
 
 import pytest
 
-from tests.integration import fleet_host as fh
-from tests.integration.fleet_host import podman
+from tests.support import fleet_host as fh
+from tests.support.fleet_host import podman
 
 HOST = "vh-restart-fail"
 HUNG = "vh-reload-hang"
 NOOP = {"name": "noop", "content": "#!/bin/sh\nexit 0\n"}
 
-pytestmark = pytest.mark.fleet
+pytestmark = pytest.mark.podman
 
 
 def fleet_host(name: str):

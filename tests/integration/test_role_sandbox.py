@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env, user_owned_shell
-from tests.peers import saschpe_hook
+from tests.support.ansible import ansible_env
+from tests.support.host import user_owned_shell
+from tests.support.paths import REPO
+from tests.support.peers import saschpe_hook
 
 SH = "#!/bin/sh\necho \"$0 $*\" >> %s/ran\n"
 

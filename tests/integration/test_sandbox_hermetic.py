@@ -1,7 +1,7 @@
 """The sandbox (`make demo`, examples/inventory/sandbox.yml) never reaches the real host.
 
 Run in a private mount namespace where everything but a temporary directory is read-only and the host's
-libvirt tools, virsh, systemctl, service and crontab are recorders (tests/integration/hermetic.py): the demo,
+libvirt tools, virsh, systemctl, service and crontab are recorders (tests/support/hermetic.py): the demo,
 a deploy with the metrics job on and off again, drift.yml, report.yml and a canary deploy, all on a copy of
 the checkout, must pass with nothing recorded, and write only inside the copy.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.integration.hermetic import Hermetic
+from tests.support.paths import REPO
+from tests.support.hermetic import Hermetic
 
 HOSTS = ("sandbox-gpu-01", "sandbox-gpu-02", "sandbox-store-01")
 

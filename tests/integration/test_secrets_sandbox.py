@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import COLLECTIONS, ansible_env
+from tests.support.ansible import ansible_env
+from tests.support.paths import COLLECTIONS
 from tests.integration.test_role_sandbox import Fleet, recap
 
 BIN = Path(sys.executable).parent

@@ -14,12 +14,12 @@ from functools import partial
 
 import pytest
 
-from tests.integration import fleet_host as fh
+from tests.support import fleet_host as fh
 
 HOST = "vh-systemd"
 KEEP, NEW = "vh-sd-keep", "vh-sd-new"
 
-pytestmark = pytest.mark.fleet
+pytestmark = pytest.mark.podman
 
 in_host = partial(fh.in_host, HOST)
 records = partial(fh.records, HOST)

@@ -3,7 +3,7 @@
     .venv/bin/python -m tests.soak.engine [--minutes 30] [--calls 5000] [--guests 4] [--seed N] [--work DIR]
     (make soak: the long run; tests/soak/test_soak.py: the 2-minute run in the suite)
 
-A private libvirtd (tests/soak/private.py: its own namespaces, /etc/libvirt, /run, a small tmpfs for the
+A private libvirtd (tests/support/private_libvirt.py: its own namespaces, /etc/libvirt, /run, a small tmpfs for the
 dispatcher's log and one for TMPDIR, /dev/log read by us) runs N tiny TCG guests, each cycled by its own thread
 (start, destroy, shutdown, save/restore, managedsave). Every qemu event runs the scripts of the current
 generation; each script appends `D<deploy> <script> <VIRTHOOKS_RUN_ID> <argv>` to a file of ours. In parallel,
@@ -33,9 +33,10 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import REPO, ansible_env
-from tests.integration.libvirt_objects import guest_xml, start_webhook
-from tests.soak.private import PrivateHost, inventory
+from tests.support.ansible import ansible_env
+from tests.support.paths import REPO
+from tests.support.libvirt_objects import guest_xml, start_webhook
+from tests.support.private_libvirt import PrivateHost, inventory
 
 CLI = "/etc/libvirt/hooks/virthooks/virthooks"
 POOL = ("alpha", "bravo", "charlie", "delta", "echo")

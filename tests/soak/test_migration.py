@@ -1,6 +1,6 @@
 """A real live migration between two real libvirt daemons with hooks deployed on both (marker `libvirt`).
 
-Two private libvirtds on this machine (tests/soak/private.py): each in its own mount and UTS namespace (its own
+Two private libvirtds on this machine (tests/support/private_libvirt.py): each in its own mount and UTS namespace (its own
 /etc/libvirt with its own hooks, /run with its own sockets, /var/lib/libvirt, hostname) and its own `host_uuid`
 in libvirtd.conf, both in this machine's network namespace, so QEMU's migration stream goes over tcp on
 127.0.0.1. virsh drives the migration from here with qemu+unix URIs to each daemon's socket. The role deploys to
@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ansible_env
-from tests.integration.libvirt_objects import guest_xml
-from tests.soak.private import PrivateHost, inventory
+from tests.support.ansible import ansible_env
+from tests.support.paths import REPO
+from tests.support.libvirt_objects import guest_xml
+from tests.support.private_libvirt import PrivateHost, inventory
 
-pytestmark = pytest.mark.libvirt
+pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
 GUEST = "vhmig-guest"
 TAG = "<description>tagged by dst migrate begin</description>"
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.soak.engine import Soak, summary
 
-pytestmark = pytest.mark.libvirt
+pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
 
 
 def test_two_minutes_of_chaos_on_a_real_libvirtd_leave_no_failure_of_ours(tmp_path):

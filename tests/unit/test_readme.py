@@ -5,7 +5,7 @@ import json
 
 import yaml
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 def readme_table(first_header: str) -> dict:

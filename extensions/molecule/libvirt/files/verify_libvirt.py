@@ -31,7 +31,7 @@ from pathlib import Path
 # The guest XML and probes shared with tests/integration/test_library_libvirt.py live in the repository's tests.
 REPO = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(REPO))
-from tests.integration.libvirt_objects import (guest_xml, hugepage_kib, nat_network_xml, nft_table, nr_hugepages, snapshots,
+from tests.support.libvirt_objects import (guest_xml, hugepage_kib, nat_network_xml, nft_table, nr_hugepages, snapshots,
                                                start_webhook, webhook_posts)
 
 STATE = Path("/var/tmp/virthooks-molecule")

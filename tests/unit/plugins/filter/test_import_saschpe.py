@@ -9,7 +9,7 @@ import json
 
 from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import _Errors, _port_forward
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import importers
-from tests.peers import HOOKS_JSON
+from tests.support.peers import HOOKS_JSON
 
 
 def saschpe_dnat(domain, first_ip_only=True) -> list:

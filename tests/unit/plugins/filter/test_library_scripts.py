@@ -163,7 +163,7 @@ def test_bad_port_forward_options_name_the_guest_and_option(library, needle):
 
 def library_spec() -> dict:
     import yaml
-    from tests.conftest import REPO
+    from tests.support.paths import REPO
     specs = yaml.safe_load((REPO / "roles" / "libvirt_hooks" / "meta" / "argument_specs.yml").read_text())
     return specs["argument_specs"]["main"]["options"]["libvirt_hooks_library"]["options"]
 

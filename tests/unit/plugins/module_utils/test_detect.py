@@ -418,6 +418,7 @@ def running_fake_virtqemud(tmp_path):
     proc.wait()
 
 
+@pytest.mark.root
 def test_running_daemon_is_found_in_proc_and_can_be_reloaded(running_fake_virtqemud):
     bin_dir, pid = running_fake_virtqemud
     info = detect.detect("", search_path=[str(bin_dir)])

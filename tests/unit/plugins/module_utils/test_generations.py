@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from ansible_collections.virthooks.libvirt.plugins.module_utils import install
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import generations
 
@@ -266,6 +268,7 @@ def chrooted_daemon(root, record, name):
     return proc
 
 
+@pytest.mark.root
 def test_rollback_reload_signals_only_the_daemons_that_run_that_hooks_directory(sandbox, tmp_path):
     for drivers in (("qemu", "network"), ("qemu",)):
         deploy(sandbox, [rule("keep")], present("keep"), drivers=drivers, keep=5)
@@ -528,6 +531,7 @@ def test_a_malformed_meta_json_is_one_line_naming_it_in_generations_and_rollback
         assert_refused_unchanged(sandbox, current, code, out, "%s is malformed" % (good / "meta.json"))
 
 
+@pytest.mark.root
 def test_generations_left_by_killed_deploys_do_not_push_out_the_one_a_rollback_goes_back_to(sandbox):
     """Found by the chaos soak (tests/soak): two deploys killed after writing their generation, before the
     switch, then a deploy that the role had to roll back: the generation current before it had been pruned

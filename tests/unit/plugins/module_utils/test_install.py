@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller
 
-from tests.peers import saschpe_hook
+from tests.support.peers import saschpe_hook
 
 from .conftest import SYSTEM_PYTHON, Sandbox
 
@@ -169,6 +169,7 @@ def test_entry_point_that_is_no_file_is_refused(sandbox, target):
         installer(sandbox).plan(["qemu"], [], foreign="adopt")
 
 
+@pytest.mark.root
 def test_no_write_permission_is_a_clear_error():
     """Run the installer as an unprivileged user against a root-owned 0755 hooks dir.
 

@@ -41,7 +41,8 @@ def test_secrets_are_documented_once_in_the_scripts_fragment():
 
 def ansible_doc(name: str) -> dict:
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "tests" / "output" / "collections"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "-t", "module", "--json",
+    # ansible-doc run by this interpreter (its console script's #! may name one another user cannot run)
+    proc = subprocess.run([sys.executable, "-m", "ansible.cli.doc", "-t", "module", "--json",
                            "virthooks.libvirt." + name], capture_output=True, text=True, env=env, timeout=120, check=True)
     return json.loads(proc.stdout)["virthooks.libvirt." + name]["doc"]
 

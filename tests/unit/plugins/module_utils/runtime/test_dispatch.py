@@ -189,6 +189,7 @@ def test_scripts_run_with_default_sigpipe(sandbox):
     assert not mask & (1 << (13 - 1))
 
 
+@pytest.mark.root
 def test_refuses_script_not_owned_by_root(sandbox):
     sandbox.recorder("theirs")
     sandbox.deploy([rule("theirs")])

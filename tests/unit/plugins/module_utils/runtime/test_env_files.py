@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils import install
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import ConfigError, normalize_config
-from tests.peers import SASCHPE_HOOK
+from tests.support.peers import SASCHPE_HOOK
 
 from ..conftest import LIBVIRT_ENV
 from .test_dispatch import rule
@@ -33,6 +33,7 @@ def seen_env(box) -> dict:
     return dict(line.split("=", 1) for line in (box.seen / "env").read_text().splitlines() if "=" in line)
 
 
+@pytest.mark.root
 def test_a_script_gets_its_rules_env_its_files_directory_and_a_secret_value_from_its_file(sandbox):
     deploy(sandbox, [rule("show", env={"CONFIG_FILENAME": "${VIRTHOOKS_FILES}/hooks.json", "MODE": "fast",
                                        "TOKEN": {"secret": True}})], [env_script(sandbox)])

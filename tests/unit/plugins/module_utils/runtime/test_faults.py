@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import dispatch
 
-from tests.conftest import NOBODY, user_owned_shell
+from tests.support.host import NOBODY, user_owned_shell
 
 from ..conftest import LIBVIRT_ENV, pid_alive
 
@@ -190,6 +190,7 @@ def make_foreign_bin(tmp_path: Path, sandbox) -> Path:
     return bin_dir
 
 
+@pytest.mark.root
 def test_user_owned_directory_in_the_guest_tree_cannot_point_root_at_other_programs(sandbox, tmp_path):
     sandbox.deploy([], tree={"enabled": True})
     bin_dir = make_foreign_bin(tmp_path, sandbox)
@@ -205,6 +206,7 @@ def test_user_owned_directory_in_the_guest_tree_cannot_point_root_at_other_progr
     assert fired.rc == 1 and "refused" in fired.stderr and "uid %d" % NOBODY in fired.stderr, fired
 
 
+@pytest.mark.root
 def test_directory_owned_by_a_user_higher_up_the_path_is_refused(sandbox, tmp_path):
     sandbox.deploy([], tree={"enabled": True})
     begin = sandbox.hooks / "qemu.d" / "g" / "prepare" / "begin"
@@ -218,6 +220,7 @@ def test_directory_owned_by_a_user_higher_up_the_path_is_refused(sandbox, tmp_pa
     assert fired.rc == 1 and "qemu.d/g is owned by uid %d" % NOBODY in fired.stderr, fired
 
 
+@pytest.mark.root
 def test_script_reached_through_a_symlink_is_checked_where_it_really_is(sandbox, tmp_path):
     elsewhere = tmp_path / "user-dir"
     elsewhere.mkdir()
@@ -234,6 +237,7 @@ def test_script_reached_through_a_symlink_is_checked_where_it_really_is(sandbox,
     assert fired.rc == 1 and "user-dir is owned by uid %d" % NOBODY in fired.stderr, fired
 
 
+@pytest.mark.root
 def test_symlink_owned_by_a_user_is_refused(sandbox, tmp_path):
     real = sandbox.scripts / "real"
     real.write_text("#!/bin/sh\necho ran > %s/ran\n" % sandbox.seen)
@@ -250,6 +254,7 @@ def test_symlink_owned_by_a_user_is_refused(sandbox, tmp_path):
     assert fired.rc == 1 and "symlink" in fired.stderr and "uid %d" % NOBODY in fired.stderr, fired
 
 
+@pytest.mark.root
 def test_interpreter_a_user_can_replace_is_refused(sandbox, tmp_path):
     shell = user_owned_shell(tmp_path)
     sandbox.script("s", "echo ran > %s/ran\n" % sandbox.seen, shebang="#!%s" % shell)
@@ -300,6 +305,7 @@ def fire_in_full_tmp(sandbox, obj, op, sub, stdin: bytes):
     return proc
 
 
+@pytest.mark.root
 def test_full_temp_dirs_do_not_stop_scripts_or_xml(sandbox):
     sandbox.recorder("one")
     sandbox.script("two", "cat > %s/two.stdin\n" % sandbox.seen)
@@ -316,6 +322,7 @@ def test_full_temp_dirs_do_not_stop_scripts_or_xml(sandbox):
     assert [r["result"] for r in sandbox.records()] == ["ok", "ok"]
 
 
+@pytest.mark.root
 def test_spool_falls_back_to_the_next_directory_when_one_is_full(tmp_path, monkeypatch):
     full = tmp_path / "full"
     full.mkdir()
@@ -576,6 +583,7 @@ def test_a_generation_directory_others_can_write_is_refused(deployed):
     assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode 0777)" % generation)
 
 
+@pytest.mark.root
 def test_a_config_json_owned_by_a_user_is_refused(deployed):
     config = deployed.current.resolve() / "config.json"
     os.chown(config, NOBODY, NOBODY)
@@ -603,6 +611,7 @@ def test_a_runtime_directory_others_can_write_is_refused(deployed):
     assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode 0777)" % lib)
 
 
+@pytest.mark.root
 def test_a_stray_module_a_user_owns_in_the_runtime_cache_is_refused(deployed):
     cache = package(deployed) / "__pycache__"
     cache.mkdir(exist_ok=True)
@@ -616,6 +625,7 @@ def test_a_stray_module_a_user_owns_in_the_runtime_cache_is_refused(deployed):
 # from a list it carries, compiling its failure path only on failure (issue 19: the dispatch benchmark).
 # Each case below is refused by the hook and reported by validate.
 
+@pytest.mark.root
 def test_a_runtime_module_a_user_owns_is_refused(deployed):
     module = package(deployed) / "rules.py"
     os.chown(module, NOBODY, NOBODY)
@@ -638,6 +648,7 @@ def test_the_runtime_cache_directory_open_to_others_is_refused_even_sticky(deplo
     assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode %04o)" % (cache, mode))
 
 
+@pytest.mark.root
 def test_a_stray_extension_module_a_user_owns_beside_a_dispatcher_module_is_refused(deployed):
     stray = package(deployed) / "events.abi3.so"       # Python would import it before events.py
     stray.write_bytes(b"")
@@ -657,6 +668,7 @@ def test_the_runtime_reached_through_a_directory_others_can_write_is_refused(dep
     assert_refused_everywhere(deployed, "directory %s is writable by group or others (mode 0757)" % lib)
 
 
+@pytest.mark.root
 def test_a_module_no_hook_call_imports_still_stops_the_cli(deployed, tmp_path):
     """The CLI's own modules are not on a hook call's path: a hook still runs. The CLI (root runs it)
     checks what it imports as the entry points do, and refuses with one line naming the file, in the

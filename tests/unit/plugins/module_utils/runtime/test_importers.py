@@ -14,7 +14,7 @@ import yaml
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import cli, importers
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import EVENTS
-from tests.peers import HOOKS_JSON, TREE_HELPER, mrjk_controller
+from tests.support.peers import HOOKS_JSON, TREE_HELPER, mrjk_controller
 
 from ..conftest import LIBVIRT_ENV
 

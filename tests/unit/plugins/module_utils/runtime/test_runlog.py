@@ -10,6 +10,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from .test_dispatch import rule
 
 RUNLOG = "ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.runlog"
@@ -120,6 +122,7 @@ def test_printable_escapes_controls_and_undecodable_bytes_and_keeps_the_rest():
     assert not [c for c in printable(every) if ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f or 0xd800 <= ord(c) < 0xe000]
 
 
+@pytest.mark.root
 def test_a_record_cut_short_by_a_full_disk_is_taken_back_and_reported_not_left_as_a_broken_line(tmp_path):
     """Found by the chaos soak (tests/soak): on a full log directory a record was written in part (a short
     write), append_line said it was written, no syslog line went out, and the next record was glued to the

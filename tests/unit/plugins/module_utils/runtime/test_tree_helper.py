@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers import TREE_HELPER as HELPER
+from tests.support.peers import TREE_HELPER as HELPER
 
 from ..conftest import LIBVIRT_ENV
 
@@ -99,6 +99,7 @@ def test_a_file_form_hook_that_cannot_run_fails_the_start_in_both(both):
     assert fired.rc == 1 and "qemu.d/vm1/prepare/begin" in fired.stderr and "not executable" in fired.stderr
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("what", ["link", "target dir"])
 def test_symlinks_in_the_tree_follow_the_trust_rules(both, what):
     """A symlink a user owns, or a directory on the way to its target that a user owns, is refused:

@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import params_secret
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import launcher
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 RUNTIME = REPO / "plugins" / "module_utils" / "runtime"
 PYTHON = shutil.which("python3", path="/usr/bin:/bin")

@@ -227,6 +227,7 @@ def v1_group():
                     time.sleep(0.05)
 
 
+@pytest.mark.root
 def test_real_cgroup_v1_cpuset_group_and_its_children_shrink_and_grow_back(blocks, v1_group):
     top, all_cpus, sleeper = v1_group
     last = max(int(c) for c in all_cpus.replace("-", ",").split(","))

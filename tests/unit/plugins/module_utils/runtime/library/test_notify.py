@@ -142,6 +142,7 @@ def test_credentials_never_follow_a_redirect_to_another_origin(blocks, webhook, 
     assert "pw" not in ran.stderr + ran.stdout and "b34r3r" not in ran.stderr + ran.stdout
 
 
+@pytest.mark.root     # listens on port 80
 def test_an_ipv6_literal_without_a_port_connects_to_that_address(blocks):
     try:
         server = Webhook(("::1", 80), socket.AF_INET6)

@@ -18,6 +18,10 @@ PARAMS = {"guests": {
 }}
 
 
+# nft in private network namespaces: root only.
+pytestmark = pytest.mark.root
+
+
 @pytest.fixture
 def netns():
     """A network namespace of our own, kept alive by a sleep; commands enter it with nsenter."""

@@ -5,7 +5,9 @@ import json
 import os
 import subprocess
 
-from tests.peers import saschpe_hook
+import pytest
+
+from tests.support.peers import saschpe_hook
 
 MODULE = "virthooks.libvirt.hook_runtime"
 RULES = [{"name": "rec", "script": "scripts/rec", "operations": ["prepare"], "objects": ["win*"]}]
@@ -18,6 +20,7 @@ def args(tmp_path, **kw):
     return base
 
 
+@pytest.mark.root
 def test_check_mode_with_diff_shows_changes_and_writes_nothing(ansible_module, tmp_path):
     result = ansible_module(MODULE, args(tmp_path), check=True, diff=True)
     assert result["changed"] is True and result["added"] == ["qemu"]
@@ -30,6 +33,7 @@ def test_check_mode_with_diff_shows_changes_and_writes_nothing(ansible_module, t
     assert not (tmp_path / "hooks").exists()
 
 
+@pytest.mark.root
 def test_install_then_rerun_is_idempotent_and_dispatches(ansible_module, tmp_path):
     scripts = [{"name": "rec", "content": "#!/bin/sh\necho ran > %s/ran\n" % tmp_path}]
     first = ansible_module(MODULE, args(tmp_path, scripts=scripts))
@@ -43,18 +47,21 @@ def test_install_then_rerun_is_idempotent_and_dispatches(ansible_module, tmp_pat
     assert proc.returncode == 0 and (tmp_path / "ran").read_text() == "ran\n"
 
 
+@pytest.mark.root
 def test_changing_rules_rewrites_config_without_adding_entry_points(ansible_module, tmp_path):
     ansible_module(MODULE, args(tmp_path))
     result = ansible_module(MODULE, args(tmp_path, rules=[dict(RULES[0], timeout=5)]))
     assert result["changed"] is True and result["added"] == [] and result["removed"] == []
 
 
+@pytest.mark.root
 def test_dropping_a_driver_reports_its_entry_point_removed(ansible_module, tmp_path):
     ansible_module(MODULE, args(tmp_path, drivers=["qemu", "network"]))
     result = ansible_module(MODULE, args(tmp_path, drivers=["qemu"]))
     assert result["removed"] == ["network"] and not (tmp_path / "hooks" / "network").exists()
 
 
+@pytest.mark.root
 def test_bad_rule_fails_naming_it(ansible_module, tmp_path):
     result = ansible_module(MODULE, args(tmp_path, rules=[dict(RULES[0], operations=["boot"])]))
     assert result["failed"] is True
@@ -62,6 +69,7 @@ def test_bad_rule_fails_naming_it(ansible_module, tmp_path):
     assert not (tmp_path / "hooks").exists()
 
 
+@pytest.mark.root
 def test_foreign_hook_fails_or_is_adopted_and_restored(ansible_module, tmp_path):
     hooks = tmp_path / "hooks"
     hooks.mkdir()
@@ -76,6 +84,7 @@ def test_foreign_hook_fails_or_is_adopted_and_restored(ansible_module, tmp_path)
     assert (hooks / "qemu").read_text() == "#!/bin/sh\nexit 0\n" and not (hooks / "virthooks").exists()
 
 
+@pytest.mark.root
 def test_symlinked_peer_hook_is_adopted_in_place_and_put_back(ansible_module, tmp_path):
     hooks = tmp_path / "hooks"
     hooks.mkdir()
@@ -99,6 +108,7 @@ def test_symlinked_peer_hook_is_adopted_in_place_and_put_back(ansible_module, tm
         ["hooks", "hooks.json", "qemu"]
 
 
+@pytest.mark.root
 def test_cli_link(ansible_module, tmp_path):
     link = tmp_path / "bin" / "virthooks"
     link.parent.mkdir()
@@ -107,6 +117,7 @@ def test_cli_link(ansible_module, tmp_path):
     assert proc.returncode == 0 and "rec" in proc.stdout
 
 
+@pytest.mark.root
 def test_rollback_state_goes_back_to_the_previous_generation(ansible_module, tmp_path):
     one = ansible_module(MODULE, args(tmp_path, scripts=[{"name": "rec", "content": "#!/bin/sh\nexit 0\n"}]))
     two = ansible_module(MODULE, args(tmp_path, scripts=[{"name": "rec", "content": "#!/bin/sh\nexit 1\n"}],
@@ -123,6 +134,7 @@ def test_rollback_state_goes_back_to_the_previous_generation(ansible_module, tmp
     assert nothing["failed"] and "nothing to roll back to" in nothing["msg"]
 
 
+@pytest.mark.root
 def test_the_host_gets_the_runtime_package_whole(ansible_module, tmp_path):
     """Through Ansible's module packer (AnsiballZ): every file of the runtime folder, byte for byte, the
     library's blocks (library/, which nothing on the dispatcher's path imports) included."""
@@ -135,6 +147,7 @@ def test_the_host_gets_the_runtime_package_whole(ansible_module, tmp_path):
     assert "library/port_forward.py" in shipped
 
 
+@pytest.mark.root
 def test_a_scripts_secrets_are_in_no_result_and_the_diff_shows_them_redacted(ansible_module, tmp_path):
     scripts = [{"name": "rec", "content": "#!/bin/sh\ncat \"$VIRTHOOKS_SECRETS/TOKEN\" > %s/token\n" % tmp_path,
                 "secrets": {"TOKEN": "tok-S3cr3t-mod"}}]
@@ -149,6 +162,7 @@ def test_a_scripts_secrets_are_in_no_result_and_the_diff_shows_them_redacted(ans
     assert proc.returncode == 0 and (tmp_path / "token").read_text() == "tok-S3cr3t-mod"
 
 
+@pytest.mark.root
 def test_a_bad_secret_name_fails_naming_it_not_its_value(ansible_module, tmp_path):
     scripts = [{"name": "rec", "content": "#!/bin/sh\n", "secrets": {"NOT-A-NAME": "tok-S3cr3t-bad"}}]
     result = ansible_module(MODULE, args(tmp_path, scripts=scripts))
@@ -156,6 +170,7 @@ def test_a_bad_secret_name_fails_naming_it_not_its_value(ansible_module, tmp_pat
     assert "tok-S3cr3t-bad" not in json.dumps(result) and not (tmp_path / "hooks").exists()
 
 
+@pytest.mark.root
 def test_the_diff_shows_the_scripts_before_even_when_their_generation_is_pruned(ansible_module, tmp_path):
     old = [{"name": "rec", "content": "#!/bin/sh\necho old\n", "secrets": {"TOKEN": "tok-old"}}]
     new = [{"name": "rec", "content": "#!/bin/sh\necho new\n", "secrets": {"TOKEN": "tok-new"}}]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import ENTRY_POINT_MARKER
-from tests.conftest import ansible_env, machine_libvirtd_up, run_module
+from tests.support.ansible import ansible_env, run_module
+from tests.support.host import machine_libvirtd_up
 
 MODULE = "virthooks.libvirt.hooks_info"
 

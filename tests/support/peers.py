@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # The VFIO-Tools per-guest tree helper, verbatim (benchmarks/dispatch.py races it against the dispatcher).
 TREE_HELPER = REPO / "benchmarks" / "peers" / "tree-helper.sh"
 

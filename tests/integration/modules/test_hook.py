@@ -4,10 +4,13 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 MODULE = "virthooks.libvirt.hook"
 GOOD = "#!/bin/sh\nexit 0\n"
 
 
+@pytest.mark.root
 def test_installs_updates_removes_and_purges(ansible_module, tmp_path):
     hooks = tmp_path / "hooks"
     scripts = hooks / "virthooks" / "current" / "scripts"     # the current generation's
@@ -27,6 +30,7 @@ def test_installs_updates_removes_and_purges(ansible_module, tmp_path):
     assert gone["removed"] == ["a"] and not (scripts / "a").exists()
 
 
+@pytest.mark.root
 def test_diff_shows_content_changes_in_check_mode(ansible_module, tmp_path):
     hooks = tmp_path / "hooks"
     ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [{"name": "a", "content": GOOD}]})
@@ -38,6 +42,7 @@ def test_diff_shows_content_changes_in_check_mode(ansible_module, tmp_path):
     assert (hooks / "virthooks" / "current" / "scripts" / "a").read_text() == GOOD
 
 
+@pytest.mark.root
 def test_invalid_scripts_fail_naming_each_and_change_nothing(ansible_module, tmp_path):
     hooks = tmp_path / "hooks"
     result = ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [
@@ -56,6 +61,7 @@ def test_invalid_scripts_fail_naming_each_and_change_nothing(ansible_module, tmp
     assert not hooks.exists()
 
 
+@pytest.mark.root
 def test_binary_elf_content_and_size_limit(ansible_module, tmp_path):
     hooks = tmp_path / "hooks"
     elf = open("/bin/true", "rb").read()
@@ -67,12 +73,14 @@ def test_binary_elf_content_and_size_limit(ansible_module, tmp_path):
     assert big["failed"] and "more than the limit of 100" in big["msg"]
 
 
+@pytest.mark.root
 def test_env_shebang_warns(ansible_module, tmp_path):
     result = ansible_module(MODULE, {"hooks_dir": str(tmp_path / "hooks"), "scripts": [
         {"name": "envy", "content": "#!/usr/bin/env bash\necho\n"}]})
     assert result["changed"] and any("minimal PATH" in w for w in result["warnings"])
 
 
+@pytest.mark.root
 def test_a_new_secret_value_updates_the_script_shown_redacted_and_in_no_result(ansible_module, tmp_path):
     hooks = tmp_path / "hooks"
     ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [

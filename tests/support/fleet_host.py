@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import REPO, ansible_env
+from tests.support.ansible import ansible_env
+from tests.support.paths import REPO
 
 FLEET = REPO / "extensions" / "molecule" / "utils" / "fleet"
 RECORDS = "/var/tmp/vh-records.jsonl"

@@ -5,7 +5,7 @@ import json
 import time
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.runlog import append_line, iso_time
-from tests.conftest import run_module
+from tests.support.ansible import run_module
 
 
 def sandbox(tmp_path, records=()):

@@ -1,7 +1,7 @@
 """virthooks.libvirt.hooks_state run for real through ansible-playbook (the drift check's per-host reader)."""
 from __future__ import annotations
 
-from tests.conftest import run_module
+from tests.support.ansible import run_module
 
 XML = "<domain type='kvm'><name>%s</name><devices/></domain>"
 
