@@ -37,7 +37,7 @@ import time
 from typing import NamedTuple, Optional
 
 from . import runtime
-from .runtime.entrypoint import file_is_ours, render_cli, render_entry_point
+from .runtime.entrypoint import file_is_ours, readable, render_cli, render_entry_point
 from .runtime.events import DRIVERS
 from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_text, ensure_dir, file_state, fsync_dir,
                               host_path, read_bytes, under)
@@ -223,7 +223,7 @@ class WriteFile(Change):
 
     def diff(self, plan, own):
         return [{"before_header": self.path, "after_header": self.path,
-                 "before": diff_text(self.before), "after": diff_text(self.data)}]
+                 "before": readable(diff_text(self.before)), "after": readable(diff_text(self.data))}]
 
 
 class Symlink(Change):

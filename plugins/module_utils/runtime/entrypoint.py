@@ -396,6 +396,19 @@ def compiled(source: str, python: str):
     return _COMPILED[key]
 
 
+def readable(text: str) -> str:
+    """An entry point as people read it (a diff): the bootstrap's bytecode, a long escaped bytes literal
+    compiled from the source that follows it (LOADER), shown as its size and digest."""
+    import hashlib
+    import re
+
+    def summary(match):
+        literal = match.group(1)
+        return "marshal.loads(<bytecode of the source below: %d characters, sha256 %s>)if sys.modules" % (
+            len(literal), hashlib.sha256(literal.encode("utf-8", "surrogateescape")).hexdigest()[:16])
+    return re.sub(r"marshal\.loads\((b[^\n]*?)\)if sys\.modules", summary, text)
+
+
 def bootstrap(driver: str, python: str = "") -> str:
     """The dispatcher's -c program for one driver's entry point: compiled by python when given (see
     LOADER), else (or if it cannot) the source."""

@@ -83,3 +83,20 @@ def test_sh_glob_escapes_everything_but_wildcards():
     assert sh_glob("x[z-a]") is None               # matches nothing
     assert sh_glob("x[") == "x\\["                  # an unclosed [ is a literal
     assert sh_glob("$(reboot)") == "\\$\\(reboot\\)"
+
+
+def test_a_diff_shows_the_compiled_bootstrap_as_its_size_and_digest_and_the_source_in_full():
+    """The entry point carries its bootstrap compiled (a long escaped bytes literal) before its source:
+    a diff shows the literal as one short line, the source it was compiled from as it is."""
+    import sys
+
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoint import readable
+    rules = normalize_config({"version": 1, "rules": RULES[:1]})["rules"]
+    text = render_entry_point("qemu", "/etc/libvirt/hooks", sys.executable, rules)
+    assert "marshal.loads(b" in text and max(len(line) for line in text.splitlines()) > 2000
+    shown = readable(text)
+    assert "<bytecode of the source below: " in shown
+    loads = [line for line in shown.splitlines() if "marshal.loads(" in line]
+    assert loads and max(len(line) for line in loads) < 300, loads
+    assert "marshal.loads(b" not in shown and "sys.path[:0]" in shown     # the source stays readable
+    assert readable(shown) == shown and readable("#!/bin/sh\nexit 0\n") == "#!/bin/sh\nexit 0\n"
