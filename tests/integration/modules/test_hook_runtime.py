@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from tests.support.paths import REPO
 from tests.support.peers import saschpe_hook
 
 MODULE = "virthooks.libvirt.hook_runtime"
@@ -138,10 +139,9 @@ def test_rollback_state_goes_back_to_the_previous_generation(ansible_module, tmp
 def test_the_host_gets_the_runtime_package_whole(ansible_module, tmp_path):
     """Through Ansible's module packer (AnsiballZ): every file of the runtime folder, byte for byte, the
     library's blocks (library/, which nothing on the dispatcher's path imports) included."""
-    from pathlib import Path
     ansible_module(MODULE, args(tmp_path))
     installed = tmp_path / "hooks" / "virthooks" / "lib" / "current" / "virthooks_runtime"
-    folder = Path(__file__).resolve().parents[4] / "plugins" / "module_utils" / "runtime"
+    folder = REPO / "plugins" / "module_utils" / "runtime"
     shipped = {str(p.relative_to(installed)): p.read_bytes() for p in installed.rglob("*.py")}
     assert shipped == {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*.py")}
     assert "library/port_forward.py" in shipped
