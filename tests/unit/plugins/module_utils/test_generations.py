@@ -541,7 +541,7 @@ def test_generations_left_by_killed_deploys_do_not_push_out_the_one_a_rollback_g
     for n in range(2):      # killed after their generation was written, before the switch
         plan = inst.plan(["qemu"], [rule("killed-%d" % n)], log={"file": str(sandbox.log)},
                          scripts=present("killed-%d" % n), purge=True, keep=3, deployer="tester")
-        inst.write_generation(next(c for c in plan.changes if c.kind == "generation"))
+        next(c for c in plan.changes if c.kind == "generation").apply(inst)
         assert generations.current_id(str(sandbox.own)) == good
     new = deploy(sandbox, [rule("b")], present("b"), keep=3)
     assert new.previous == good
