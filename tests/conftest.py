@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.ansible import run_module
 from tests.support.paths import COLLECTIONS, EXTRA_COLLECTIONS, LINK, REPO
+from tests.support.webhook import webhook  # noqa: F401  (the fixture, for every test)
 
 
 def _link_collection() -> None:

@@ -8,24 +8,6 @@ from __future__ import annotations
 
 class ModuleDocFragment(object):
 
-    DOCUMENTATION = r"""
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads; it runs the same way in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-options:
-  hooks_dir:
-    description:
-      - The libvirt hooks directory, O(root) included; V("") finds it like
-        M(virthooks.libvirt.hooks_info) does.
-    type: path
-    default: ""
-"""
-
     # virthooks.libvirt.read_only.attributes
     ATTRIBUTES = r"""
 attributes:
@@ -36,4 +18,14 @@ attributes:
     support: none
   platform:
     platforms: posix
+"""
+
+    DOCUMENTATION = ATTRIBUTES + r"""
+options:
+  hooks_dir:
+    description:
+      - The libvirt hooks directory, O(root) included; V("") finds it like
+        M(virthooks.libvirt.hooks_info) does.
+    type: path
+    default: ""
 """

@@ -76,10 +76,11 @@ def looks_like_tree_helper(data) -> bool:
     return bool(data) and b".d/$" in data and (b"HOOKPATH" in data or b"GUEST_NAME" in data)
 
 
-def read_secrets(directory: str) -> dict:
-    """{script name: {NAME: bytes}} of a generation's secrets/ (empty scripts and names starting with '.' left out)."""
-    secrets = {}
-    base = "%s/%s" % (directory, SECRETS_DIR)
+def _read_generation_dir(directory: str, kind: str, value) -> dict:
+    """{script name: {name: value(path, bytes)}} of a generation's per-script directory (secrets/ or files/):
+    regular files only, no symlink followed, names starting with '.' and empty scripts left out."""
+    found = {}
+    base = "%s/%s" % (directory, kind)
     for script in sorted(os.listdir(base)) if os.path.isdir(base) else ():
         folder = "%s/%s" % (base, script)
         if script.startswith(".") or os.path.islink(folder) or not os.path.isdir(folder):
@@ -89,29 +90,20 @@ def read_secrets(directory: str) -> dict:
             path = "%s/%s" % (folder, name)
             if not name.startswith(".") and not os.path.islink(path) and os.path.isfile(path):
                 with open(path, "rb") as f:
-                    values[name] = f.read()
+                    values[name] = value(path, f.read())
         if values:
-            secrets[script] = values
-    return secrets
+            found[script] = values
+    return found
+
+
+def read_secrets(directory: str) -> dict:
+    """{script name: {NAME: bytes}} of a generation's secrets/."""
+    return _read_generation_dir(directory, SECRETS_DIR, lambda _path, data: data)
 
 
 def read_files(directory: str) -> dict:
     """{script name: {file name: (bytes, mode)}} of a generation's files/ (the files scripts read)."""
-    found = {}
-    base = "%s/%s" % (directory, FILES_DIR)
-    for script in sorted(os.listdir(base)) if os.path.isdir(base) else ():
-        folder = "%s/%s" % (base, script)
-        if script.startswith(".") or os.path.islink(folder) or not os.path.isdir(folder):
-            continue
-        values = {}
-        for name in sorted(os.listdir(folder)):
-            path = "%s/%s" % (folder, name)
-            if not name.startswith(".") and not os.path.islink(path) and os.path.isfile(path):
-                with open(path, "rb") as f:
-                    values[name] = (f.read(), os.lstat(path).st_mode & 0o7777)
-        if values:
-            found[script] = values
-    return found
+    return _read_generation_dir(directory, FILES_DIR, lambda path, data: (data, os.lstat(path).st_mode & 0o7777))
 
 
 def script_file_paths(files: dict) -> dict:

@@ -9,11 +9,8 @@ import hashlib
 import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
 
 from tests.support.ansible import ansible_env
 from tests.support.paths import COLLECTIONS
@@ -21,33 +18,6 @@ from tests.integration.test_role_sandbox import Fleet, recap
 
 BIN = Path(sys.executable).parent
 CLI_ENV = {"LC_ALL": "C", "PATH": "/usr/bin:/bin"}
-
-
-class Webhook:
-    def __init__(self):
-        self.requests = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                hook.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def webhook():
-    server = Webhook()
-    yield server
-    server.server.shutdown()
 
 
 def vaulted(value: str, password_file: Path) -> dict:
