@@ -144,7 +144,7 @@ def run(playbook: Path, inv: Path, forks: int, count_file: Path, extra: tuple = 
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    _, status, usage = os.wait4(proc.pid, 0)
+    _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - began
     proc.returncode = os.waitstatus_to_exitcode(status)
     done.set()

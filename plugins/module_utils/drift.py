@@ -16,6 +16,7 @@ import re
 import stat
 import subprocess
 
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoint import comparable
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS, GUEST_DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import (
     CONFIG_FILE, CURRENT, LIB_CURRENT, LIB_DIR, META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR)
@@ -77,10 +78,10 @@ def _kind(mode: int) -> str:
     return "mode %o" % stat.S_IFMT(mode)
 
 
-def file_digest(path: str, replace: str = "", follow: bool = False) -> str:
+def file_digest(path: str, replace: str = "", follow: bool = False, normalize=None) -> str:
     """sha256 of a file's content; for a file that is not read, why instead ('unreadable: <error>',
     'not a regular file (a FIFO)', 'too large (<size> bytes, ...): not read'), so that peers still
-    compare on it. `replace` is taken out first."""
+    compare on it. `replace` is taken out first, then `normalize` (bytes to bytes) applied."""
     try:
         data = read_bounded(path, follow)
     except Unreadable as exc:
@@ -89,6 +90,8 @@ def file_digest(path: str, replace: str = "", follow: bool = False) -> str:
         return "unreadable: %s" % (exc.strerror or exc)
     if replace:
         data = data.replace(replace.encode("utf-8", "surrogateescape"), HOOKS_DIR_TOKEN.encode())
+    if normalize is not None:
+        data = normalize(data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -125,12 +128,13 @@ def script_digests(generation: str) -> dict:
 
 
 def entry_points(hooks_dir: str) -> dict:
-    """{driver: sha256 of hooks/<driver>, the hooks directory's path taken out} for each that exists."""
+    """{driver: sha256 of hooks/<driver>, the hooks directory's path and the bootstrap compiled by the host's
+    Python taken out} for each that exists (peers on other Python versions agree on the same entry point)."""
     found = {}
     for driver in DRIVERS:
         path = "%s/%s" % (hooks_dir, driver)
         if os.path.isfile(path):
-            found[driver] = file_digest(path, replace=hooks_dir)
+            found[driver] = file_digest(path, replace=hooks_dir, normalize=comparable)
     return found
 
 

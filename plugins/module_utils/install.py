@@ -869,7 +869,6 @@ class RuntimeInstaller(object):
                     if name.endswith(TEMP_SUFFIX):
                         os.unlink("%s/%s" % (folder, name))
 
-
     def keep_dropins(self, doomed: str) -> None:
         """hooks/virthooks/rules.d/ (the host admin's drop-in rules) is never removed with our tree."""
         if doomed == self.own + REMOVING_SUFFIX and os.path.isdir("%s/%s" % (doomed, DROPIN_DIR)):

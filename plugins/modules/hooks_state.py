@@ -101,7 +101,8 @@ scripts:
   type: dict
 entry_points:
   description: Driver to the sha256 of C(hooks/<driver>), the hooks directory's path replaced by
-    C(<hooks_dir>), for each entry point present.
+    C(<hooks_dir>) and the bootstrap compiled by the host's Python left out (peers on other Python
+    versions compare equal), for each entry point present.
   returned: always
   type: dict
 tree:

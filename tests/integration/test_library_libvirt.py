@@ -24,7 +24,7 @@ import pytest
 from tests.support.ansible import ansible_env
 from tests.support.paths import REPO
 from tests.support.libvirt_objects import (guest_xml, nat_network_xml, nft_table, nr_hugepages, snapshots,
-                                               start_webhook, webhook_posts)
+                                           start_webhook, webhook_posts)
 
 pytestmark = pytest.mark.libvirt
 CPUSET = Path("/sys/fs/cgroup/cpuset")
@@ -349,8 +349,8 @@ class Wires:
 
     def connect(self, where: str, source: str, address: str, port: int) -> str:
         """'guest:<port>' when the guest answered, else the exception (ConnectionRefusedError, timeout)."""
-        cmd = (self.enter(where) if where != "host" else self.lv.enter) + [sys.executable, "-c", CONNECT, source,
-                                                                          address, str(port)]
+        prefix = self.enter(where) if where != "host" else self.lv.enter
+        cmd = prefix + [sys.executable, "-c", CONNECT, source, address, str(port)]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
 
     def close(self) -> None:
@@ -384,6 +384,10 @@ def test_port_forward_from_other_machines_with_its_matches_and_unreachable_again
         assert fwi.splitlines()[1].startswith("-A LIBVIRT_FWI -d 192.168.150.10/32 -p tcp -m tcp --dport 80 "), fwi
         assert "--dport 18100:18102" in fwi and "192.168.150.11" not in fwi, fwi
 
+        # The bridge forwards once its ports have been through STP's listening and learning states (libvirt's
+        # stp='on' delay='0' is 2 s each at least in the kernel): a connection before that times out.
+        assert wait_for(lambda: " UP " in lv.run("ip", "-br", "link", "show", "vhlibbr0").stdout + " ", 30), \
+            lv.run("ip", "-br", "link").stdout
         assert wires.connect("ext", "10.77.0.2", "10.77.0.1", 18080) == "guest:80"            # external, allowed source
         assert wires.connect("ext", "10.77.0.2", "10.77.0.1", 18101) == "guest:18101"         # a port of the range
         assert wires.connect("ext", "10.77.0.3", "10.77.0.1", 18080) == "ConnectionRefusedError"  # not in sources

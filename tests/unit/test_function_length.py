@@ -27,7 +27,6 @@ def test_no_function_in_plugins_is_over_60_lines():
     assert long_functions(PLUGINS) == []
 
 
-
 def test_a_long_function_is_named_with_its_file_and_length(tmp_path):
     (tmp_path / "pkg").mkdir()
     body = "".join("    x%d = %d\n" % (i, i) for i in range(MAX_LINES))

@@ -409,6 +409,13 @@ def readable(text: str) -> str:
     return re.sub(r"marshal\.loads\((b[^\n]*?)\)if sys\.modules", summary, text)
 
 
+def comparable(data: bytes) -> bytes:
+    """An entry point with its compiled bootstrap (and the bytecode version it is for) taken out: what peers
+    compare (drift), as the bytecode differs between Python versions for the same source that follows it."""
+    import re
+    return re.sub(rb"marshal\.loads\(b[^\n]*", b"marshal.loads(<compiled>)", data)
+
+
 def bootstrap(driver: str, python: str = "") -> str:
     """The dispatcher's -c program for one driver's entry point: compiled by python when given (see
     LOADER), else (or if it cannot) the source."""

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(REPO))
 from tests.support.libvirt_objects import (guest_xml, hugepage_kib, nat_network_xml, nft_table, nr_hugepages, snapshots,
-                                               start_webhook, webhook_posts)
+                                           start_webhook, webhook_posts)
 
 STATE = Path("/var/tmp/virthooks-molecule")
 RECORDS = STATE / "records.jsonl"

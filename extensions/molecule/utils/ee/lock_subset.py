@@ -51,7 +51,7 @@ def main(argv: list) -> int:
         return 1
     taken = set(roots)
     while True:
-        more = {name for name, (_, via) in lock.items() if name not in taken and via & taken}
+        more = {name for name, (_pins, via) in lock.items() if name not in taken and via & taken}
         if not more:
             break
         taken |= more

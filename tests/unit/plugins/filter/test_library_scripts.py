@@ -181,9 +181,8 @@ def test_the_role_declares_every_blocks_parameters_as_the_filter_takes_them():
 def test_the_declared_defaults_are_the_filters(block, params):
     options = library_spec()[block]["options"]
     entries = expand({block: params})
-    used = dict(json.loads(entries[0]["secrets"]["PARAMS"]), **{k: entries[0][k] for k in ("on_failure", "driver",
-                                                                                          "operations", "suboperations")
-                                                                  if block == "notify"})
+    rule_keys = ("on_failure", "driver", "operations", "suboperations") if block == "notify" else ()
+    used = dict(json.loads(entries[0]["secrets"]["PARAMS"]), **{k: entries[0][k] for k in rule_keys})
     used.setdefault("guests", entries[0]["objects"])
     for key, option in options.items():
         if "default" in option and key != "state":

@@ -23,11 +23,10 @@ def test_plain_env_goes_to_the_rule_and_a_secret_one_to_the_scripts_secrets():
 
 
 def test_files_carry_content_src_and_mode():
-    plan = script_plan({"libvirt_hooks_scripts": [{
-        "name": "a", "content": SH, "files": [{"name": "hooks.json", "src": "peer/hooks.json"},
-                                              {"name": "helper", "content": SH, "mode": 0o700},
-                                              {"name": "ro", "content": "x", "mode": "0400"}]}]},
-        {"a/hooks.json": "{}\n"})
+    files = [{"name": "hooks.json", "src": "peer/hooks.json"}, {"name": "helper", "content": SH, "mode": 0o700},
+             {"name": "ro", "content": "x", "mode": "0400"}]
+    plan = script_plan({"libvirt_hooks_scripts": [{"name": "a", "content": SH, "files": files}]},
+                       {"a/hooks.json": "{}\n"})
     assert plan["scripts"][0]["files"] == [{"name": "hooks.json", "content": "{}\n", "mode": "0600"},
                                            {"name": "helper", "content": SH, "mode": "0700"},
                                            {"name": "ro", "content": "x", "mode": "0400"}]

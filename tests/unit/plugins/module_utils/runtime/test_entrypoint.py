@@ -100,3 +100,19 @@ def test_a_diff_shows_the_compiled_bootstrap_as_its_size_and_digest_and_the_sour
     assert loads and max(len(line) for line in loads) < 300, loads
     assert "marshal.loads(b" not in shown and "sys.path[:0]" in shown     # the source stays readable
     assert readable(shown) == shown and readable("#!/bin/sh\nexit 0\n") == "#!/bin/sh\nexit 0\n"
+
+
+def test_peers_compare_the_same_entry_point_whatever_python_compiled_its_bootstrap(tmp_path):
+    """Debian 12's Python 3.11 and 13's 3.13 compile the same bootstrap to other bytecode: drift compares the
+    entry point without it (found by the fleet's drift test), and still sees a change of the source."""
+    import sys
+
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.drift import entry_points
+    rules = normalize_config({"version": 1, "rules": RULES[:1]})["rules"]
+    text = render_entry_point("qemu", str(tmp_path / "a"), sys.executable, rules)
+    other = text.replace("marshal.loads(b", "marshal.loads(b'\\x00'+b", 1)      # another Python's bytecode
+    for name, content in (("a", text), ("b", other), ("c", text.replace("exec(c or", "exec(c  or", 1))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "qemu").write_text(content.replace(str(tmp_path / "a"), str(tmp_path / name)))
+    a, b, c = (entry_points(str(tmp_path / name))["qemu"] for name in "abc")
+    assert a == b and a != c
