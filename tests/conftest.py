@@ -8,7 +8,8 @@ import pytest
 
 from tests.support.ansible import run_module
 from tests.support.paths import COLLECTIONS, EXTRA_COLLECTIONS, LINK, REPO
-from tests.support.webhook import webhook  # noqa: F401  (the fixture, for every test)
+# The webhook fixture, for every test.
+from tests.support.webhook import webhook  # noqa: F401 # pylint: disable=unused-import
 
 
 def _link_collection() -> None:

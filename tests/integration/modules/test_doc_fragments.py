@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = Path(__file__).resolve().parents[3]
 MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.py"))
 SHARED_OPTIONS = ("hooks_dir", "scripts", "generations_keep", "max_size")
 SHARED_ATTRIBUTES = ("check_mode", "platform")
