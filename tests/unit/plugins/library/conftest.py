@@ -16,6 +16,8 @@ import pytest
 from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import params_secret
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import launcher
 from tests.support.paths import REPO
+# The module_utils tests' sandbox fixture, for the launcher tests.
+from tests.unit.plugins.module_utils.conftest import sandbox  # noqa: F401 # pylint: disable=unused-import
 
 RUNTIME = REPO / "plugins" / "module_utils" / "runtime"
 PYTHON = shutil.which("python3", path="/usr/bin:/bin")
