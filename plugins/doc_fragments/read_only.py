@@ -2,7 +2,8 @@
 # Copyright: virthooks contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every read-only virthooks module shares: its attributes and the hooks directory it reads
-(DOCUMENTATION), or its attributes alone (ATTRIBUTES, for a module that finds the directory itself)."""
+(DOCUMENTATION), or its attributes alone (ATTRIBUTES, for a module that finds the directory itself).
+Each is one literal: ansible-test's yamllint check reads doc fragments as plain string assignments."""
 from __future__ import annotations
 
 
@@ -20,7 +21,15 @@ attributes:
     platforms: posix
 """
 
-    DOCUMENTATION = ATTRIBUTES + r"""
+    DOCUMENTATION = r"""
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; it runs the same way in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 options:
   hooks_dir:
     description:
