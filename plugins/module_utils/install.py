@@ -37,6 +37,7 @@ import time
 from typing import NamedTuple, Optional
 
 from . import runtime
+from .runtime import configcache
 from .runtime.entrypoint import file_is_ours, readable, render_cli, render_entry_point
 from .runtime.events import DRIVERS
 from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_text, ensure_dir, file_state, fsync_dir,
@@ -44,8 +45,8 @@ from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_te
 from .runtime.trust import TrustCheck, interpreter_of
 from .runtime.generations import (DeployLock, Generation, all_ids, content_digest, current_id, generation_path,
                                   new_id, prune, remove_leftovers, retire_old_layout, switch, write_generation)
-from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_FILE, FILES_DIR, CURRENT, GENERATIONS_DIR, LIB_CURRENT, LIB_DIR,
-                             META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, SECRETS_DIR, adopted_hook,
+from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_CACHE, CONFIG_FILE, FILES_DIR, CURRENT, GENERATIONS_DIR,
+                             LIB_CURRENT, LIB_DIR, META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, SECRETS_DIR, adopted_hook,
                              kept_adopted_hook, old_adopted_hook)
 from .runtime.rollback import differences
 from .runtime.rules import CONFIG_VERSION, DROPIN_DIR, ConfigError, normalize_config, validate_name
@@ -703,7 +704,7 @@ class RuntimeInstaller(object):
                 "digest": digest, "rules": len(normalized["rules"]), "scripts": len(scripts), "drivers": drivers,
                 "python": self.python, "tree": normalized["tree"]["enabled"], "runtime": self.digest,
                 "previous": previous, "version": VERSION, "script_digests": script_digests(scripts)}
-        written = {CONFIG_FILE: (config_bytes, 0o644),
+        written = {CONFIG_FILE: (config_bytes, 0o644), CONFIG_CACHE: (configcache.build(config_bytes), 0o644),
                    META_FILE: ((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode(), 0o644)}
         for name, data in scripts.items():
             written["%s/%s" % (SCRIPTS_DIR, name)] = (data, SCRIPT_MODE)
@@ -723,10 +724,21 @@ class RuntimeInstaller(object):
 
     def _intact(self, generation: Generation, scripts) -> bool:
         """Whether the generation's files still are what the deploy made (nobody chmod'ed or edited them)."""
-        if generation.config is None or generation.scripts != scripts:
+        if generation.config is None or generation.scripts != scripts or not self._cache_ok(generation):
             return False
         return self._file_ok("%s/%s" % (generation.path, CONFIG_FILE), 0o644) and all(
             self._file_ok("%s/%s/%s" % (generation.path, SCRIPTS_DIR, name), SCRIPT_MODE) for name in scripts)
+
+    def _cache_ok(self, generation: Generation) -> bool:
+        """Whether the generation has the config.marshal of its config.json (one made before there was a
+        cache, or by another version, is made again with a new generation: calls would parse JSON)."""
+        path = "%s/%s" % (generation.path, CONFIG_CACHE)
+        try:
+            with open(path, "rb") as f:
+                cache = f.read()
+        except OSError:
+            return False
+        return self._file_ok(path, 0o644) and configcache.belongs(cache, generation.config)
 
     def _file_ok(self, path, mode) -> bool:
         """Whether a regular file has the mode and owner a deploy gives it."""

@@ -13,6 +13,7 @@ Run on every hook call (the dispatcher's hot path):
 - ``dispatch``  one libvirt hook call: match the rules, run the scripts, apply the policy
 - ``rules``     config.json: format, validation, matching, the per-guest tree
 - ``ruleindex`` config.json's index: which rules an event reads (500 rules cost what one does)
+- ``configcache`` config.marshal: config.json parsed and validated at deploy, read without JSON
 - ``events``    libvirt's hook events: what can abort, what reads XML, who calls
 - ``entrypoint`` the sh files libvirt runs (``hooks/<driver>``) and their prefilter
 - ``trust``     whether root may run a file (the whole path to it)
@@ -22,10 +23,11 @@ Run on every hook call (the dispatcher's hot path):
 - ``minijson``  JSON without importing ``json`` (start-up cost)
 - ``layout``    names of the files under the hooks directory
 - ``hostos``    ``os`` without importing ``os`` (a tenth of a hook call at start-up)
-- ``generations`` the generations a deploy writes, the current one, the deploy lock
+- ``current``   the generation one call reads (``current`` resolved once, under a shared lock)
 
 Run by the operator (``virthooks``, the CLI) and by the modules, never on a hook call:
 
+- ``generations`` the generations a deploy writes, the current one, the deploy lock, pruning
 - ``cli``       ``virthooks``: its arguments, and the dispatch to one module per subcommand
 - ``cli_util``  what the subcommands share: output, one-line errors, events from argv
 - ``cli_list``, ``cli_simulate``, ``cli_validate``, ``cli_log``, ``cli_generations``,

@@ -46,8 +46,8 @@ import time
 
 from . import hostos as os  # os without importing os (0.9 ms at start-up): see hostos
 from .events import USER_FAILURE_EXIT, has_stdin_xml, is_abortable, kills_running_guest, reads_stdout
-from .generations import open_current
-from .layout import CONFIG_FILE, OWN_DIR, SCRIPTS_DIR, SECRETS_DIR
+from .current import open_current
+from .layout import CONFIG_CACHE, CONFIG_FILE, OWN_DIR, SCRIPTS_DIR, SECRETS_DIR
 from .rules import (LOG_DEFAULTS, ConfigError, load_config, merge_dropins, needs_daemon_name, step_environment,
                     steps_for_event)
 from .runlog import STDERR_TAIL, append_line, iso_time, printable, to_syslog, write_all
@@ -518,9 +518,11 @@ class Call(object):
             # One generation for the whole call: its rules and its scripts, locked against pruning.
             self.base, self.generation, _lock = open_current(self.own_dir)
             path = self.base + "/" + CONFIG_FILE
-            # It picks the scripts root runs and the file root appends to: root's alone, as a script.
+            # It picks the scripts root runs and the file root appends to: root's alone, as a script;
+            # so does its cache (config.marshal, used while it belongs to config.json: configcache).
             config = load_config(path, event=(event.driver, event.obj, event.operation),
-                                 data=self.trust.read_data(path))
+                                 data=self.trust.read_data(path),
+                                 cache=self.trust.read_data(self.base + "/" + CONFIG_CACHE, missing_ok=True))
         except Untrusted as exc:
             return self.own_failure("virthooks: %s: cannot load the configuration: %s" % (event.label, exc), "error")
         except (OSError, ConfigError) as exc:

@@ -298,13 +298,14 @@ def _case(subject: str, branches, default) -> list:
 # only the walk and the listing, one lstat per path; what to say about a path that fails (FAIL) is a
 # string, compiled only then. trust.TrustCheck.tree_problems is the same check of the whole package,
 # for `virthooks validate`.
-DISPATCH_MODULES = ("__init__", "__pycache__", "dispatch", "events", "fileops", "generations", "hostos", "layout",
-                    "minijson", "proctree", "ruleindex", "rules", "runlog", "syntax", "trust", "xmlcond")
+DISPATCH_MODULES = ("__init__", "__pycache__", "configcache", "current", "dispatch", "events", "fileops", "generations",
+                    "hostos", "layout", "minijson", "proctree", "ruleindex", "rules", "runlog", "syntax", "trust",
+                    "xmlcond")
 # The operator CLI (root runs it too) checks the same way what it can import before it imports it.
 CLI_MODULES = ("__init__", "__pycache__", "cli", "cli_generations", "cli_import", "cli_list", "cli_log", "cli_metrics",
-               "cli_rollback", "cli_simulate", "cli_util", "cli_validate", "entrypoint", "events", "fileops",
-               "generations", "hostos", "importers", "layout", "logmetrics", "logread", "minijson", "rollback",
-               "ruleindex", "rules", "runlog", "syntax", "trust", "xmlcond")
+               "cli_rollback", "cli_simulate", "cli_util", "cli_validate", "configcache", "entrypoint", "events",
+               "fileops", "generations", "hostos", "importers", "layout", "logmetrics", "logread", "minijson",
+               "rollback", "ruleindex", "rules", "runlog", "syntax", "trust", "xmlcond")
 LIB_CHECK = r"""import sys,posix as o
 p=HOOKS+LIB;r=p+'/PKG';u=0,o.geteuid();L=o.lstat;b=''
 try:
@@ -365,15 +366,25 @@ def spared_operations(driver: str) -> tuple:
     return tuple(names)
 
 
-# Compiling the bootstrap (~1.7 KB) was most of what the check cost a call (~0.4 ms, cold). So the
-# entry point carries it compiled as well, by the very Python that runs it (marshal format 2: no
-# back-references, the same bytes on every render), with that Python's bytecode magic number: a call
-# compiles only these three lines and unmarshals the rest; under a Python with another magic (an
-# upgrade since the deploy), or when it could not be compiled at deploy time, the source is used.
-LOADER = """import sys,marshal
-try:c=marshal.loads(%r)if sys.modules['_frozen_importlib_external'].MAGIC_NUMBER==%r else''
-except Exception:c=''
-exec(c or %r)"""
+# The bootstrap (~1.9 KB of source) is not on the command line: Python decodes and copies its argv
+# several times at start-up, ~0.2 us a character, so a 10 KB -c program (the bootstrap with its
+# bytecode as a bytes literal) cost a quarter of a millisecond before any of it ran. The entry point
+# runs a short LOADER instead, which reads the bootstrap from the entry point itself: three lines after
+# its last command (sh never gets there), in hex (bytes.fromhex: no escapes to parse, no import):
+# the bytecode version (magic number) and bytecode of the very Python that runs it (compiled at
+# deploy time, marshal format 2: no back-references, the same bytes on every render), and the
+# source, run when that Python has another magic (an upgrade since the deploy) or none could be
+# compiled. The entry point is what libvirt runs as root: reading it trusts nothing more.
+BOOT_MARK = "\n#:"
+BOOT_COMMENT = ("# The dispatcher's bootstrap, read from this file by the Python above (sh stops before): its\n"
+                "# bytecode version and bytecode, compiled by that Python at deploy time, and its source, in hex.")
+LOADER = ("import sys,marshal\n"
+          "try:\n f=open(sys.argv[1]+'/'+sys.argv[2],'rb');m,c,s=f.read().rsplit(%r,3)[1:];f.close()\n"
+          "except Exception as e:sys.exit('virthooks: cannot read the bootstrap from %%s/%%s: %%s'%%(*sys.argv[1:3],e))\n"
+          "try:c=marshal.loads(bytes.fromhex(c.decode()))if bytes.fromhex(m.decode())=="
+          "sys.modules['_frozen_importlib_external'].MAGIC_NUMBER else''\n"
+          "except Exception:c=''\n"
+          "exec(c or bytes.fromhex(s.decode()).decode())") % BOOT_MARK.encode()
 COMPILER = ("import sys,marshal;c=compile(sys.stdin.read(),'<virthooks>','exec');"
             "sys.stdout.buffer.write(b'VH'+sys.modules['_frozen_importlib_external'].MAGIC_NUMBER+marshal.dumps(c,2))")
 _COMPILED = {}
@@ -396,44 +407,62 @@ def compiled(source: str, python: str):
     return _COMPILED[key]
 
 
+# The three lines at the end of an entry point (BOOT_MARK, then hex): version, bytecode, source. One
+# pattern for the two views of them below.
+BOOT_LINES = r"\n#:([0-9a-f]*)\n#:([0-9a-f]*)\n#:([0-9a-f]*)\n?\Z"
+
+
+def boot_lines(source: str, code) -> list:
+    """The entry point's last lines: the bootstrap for LOADER (code: compiled(), or None)."""
+    magic, blob = code or (b"", b"")
+    return [BOOT_COMMENT, "#:" + magic.hex(), "#:" + blob.hex(), "#:" + source.encode().hex()]
+
+
 def readable(text: str) -> str:
-    """An entry point as people read it (a diff): the bootstrap's bytecode, a long escaped bytes literal
-    compiled from the source that follows it (LOADER), shown as its size and digest."""
+    """An entry point as people read it (a diff): the bootstrap's bytecode shown as its size and digest,
+    its source as text."""
     import hashlib
     import re
 
     def summary(match):
-        literal = match.group(1)
-        return "marshal.loads(<bytecode of the source below: %d characters, sha256 %s>)if sys.modules" % (
-            len(literal), hashlib.sha256(literal.encode("utf-8", "surrogateescape")).hexdigest()[:16])
-    return re.sub(r"marshal\.loads\((b[^\n]*?)\)if sys\.modules", summary, text)
+        blob = bytes.fromhex(match.group(2))
+        source = bytes.fromhex(match.group(3)).decode("utf-8", "replace")
+        return "\n#: bytecode version %s\n#: bytecode of the source below: %d bytes, sha256 %s\n%s\n" % (
+            match.group(1) or "none", len(blob), hashlib.sha256(blob).hexdigest()[:16],
+            "\n".join("#| " + line for line in source.splitlines()))
+    return re.sub(BOOT_LINES, summary, text)
 
 
 def comparable(data: bytes) -> bytes:
     """An entry point with its compiled bootstrap (and the bytecode version it is for) taken out: what peers
     compare (drift), as the bytecode differs between Python versions for the same source that follows it."""
     import re
-    return re.sub(rb"marshal\.loads\(b[^\n]*", b"marshal.loads(<compiled>)", data)
+    return re.sub(BOOT_LINES.encode(), lambda m: b"\n#:<compiled>\n#:" + m.group(3) + b"\n", data)
 
 
-def bootstrap(driver: str, python: str = "") -> str:
-    """The dispatcher's -c program for one driver's entry point: compiled by python when given (see
-    LOADER), else (or if it cannot) the source."""
-    source = BOOTSTRAP.replace("FAIL", repr(FAIL.replace("SPARED", repr(spared_operations(driver)))))
-    code = compiled(source, python) if python else None
-    return LOADER % (code[1], code[0], source) if code else source
+def bootstrap_source(driver: str) -> str:
+    """The dispatcher's bootstrap for one driver's entry point: check the runtime, import it, dispatch."""
+    return BOOTSTRAP.replace("FAIL", repr(FAIL.replace("SPARED", repr(spared_operations(driver)))))
+
+
+def bootstrap(driver: str, python: str = "") -> tuple:
+    """(source, compiled by python when given, else or if it cannot, None) of a driver's bootstrap."""
+    source = bootstrap_source(driver)
+    return source, (compiled(source, python) if python else None)
 
 
 def dispatcher_argv(hooks_dir: str, python: str, driver: str) -> list:
-    """The dispatcher's command line (libvirt's four arguments follow); the installed runtime is
-    found under hooks_dir and checked before it is imported, and one that cannot be trusted or
-    imported is one line on stderr, no traceback."""
-    return [python, PYTHON_FLAGS, "-c", bootstrap(driver, python), hooks_dir, driver]
+    """The dispatcher's command line, self-contained (the bootstrap's source as its -c program, for
+    `virthooks simulate`; libvirt's four arguments follow); the installed runtime is found under
+    hooks_dir and checked before it is imported, and one that cannot be trusted or imported is one
+    line on stderr, no traceback."""
+    return [python, PYTHON_FLAGS, "-c", bootstrap_source(driver), hooks_dir, driver]
 
 
 def dispatcher_command(hooks_dir: str, python: str, driver: str) -> str:
-    """The sh line of an entry point that execs the dispatcher."""
-    argv = dispatcher_argv(hooks_dir, python, driver)
+    """The sh line of an entry point that execs the dispatcher (LOADER reads the bootstrap from the
+    entry point's last lines, boot_lines)."""
+    argv = [python, PYTHON_FLAGS, "-c", LOADER, hooks_dir, driver]
     return "exec %s \"$@\"" % " ".join(sh_quote(a) for a in argv)
 
 
@@ -463,7 +492,7 @@ def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bo
 
 
 def launch_lines(hooks_dir: str, python: str, driver: str) -> list:
-    """The lines that hand the event to the dispatcher.
+    """The lines that hand the event to the dispatcher, and the bootstrap it reads from them.
 
     Where a failed hook makes libvirt kill a running guest (reconnect, attach), the
     dispatcher is waited for and only its USER_FAILURE_EXIT fails the hook: Python missing or
@@ -485,7 +514,8 @@ def launch_lines(hooks_dir: str, python: str, driver: str) -> list:
     lines.append("[ -x %s ] || { echo %s >&2; exit 1; }" % (sh_quote(python), sh_quote(
         "virthooks: %s is missing or not executable: hooks/%s cannot run its scripts" % (python, driver))))
     lines.append(command)
-    return lines
+    lines.append("exit 1")
+    return lines + boot_lines(*bootstrap(driver, python))
 
 
 def render_cli(hooks_dir: str, python: str) -> str:

@@ -24,8 +24,9 @@ import time
 from . import hostos as os  # os without importing os (0.9 ms at start-up): see hostos
 from .layout import CONFIG_FILE, CURRENT, GENERATIONS_DIR, LOCK_FILE, META_FILE, SCRIPTS_DIR
 
-# The dispatcher imports this module for open_current on every call: everything else it needs
-# (hashlib, shutil, fileops with tempfile) is imported where it is used.
+# A hook call never imports this module: it opens the current generation through current.py.
+# What the deploys and the CLI need here (hashlib, shutil, fileops with tempfile) is imported
+# where it is used.
 
 NEW_PREFIX = ".new-"
 REMOVING_PREFIX = ".removing-"
@@ -161,45 +162,6 @@ def new_id(own: str, digest: str, now: float = None) -> str:
         raise GenerationError("no generation id sorts after %s in %s: remove that generation"
                               % (newest, generations_dir(own)))
     return "%s-%s" % (stamp, digest)
-
-
-# --- one hook call ---------------------------------------------------------------------------
-
-def open_current(own: str):
-    """(directory, generation id, fd holding a shared lock on it) for one hook call.
-
-    Before the first generation (a host deployed by an older version), the state lives in
-    hooks/virthooks/ itself: (own, '', -1).
-    """
-    import fcntl
-    link_path = "%s/%s" % (own, CURRENT)
-    for _attempt in range(10):
-        try:
-            link = os.readlink(link_path)
-        except FileNotFoundError:
-            # The layout before generations. Lock hooks/virthooks/ itself, then look again: the
-            # first deploy switches to a generation and only then, holding this lock exclusively,
-            # replaces config.json and removes scripts/, so a call sees one state or the other.
-            fd = os.open(own, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            if not os.path.lexists(link_path):
-                return own, "", fd
-            os.close(fd)
-            continue
-        base = "%s/%s" % (own, link)
-        try:
-            fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:   # pruned between the readlink and the open: look again
-            continue
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        try:
-            same = os.stat(base).st_ino == os.fstat(fd).st_ino
-        except OSError:
-            same = False
-        if same:
-            return base, link.rsplit("/", 1)[-1], fd
-        os.close(fd)
-    raise OSError("%s kept changing while it was being read" % link_path)
 
 
 # --- writing, switching, pruning (deploys and rollbacks) ----------------------------------------

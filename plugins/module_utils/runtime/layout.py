@@ -12,6 +12,7 @@ OWN_DIR = "virthooks"                  # hooks/virthooks/, ignored by libvirt
 GENERATIONS_DIR = "generations"        # hooks/virthooks/generations/<id>/: one deploy's dispatch state
 CURRENT = "current"                    # hooks/virthooks/current -> generations/<id>, swapped atomically
 CONFIG_FILE = "config.json"            # <generation>/config.json (hooks/virthooks/config.json links to it)
+CONFIG_CACHE = "config.marshal"        # <generation>/config.marshal: config.json parsed and validated (configcache)
 SCRIPTS_DIR = "scripts"                # <generation>/scripts/<name>
 SECRETS_DIR = "secrets"                # <generation>/secrets/<name>/<NAME>: a script's secrets, 0600 root
 FILES_DIR = "files"                    # <generation>/files/<name>/<file>: files a script reads, root-only

@@ -8,12 +8,11 @@ Python's own start-up; the dispatcher runs on every guest start. The C accelerat
 ``_json`` that ``json`` itself uses is cheap to import, so this module drives it directly
 and falls back to ``json`` where the accelerator is missing. Only a bad document may import
 ``json`` (see _scan_error): whatever the input, loads() returns a value or raises JSONError.
-"""
 
-try:
-    import _json as _accel
-except ImportError:  # pragma: no cover - CPython always ships _json
-    _accel = None
+The accelerator is a shared library on Debian's Python (a third of a millisecond to load), so it
+is loaded by the first parse, not at import: a hook call writes its log record with dumps(),
+plain Python, and reads its rules from config.marshal (configcache), so it loads no JSON code.
+"""
 
 _WS = " \t\n\r"
 
@@ -46,7 +45,17 @@ class _Context(object):
     memo = None
 
 
-_scan = _accel.make_scanner(_Context()) if _accel is not None else None
+_ACCEL = []     # [the _json module or None, its scanner or None], on first use (_accelerator)
+
+
+def _accelerator() -> list:
+    if not _ACCEL:
+        try:
+            import _json
+            _ACCEL.extend((_json, _json.make_scanner(_Context())))
+        except ImportError:  # pragma: no cover - CPython always ships _json
+            _ACCEL.extend((None, None))
+    return _ACCEL
 
 
 def _where(text, pos):
@@ -70,7 +79,7 @@ def _scan_error(text, start, exc, retry=True):
         # on the error path, pay for the import and scan again for the real message.
         try:
             import json.decoder  # noqa: F401  pylint: disable=unused-import
-            _scan(text, start)
+            _accelerator()[1](text, start)
         except Exception as again:  # pylint: disable=broad-except
             return _scan_error(text, start, again, retry=False)
     return "invalid JSON (%s)" % type(exc).__name__
@@ -91,14 +100,15 @@ def loads(text):
     start = len(text) - len(text.lstrip(_WS))
     if start == len(text):
         raise JSONError("empty document")
-    if _scan is None:  # pragma: no cover
+    scan = _accelerator()[1]
+    if scan is None:  # pragma: no cover
         import json
         try:
             return json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise JSONError(" ".join(str(exc).split()))
     try:
-        value, end = _scan(text, start)
+        value, end = scan(text, start)
     except Exception as exc:  # pylint: disable=broad-except
         raise JSONError(_scan_error(text, start, exc)) from None
     rest = text[end:].lstrip(_WS)
@@ -120,7 +130,8 @@ def scan_object(text, skip):
     not parsed, only its span returned) or None (parsed). None for anything else than a plain
     object with distinct keys (the caller then uses loads, which says what is wrong).
     """
-    if _scan is None:  # pragma: no cover
+    accel, scan = _accelerator()
+    if scan is None:  # pragma: no cover
         return None
     members, skipped = {}, {}
     try:
@@ -131,14 +142,14 @@ def scan_object(text, skip):
         while text[i] != "}":
             if text[i] != '"':
                 return None
-            key, i = _accel.scanstring(text, i + 1, True)
+            key, i = accel.scanstring(text, i + 1, True)
             i = _skip_ws(text, i)
             if text[i] != ":" or key in members or key in skipped:
                 return None
             i = _skip_ws(text, i + 1)
             end = skip(key, members, text, i)
             if end is None:
-                members[key], i = _scan(text, i)
+                members[key], i = scan(text, i)
             else:
                 skipped[key], i = (i, end), end
             i = _skip_ws(text, i)
@@ -158,12 +169,32 @@ def scan_object(text, skip):
 def scan_value(text, start):
     """The JSON value at text[start:] (and where it ends); JSONError if there is none."""
     try:
-        return _scan(text, start)
+        return _accelerator()[1](text, start)
     except Exception as exc:  # pylint: disable=broad-except
         raise JSONError(_scan_error(text, start, exc)) from None
 
 
-_quote = _accel.encode_basestring_ascii if _accel is not None else None
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def _quote(text: str) -> str:
+    """A JSON string of text, ASCII only: what json's encode_basestring_ascii gives (a test compares)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return '"' + text + '"'      # the common case: nothing to escape
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif 0x20 <= code < 0x7f:
+            out.append(ch)
+        elif code < 0x10000:
+            out.append("\\u%04x" % code)
+        else:
+            code -= 0x10000
+            out.append("\\u%04x\\u%04x" % (0xd800 | (code >> 10), 0xdc00 | (code & 0x3ff)))
+    out.append('"')
+    return "".join(out)
 
 
 def _encode(value, out):
@@ -201,9 +232,6 @@ def _encode(value, out):
 
 def dumps(value):
     """Compact, ASCII-only JSON text for value (dict/list/str/int/float/bool/None)."""
-    if _quote is None:  # pragma: no cover
-        import json
-        return json.dumps(value, separators=(",", ":"), default=str)
     out = []
     _encode(value, out)
     return "".join(out)

@@ -375,14 +375,20 @@ def normalize_config(raw, strict: bool = True, only=None) -> dict:
             "tree": tree, "kill_grace": grace, "rules": rules}
 
 
-def load_config(path: str, strict: bool = False, event=None, data: bytes = None) -> dict:
+def load_config(path: str, strict: bool = False, event=None, data: bytes = None, cache: bytes = None) -> dict:
     """Read, parse and validate config.json; raise ConfigError (or OSError) with the path.
 
     With an event, (driver, object, operation), and an index that belongs to the rules, the
     config holds only the rules the index gives for that event (a superset of those that match
     it), and only those are parsed and validated; else (or for a small file) every rule is.
-    data: the file's bytes, when the caller read them (checked, bounded) itself.
+    data: the file's bytes, when the caller read them (checked, bounded) itself. cache: the
+    generation's config.marshal (configcache), used instead of parsing while it belongs to data.
     """
+    if cache is not None and data is not None and not strict:
+        from .configcache import load
+        config = load(cache, data, event)
+        if config is not None:
+            return config
     from .minijson import JSONError, loads
     if data is None:
         with open(path, "rb") as f:

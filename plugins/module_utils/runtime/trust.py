@@ -80,8 +80,9 @@ class TrustCheck(object):
         self._dirs[path] = problem or None
         return problem
 
-    def resolve(self, path: str):
-        """(real path, lstat of the file) after checking every directory and symlink on the way.
+    def resolve(self, path: str, missing_ok: bool = False):
+        """(real path, lstat of the file) after checking every directory and symlink on the way;
+        (None, None) when missing_ok and the file itself does not exist.
 
         Raises Untrusted naming the first part that is not root's alone.
         """
@@ -111,6 +112,8 @@ class TrustCheck(object):
             try:
                 st = os.lstat(candidate)
             except OSError as exc:
+                if missing_ok and not todo and isinstance(exc, FileNotFoundError):
+                    return None, None
                 raise Untrusted("cannot be used: %s: %s" % (candidate, exc.strerror or exc))
             kind = st.st_mode & S_IFMT
             if kind == S_IFLNK:
@@ -148,11 +151,14 @@ class TrustCheck(object):
             return "%s is not executable (mode %s)" % (real, _mode(st))
         return ""
 
-    def _open_checked(self, path: str, problem_of):
+    def _open_checked(self, path: str, problem_of, missing_ok: bool = False):
         """(fd, its fstat) of path after checking the whole path to it and the file itself with
         problem_of(real, st) -> reason or ""; opened without blocking (a FIFO) or following a last
-        symlink swapped in, and checked again as the very inode opened. Raises Untrusted."""
-        real, st = self.resolve(path)
+        symlink swapped in, and checked again as the very inode opened. Raises Untrusted; (None,
+        None) when missing_ok and the file does not exist."""
+        real, st = self.resolve(path, missing_ok)
+        if real is None:
+            return None, None
         problem = problem_of(real, st)
         if problem:
             raise Untrusted(problem)
@@ -199,11 +205,14 @@ class TrustCheck(object):
             return "%s is writable by group or others (mode %s)" % (real, _mode(st))
         return ""
 
-    def read_data(self, path: str) -> bytes:
+    def read_data(self, path: str, missing_ok: bool = False) -> bytes:
         """The bytes of a file root acts on (config.json), after checking the whole path to it as
         for a script (it need not be executable); raises Untrusted. Read from the very inode
-        checked, never blocking (a FIFO) and never following a last symlink swapped in."""
-        fd, opened = self._open_checked(path, self._data_problem)
+        checked, never blocking (a FIFO) and never following a last symlink swapped in. None when
+        missing_ok and the file does not exist."""
+        fd, opened = self._open_checked(path, self._data_problem, missing_ok)
+        if fd is None:
+            return None
         try:
             chunks = []
             while True:

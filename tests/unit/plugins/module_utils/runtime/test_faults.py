@@ -714,18 +714,21 @@ def test_the_launchers_check_every_runtime_module_they_can_import():
     assert set(entrypoint.CLI_MODULES) == dispatcher_imports("cli")
 
 
-# The entry point carries its bootstrap compiled by the hook's Python (entrypoint.LOADER): a call
-# compiles three lines instead of the check. Another Python (an upgrade since the deploy) cannot be
-# installed here, so it is faked by rendering the entry point with another magic number, or a
-# corrupt blob; the fallback source is replaced by a poison to prove which path ran.
+# The entry point carries its bootstrap compiled by the hook's Python, and its source, on its last
+# lines; the short program on its command line (entrypoint.LOADER) reads them. Another Python (an
+# upgrade since the deploy) cannot be installed here, so it is faked by rendering the entry point
+# with another magic number, or a corrupt blob; the fallback source is replaced by a poison to prove
+# which path ran.
 
-POISON = "exec(c or 'raise SystemExit(7)')  # %r"
+FALLBACK = "exec(c or bytes.fromhex(s.decode()).decode())"
+POISON = "exec(c or 'raise SystemExit(7)')"
 
 
 def deploy_with(box, monkeypatch, loader=None, code=None):
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
     if loader is not None:
-        monkeypatch.setattr(entrypoint, "LOADER", entrypoint.LOADER.replace("exec(c or %r)", loader))
+        assert entrypoint.LOADER.endswith(FALLBACK)
+        monkeypatch.setattr(entrypoint, "LOADER", entrypoint.LOADER.replace(FALLBACK, loader))
     if code is not None:
         real = entrypoint.compiled
         monkeypatch.setattr(entrypoint, "compiled", lambda source, python: code(real(source, python)))
@@ -767,9 +770,26 @@ def test_the_compiled_bootstrap_is_the_same_on_every_render(tmp_path):
     for _attempt in range(3):
         entrypoint._COMPILED.clear()
         texts.add(entrypoint.bootstrap("qemu", PY))
-    assert len(texts) == 1 and "marshal.loads(" in texts.pop()
+    assert len(texts) == 1 and texts.pop()[1] is not None
     fake = tmp_path / "python3"
     fake.write_text("#!/bin/sh\necho VHxxxx\n")
     fake.chmod(0o755)
+    source = entrypoint.bootstrap_source("qemu")
     assert entrypoint.bootstrap("qemu", str(fake)) == entrypoint.bootstrap("qemu") == \
-        entrypoint.bootstrap("qemu", str(tmp_path / "missing"))
+        entrypoint.bootstrap("qemu", str(tmp_path / "missing")) == (source, None)
+
+
+def test_an_entry_point_whose_bootstrap_lines_are_gone_fails_with_one_line(sandbox):
+    """LOADER reads the bootstrap from the entry point's last lines: cut off (an editor, a full disk at
+    a hand copy), the call fails with one line naming the file, no traceback; on reconnect it does not
+    fail the hook (libvirt would kill the running guest)."""
+    sandbox.recorder("rec")
+    sandbox.deploy([rule("rec", operations=["prepare", "reconnect"])])
+    entry = sandbox.hooks / "qemu"
+    text = entry.read_text()
+    entry.write_text(text[:text.rindex("\n#:")] + "\n")
+    fired = sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)
+    assert fired.rc == 1 and fired.stderr.strip().startswith(
+        "virthooks: cannot read the bootstrap from %s/qemu" % sandbox.hooks), fired
+    assert len(fired.stderr.strip().splitlines()) == 1 and sandbox.order() == []
+    assert sandbox.fire("qemu", "g", "reconnect", "begin", stdin=DOMAIN).rc == 0
