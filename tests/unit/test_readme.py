@@ -78,3 +78,19 @@ def test_a_scripts_driver_choices_are_the_runtimes_drivers():
     options = specs()
     assert options["libvirt_hooks_scripts"]["options"]["driver"]["choices"] == list(DRIVERS)
     assert options["libvirt_hooks_drivers"]["choices"] == list(DRIVERS)
+
+
+def test_every_libvirt_hooks_variable_a_playbook_reads_is_known_to_the_typo_check():
+    """play_once.yml's list of playbook variables (with argument_specs and defaults) is what the typo check
+    knows: a variable a playbook reads and that list lacks is reported as a misspelling (or fails the host
+    with libvirt_hooks_strict)."""
+    import re
+    role = REPO / "roles" / "libvirt_hooks"
+    tasks = yaml.safe_load((role / "tasks" / "play_once.yml").read_text())
+    known = set(tasks[0]["vars"]["__libvirt_hooks_playbook_vars"]) | set(yaml.safe_load((role / "defaults" / "main.yml").read_text()))
+    for entry in yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"].values():
+        known |= set(entry.get("options") or {})
+    read = set()
+    for path in (REPO / "playbooks").glob("*.yml"):
+        read |= set(re.findall(r"(?<![_\w])libvirt_hooks_[a-z_]*[a-z]", path.read_text()))
+    assert read and read <= known, sorted(read - known)
