@@ -20,6 +20,9 @@ description:
     scripts each host would run, and the guests whose scripts differ between hosts.
   - A host that was unreachable or whose module failed is listed as unreadable; it counts as drift, since
     nothing says it agrees.
+  - Host drop-in rule files (C(hooks/virthooks/rules.d/*.json), which no deploy manages) are listed per group
+    as C(unmanaged_dropins), each host's files with their digest and the drivers they add rules for; they
+    are not compared and are not drift unless O(dropins_fail) is set.
 positional: _input, groups, peer_groups
 options:
   _input:
@@ -46,6 +49,11 @@ options:
       look at O(result_var) only.
     type: str
     default: __libvirt_hooks_guests
+  dropins_fail:
+    description: Count a host that holds any unmanaged drop-in rule file as drift (its group then fails the
+      check), even when its peers hold the same ones.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -169,7 +177,20 @@ def _read_failure(result) -> str:
     return "reading its hooks and guests %s" % why if why else ""
 
 
-def group_report(hostvars, name: str, hosts: list, result_var: str, read_var: str = "") -> dict:
+def unmanaged_dropins(results: dict, order: list) -> dict:
+    """{host: {'rules.d/<file>': {'digest', 'drivers'}}} of the hosts that hold drop-in rule files."""
+    found = {}
+    for host in order:
+        files = results[host].get("dropins") or {}
+        if files:
+            found[host] = {name: {"digest": entry.get("digest"), "drivers": entry.get("drivers") or [],
+                                  "rules": entry.get("rules") or [], "problem": entry.get("problem")}
+                           for name, entry in sorted(files.items())}
+    return found
+
+
+def group_report(hostvars, name: str, hosts: list, result_var: str, read_var: str = "",
+                 dropins_fail: bool = False) -> dict:
     results, unreadable = {}, []
     for host in hosts:
         values = hostvars.get(host, {}) if host in hostvars else {}
@@ -187,9 +208,11 @@ def group_report(hostvars, name: str, hosts: list, result_var: str, read_var: st
         if len(found) > 1:
             differences.append({"aspect": aspect, "variants": found, "items": item_differences(aspect, values, order)})
     steps, guests_differ = guest_differences(results, order)
+    dropins = unmanaged_dropins(results, order)
     return {"group": name, "hosts": list(hosts), "compared": order, "unreadable": unreadable,
             "differences": differences, "guests": steps, "guest_differences": guests_differ,
-            "drift": bool(unreadable or differences or guests_differ)}
+            "unmanaged_dropins": dropins,
+            "drift": bool(unreadable or differences or guests_differ or (dropins_fail and dropins))}
 
 
 def _hosts_of(found: list) -> str:
@@ -209,6 +232,13 @@ def _item_line(entry: dict) -> str:
                                for value, hosts in by_value.items())
 
 
+def _dropin_lines(dropins: dict) -> list:
+    """'unmanaged drop-in host: rules.d/<file> (drivers; digest or why it is unreadable)', per host and file."""
+    return ["unmanaged drop-in %s: %s (%s; %s)"
+            % (host, name, ", ".join(entry["drivers"]) or "no rules", entry["problem"] or _short(entry["digest"]))
+            for host, files in dropins.items() for name, entry in files.items()]
+
+
 def table(groups: list) -> str:
     lines = ["%-20s %5s  %-6s %s" % ("group", "hosts", "status", "what differs (variants: hosts, majority first)")]
     for group in groups:
@@ -217,6 +247,7 @@ def table(groups: list) -> str:
             "%s: %s" % (",".join(v["hosts"]), ", ".join(v["scripts"] or ["nothing"])) for v in d["variants"]))
             for d in group["guest_differences"]]
         what += ["unreadable %s: %s" % (u["host"], u["reason"]) for u in group["unreadable"]]
+        what += _dropin_lines(group.get("unmanaged_dropins") or {})
         lines.append("%-20s %5d  %-6s %s" % (group["group"], len(group["hosts"]), "DRIFT" if group["drift"] else "same",
                                              what[0] if what else "-"))
         lines.extend("%-34s %s" % ("", w) for w in what[1:])
@@ -227,9 +258,10 @@ def table(groups: list) -> str:
 
 
 def drift_report(hostvars, groups: dict, peer_groups=None, result_var: str = "libvirt_hooks_state",
-                 read_var: str = "__libvirt_hooks_guests") -> dict:
+                 read_var: str = "__libvirt_hooks_guests", dropins_fail: bool = False) -> dict:
     names = list(groups) if peer_groups is None else list(peer_groups)
-    reports = [group_report(hostvars, name, list(groups.get(name) or []), result_var, read_var or "") for name in names]
+    reports = [group_report(hostvars, name, list(groups.get(name) or []), result_var, read_var or "", bool(dropins_fail))
+               for name in names]
     return {"generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "drift": any(g["drift"] for g in reports),
             "groups": reports, "table": table(reports)}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import re
 import stat
@@ -20,7 +21,8 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoi
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS, GUEST_DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import (
     CONFIG_FILE, CURRENT, LIB_CURRENT, LIB_DIR, META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR)
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import ConfigError, load_config, steps_for_event
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import (
+    DROPIN_DIR, DROPIN_SUFFIX, RULE_DEFAULTS, ConfigError, dropin_dir, is_backup_name, load_config, steps_for_event)
 
 DEFAULT_EVENTS = ("prepare begin", "migrate begin")
 VIRSH_TIMEOUT = 30
@@ -154,6 +156,44 @@ def tree_digests(hooks_dir: str) -> dict:
     return found
 
 
+def dropins(hooks_dir: str) -> dict:
+    """{'rules.d/<file>': {'digest', 'drivers', 'rules', 'problem'}} of the host's drop-in rule files
+    (hooks/virthooks/rules.d/*.json, as the dispatcher picks them): rules no deploy manages. `drivers` and
+    `rules` are what the file declares (the dispatcher skips a file it cannot use: `virthooks validate`
+    says why); `problem` is why the file could not be read as JSON, else None."""
+    directory = dropin_dir(hooks_dir)
+    try:
+        names = sorted(os.listdir(directory), key=lambda n: n.encode("utf-8", "surrogateescape"))
+    except OSError:
+        return {}
+    return {"%s/%s" % (DROPIN_DIR, name): dropin_entry("%s/%s" % (directory, name)) for name in names
+            if name.endswith(DROPIN_SUFFIX) and not is_backup_name(name)}
+
+
+def dropin_entry(path: str) -> dict:
+    """One drop-in file as dropins() reports it, read once (bounded, a symlink followed as the dispatcher does)."""
+    entry = {"digest": None, "drivers": [], "rules": [], "problem": None}
+    try:
+        data = read_bounded(path, follow=True)
+    except Unreadable as exc:
+        entry["digest"] = entry["problem"] = str(exc)[len(path) + 2:]
+        return entry
+    except OSError as exc:
+        entry["digest"] = entry["problem"] = "unreadable: %s" % (exc.strerror or exc)
+        return entry
+    entry["digest"] = hashlib.sha256(data).hexdigest()
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except ValueError as exc:           # UnicodeDecodeError and JSONDecodeError alike
+        entry["problem"] = "not valid JSON: %s" % exc
+        return entry
+    items = [item for item in (raw if isinstance(raw, list) else [raw]) if isinstance(item, dict)]
+    drivers = {str(item.get("driver", RULE_DEFAULTS["driver"])) for item in items}
+    entry["drivers"] = sorted(drivers, key=lambda d: (DRIVERS.index(d) if d in DRIVERS else len(DRIVERS), d))
+    entry["rules"] = [str(item.get("name")) for item in items]
+    return entry
+
+
 def has_lxml(python: str) -> bool:
     """Whether the dispatcher's Python can import lxml (as xmlcond does: without, then with site)."""
     code = "import sys\ntry:\n import lxml.etree\nexcept ImportError:\n import site; site.main(); import lxml.etree\n"
@@ -234,6 +274,7 @@ def host_state(hooks_dir: str, python: str) -> dict:
     generation = "%s/%s" % (own, CURRENT)
     state = {"hooks_dir": hooks_dir, "runtime": runtime_version(own), "generation": "", "rules": [],
              "scripts": {}, "entry_points": entry_points(hooks_dir), "tree": tree_digests(hooks_dir),
+             "dropins": dropins(hooks_dir),
              "xpath": {"lxml": False, "rules_needing_lxml": [], "unsatisfied": []}, "config_error": None}
     try:
         state["generation"] = os.readlink(generation).rstrip("/").rsplit("/", 1)[-1]

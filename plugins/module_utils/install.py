@@ -500,7 +500,7 @@ class RuntimeInstaller(object):
         current = Generation.current(self.own)
         wanted_scripts, report, warnings, secrets, files = self._plan_scripts(current, spec.scripts, spec.purge,
                                                                               spec.max_size)
-        warnings = self._adoption_warnings(drivers, spec.foreign) + warnings
+        warnings = self._adoption_warnings(drivers, spec.foreign) + self._dropin_warnings(drivers) + warnings
         previous = current.id
         generation = self._plan_generation(current, changes, config_bytes, normalized, wanted_scripts, drivers,
                                            spec.deployer, secrets, files)
@@ -611,6 +611,15 @@ class RuntimeInstaller(object):
             return ["foreign_hooks=adopt: there is no hook virthooks did not install at %s/<driver> for %s: "
                     "nothing to adopt" % (self.hooks_dir, ", ".join(drivers) or "any driver (none is deployed)")]
         return []
+
+    def _dropin_warnings(self, drivers) -> list:
+        """Host drop-ins (rules.d/*.json, never deployed by us) with rules for a driver that gets no entry
+        point: libvirt never calls the dispatcher for it, so they never run until drivers lists it."""
+        from .runtime.rules import dropin_rules_by_driver, merge_dropins, unreached_dropin
+        found = {"rules": []}
+        merge_dropins(found, self.hooks_dir)        # what the dispatcher would run (bad ones are validate's)
+        return ["host drop-in %s" % unreached_dropin(origin, driver, names, "this deploy gives it none")
+                for (origin, driver), names in dropin_rules_by_driver(found["rules"]).items() if driver not in drivers]
 
     @staticmethod
     def _config(rules, log, tree, kill_grace) -> tuple:

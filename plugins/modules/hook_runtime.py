@@ -89,6 +89,8 @@ options:
   drivers:
     description:
       - The hook drivers that get an entry point. Our entry points for other drivers are removed.
+      - Host drop-in rules (C(hooks/virthooks/rules.d/*.json)) run only for these drivers; the module warns,
+        naming the drop-in, when one has rules for a driver that is not listed.
     type: list
     elements: str
     choices: [daemon, qemu, lxc, libxl, bhyve, network]

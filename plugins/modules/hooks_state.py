@@ -14,7 +14,8 @@ description:
     the runtime version, the rules of the current generation's C(config.json) (normalized, by name), the
     digest of each script, of each entry point (the hooks directory's own path taken out), of each file
     of the per-guest trees (C(qemu.d/<guest>/...)), and the XPath capability (which rules need lxml, and
-    whether the dispatcher's Python has it). Changes nothing.
+    whether the dispatcher's Python has it); and, apart, the host's unmanaged drop-in rule files
+    (C(hooks/virthooks/rules.d/*.json)). Changes nothing.
   - With O(list_guests), it also reads every guest libvirt defines on the host (C(virsh list --all),
     C(virsh dumpxml)), run by this module, never from a hook; on a O(sandbox), from the C(<guest>.xml) files
     of C(<sysconfdir>/libvirt/qemu), where libvirt keeps the guests it defines, and no C(virsh) is run. O(xml_dir) reads guests' XML from files instead
@@ -110,6 +111,15 @@ tree:
     sha256, followed by C( x) when it is executable.
   returned: always
   type: dict
+dropins:
+  description:
+    - The host's drop-in rule files (C(hooks/virthooks/rules.d/*.json)), which an admin or another tool puts
+      there and no deploy manages, each C(rules.d/<file>) to C(digest) (sha256 of the file, or why it was not
+      read), C(drivers) (the drivers its rules are for), C(rules) (their names) and C(problem) (why it is not
+      valid JSON, or V(null)). The guests' O(evaluate) steps do not include their rules.
+  returned: always
+  type: dict
+  sample: {"rules.d/50-net.json": {"digest": "9f2c...", "drivers": ["network"], "rules": ["net-up"], "problem": null}}
 xpath:
   description: C(lxml) (whether the dispatcher's Python imports it), C(rules_needing_lxml) (rules whose
     condition the standard library cannot evaluate), C(unsatisfied) (those of them this host cannot run).

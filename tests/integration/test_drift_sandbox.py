@@ -52,9 +52,9 @@ class Peers:
         return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=600, check=False,
                               cwd=self.tmp)
 
-    def drift(self) -> tuple:
+    def drift(self, *extra: str) -> tuple:
         out = self.tmp / "report"
-        proc = self.playbook("virthooks.libvirt.drift", "-e", "libvirt_hooks_report_dir=%s" % out)
+        proc = self.playbook("virthooks.libvirt.drift", "-e", "libvirt_hooks_report_dir=%s" % out, *extra)
         report = json.loads((out / "drift.json").read_text()) if (out / "drift.json").exists() else None
         return proc, report
 
@@ -219,3 +219,28 @@ def test_a_host_whose_first_read_fails_is_unreadable_and_the_run_fails(peers):
     assert group["compared"] == ["host-a", "host-c"] and report["drift"]
     assert [u["host"] for u in group["unreadable"]] == ["host-b"]
     assert "%s is not UTF-8" % broken in group["unreadable"][0]["reason"]
+
+
+def test_an_unmanaged_drop_in_is_listed_and_fails_the_check_only_when_asked(peers):
+    directory = peers.hooks("host-c") / "virthooks" / "rules.d"
+    directory.mkdir()
+    (directory / "50-net.json").write_text(json.dumps({"name": "net-up", "driver": "network", "script": "net.sh",
+                                                       "operations": ["started"]}))
+    (directory / "net.sh").write_text(SH)
+    (directory / "net.sh").chmod(0o755)
+    try:
+        proc, report = peers.drift()
+        asked, strict = peers.drift("-e", "libvirt_hooks_drift_dropins_fail=true")
+    finally:
+        for path in (directory / "50-net.json", directory / "net.sh"):
+            path.unlink()
+        directory.rmdir()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    group = only_group(report)
+    assert not report["drift"] and group["differences"] == [] and group["guest_differences"] == []
+    entry = group["unmanaged_dropins"]["host-c"]["rules.d/50-net.json"]
+    assert list(group["unmanaged_dropins"]) == ["host-c"]
+    assert entry["drivers"] == ["network"] and entry["rules"] == ["net-up"] and entry["problem"] is None
+    assert "unmanaged drop-in host-c: rules.d/50-net.json (network; %s)" % entry["digest"][:12] in proc.stdout
+    assert asked.returncode != 0 and "unmanaged drop-ins" in asked.stdout, asked.stdout
+    assert strict["drift"] and only_group(strict)["differences"] == []

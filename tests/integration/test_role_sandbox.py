@@ -284,3 +284,27 @@ def test_no_rollback_when_it_is_turned_off(fleet, tmp_path):
     bad = fleet.deploy()
     assert bad.returncode != 0 and "Not rolled back: libvirt_hooks_rollback_on_failure is false" in bad.stdout
     assert current_generation(fleet, "host-a") != good
+
+
+def test_on_failure_abortable_and_a_drop_ins_driver_in_libvirt_hooks_drivers_deploy_and_run(fleet):
+    """A script's on_failure: abortable passes the role's argument specs and spares a running guest; a host
+    drop-in for the network driver, which no script uses, runs once libvirt_hooks_drivers lists network."""
+    rules_d = fleet.hooks("host-a") / "virthooks" / "rules.d"
+    rules_d.mkdir(parents=True)
+    (rules_d / "net.sh").write_text(SH % fleet.tmp)
+    (rules_d / "net.sh").chmod(0o755)
+    (rules_d / "50-net.json").write_text(json.dumps({"name": "net-up", "driver": "network", "script": "net.sh",
+                                                     "operations": ["started"]}))
+    # (in libvirt_hooks_scripts itself: the role's argument specs check that variable, not libvirt_hooks_scripts__*)
+    fleet.write(gpu={"libvirt_hooks_drivers": ["network"], "libvirt_hooks_scripts": [
+        {"name": "spare", "on_failure": "abortable", "content": SH % fleet.tmp + "exit 3\n"}]})
+    proc = fleet.deploy()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "drop-in" not in proc.stdout + proc.stderr
+    assert fleet.fire("host-a", "vm", "prepare", "begin", "-").returncode != 0
+    assert fleet.fire("host-a", "vm", "reconnect", "begin", "-").returncode == 0
+    network = subprocess.run([str(fleet.hooks("host-a") / "network"), "default", "started", "begin", "-"],
+                             input=b"<hookData/>", capture_output=True, timeout=60,
+                             env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}, check=False)
+    assert network.returncode == 0, network.stderr
+    assert (fleet.tmp / "ran").read_text().splitlines()[-1].endswith("net.sh default started begin -")

@@ -56,3 +56,41 @@ def test_every_role_entry_point_a_playbook_or_guide_uses_is_declared_in_argument
             list((REPO / "examples").rglob("*.yml")) + list((REPO / "extensions").rglob("*.yml")):
         used.update(re.findall(r"tasks_from:\s*['\"]?([A-Za-z0-9_]+)(?:\.ya?ml)?", path.read_text()))
     assert used and used <= declared, used - declared
+
+
+def test_a_scripts_on_failure_choices_are_exactly_what_the_runtime_accepts():
+    """The role's argument_specs validate a script before the runtime sees its rule: a value the runtime
+    runs (rules.ON_FAILURE, 'abortable' included) must not be refused there, nor one it refuses accepted,
+    and the rules reference names each."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import ON_FAILURE, RULE_DEFAULTS
+    spec = specs()["libvirt_hooks_scripts"]["options"]["on_failure"]
+    assert sorted(spec["choices"]) == sorted(ON_FAILURE)
+    assert spec["default"] == RULE_DEFAULTS["on_failure"]
+    row = readme_table("key")["on_failure"]
+    assert row == shown(spec["default"])
+    described = [line for line in (REPO / "docs" / "rules.md").read_text().splitlines()
+                 if line.startswith("| `on_failure` |")][0]
+    assert all("`%s`" % choice in described.split("|")[3] for choice in ON_FAILURE), described
+
+
+def test_a_scripts_driver_choices_are_the_runtimes_drivers():
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
+    options = specs()
+    assert options["libvirt_hooks_scripts"]["options"]["driver"]["choices"] == list(DRIVERS)
+    assert options["libvirt_hooks_drivers"]["choices"] == list(DRIVERS)
+
+
+def test_every_libvirt_hooks_variable_a_playbook_reads_is_known_to_the_typo_check():
+    """play_once.yml's list of playbook variables (with argument_specs and defaults) is what the typo check
+    knows: a variable a playbook reads and that list lacks is reported as a misspelling (or fails the host
+    with libvirt_hooks_strict)."""
+    import re
+    role = REPO / "roles" / "libvirt_hooks"
+    tasks = yaml.safe_load((role / "tasks" / "play_once.yml").read_text())
+    known = set(tasks[0]["vars"]["__libvirt_hooks_playbook_vars"]) | set(yaml.safe_load((role / "defaults" / "main.yml").read_text()))
+    for entry in yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"].values():
+        known |= set(entry.get("options") or {})
+    read = set()
+    for path in (REPO / "playbooks").glob("*.yml"):
+        read |= set(re.findall(r"(?<![_\w])libvirt_hooks_[a-z_]*[a-z]", path.read_text()))
+    assert read and read <= known, sorted(read - known)

@@ -5,7 +5,8 @@
 
 import sys
 
-from .cli_util import CliError, columns, current_dir, emit, emit_json, event_args, load, read_file
+from .cli_util import (CliError, columns, current_dir, emit, emit_json, entry_point_gap, event_args, load, read_file,
+                       unreached_dropins)
 from .events import is_abortable, reads_stdout
 from .rules import merge_dropins, steps_for_event
 
@@ -41,7 +42,8 @@ def rule_row(rule: dict) -> list:
 def list_rules(args, out, config) -> int:
     rules = sorted(config["rules"], key=lambda r: (r["order"], r["name"]))
     if args.json:
-        emit_json(out, {"rules": [rule_record(r) for r in rules]})
+        gaps = {driver: entry_point_gap(args.hooks_dir, driver) for driver in {r["driver"] for r in rules}}
+        emit_json(out, {"rules": [dict(rule_record(r), entry_point=not gaps[r["driver"]]) for r in rules]})
         return 0
     for line in columns([rule_row(r) for r in rules]):
         out.write(line + "\n")
@@ -87,6 +89,10 @@ def list_event(args, out, config, words) -> int:
                                    args.daemon)
     event = {"driver": driver, "object": obj, "operation": op, "suboperation": sub, "extra": extra,
              "daemon": args.daemon, "abortable": is_abortable(driver, op), "reads_stdout": reads_stdout(driver, op)}
+    gap = entry_point_gap(args.hooks_dir, driver) if steps else ""
+    if gap:
+        notes = notes + ["hooks/%s is %s: libvirt calls no virthooks entry point for %s, so none of this runs"
+                         % (driver, gap, driver)]
     records = [step_record(step, document, args.xml) for step in steps]
     if args.json:
         emit_json(out, {"event": event, "notes": notes, "steps": records})
@@ -105,8 +111,11 @@ def list_event(args, out, config, words) -> int:
 
 def run(args, out) -> int:
     config = load(args.hooks_dir)
+    notes = out if not args.json else sys.stderr
     for problem in merge_dropins(config, args.hooks_dir):       # hooks/virthooks/rules.d/*.json
-        emit(out if not args.json else sys.stderr, "note: host drop-in skipped: %s" % problem)
+        emit(notes, "note: host drop-in skipped: %s" % problem)
+    for line in unreached_dropins(args.hooks_dir, config["rules"]):
+        emit(notes, "note: host drop-in never runs: %s" % line)
     if args.event:
         return list_event(args, out, config, args.event)
     return list_rules(args, out, config)

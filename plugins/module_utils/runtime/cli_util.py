@@ -63,6 +63,30 @@ def config_path(hooks_dir: str) -> str:
     return "%s/%s" % (current_dir(hooks_dir), CONFIG_FILE)
 
 
+def entry_point_gap(hooks_dir: str, driver: str) -> str:
+    """Why libvirt calls no virthooks entry point for a driver: 'missing', 'not a virthooks entry
+    point', or '' when hooks/<driver> is ours."""
+    import os
+    from .entrypoint import file_is_ours
+    entry = "%s/%s" % (hooks_dir, driver)
+    if not os.path.exists(entry):
+        return "missing"
+    return "" if file_is_ours(entry) else "not a virthooks entry point"
+
+
+def unreached_dropins(hooks_dir: str, rules: list) -> list:
+    """A line for each host drop-in whose enabled rules are for a driver with no entry point of ours
+    and no deployed rule (a deployed rule's driver missing its entry point is validate's own problem)."""
+    from .rules import dropin_rules_by_driver, unreached_dropin
+    deployed = {r["driver"] for r in rules if r["enabled"] and not r.get("origin")}
+    lines = []
+    for (origin, driver), names in dropin_rules_by_driver(rules).items():
+        gap = "" if driver in deployed else entry_point_gap(hooks_dir, driver)
+        if gap:
+            lines.append(unreached_dropin(origin, driver, names, "hooks/%s is %s" % (driver, gap)))
+    return lines
+
+
 def load(hooks_dir: str, strict: bool = False) -> dict:
     """The current config.json, validated; CliError names the file and what is wrong with it.
 

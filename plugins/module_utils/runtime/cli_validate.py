@@ -5,7 +5,7 @@
 
 import os
 
-from .cli_util import config_path, current_dir, emit, emit_json, own_dir
+from .cli_util import config_path, current_dir, emit, emit_json, entry_point_gap, own_dir, unreached_dropins
 from .generations import current_id
 from .rules import ConfigError, load_config, merge_dropins, script_path
 
@@ -61,15 +61,17 @@ def generation_checks(hooks_dir: str, base: str, rules: list) -> tuple:
 
 
 def entry_point_problems(hooks_dir: str, rules: list) -> list:
-    from .entrypoint import file_is_ours
+    """Enabled rules whose driver has no entry point of ours: the deployed ones by driver, and each
+    host drop-in for a driver no deployed rule has by file (only a deploy can give it an entry point)."""
+    deployed = sorted({r["driver"] for r in rules if r["enabled"] and not r.get("origin")})
     problems = []
-    for driver in sorted({r["driver"] for r in rules if r["enabled"]}):
-        entry = "%s/%s" % (hooks_dir, driver)
-        if not os.path.exists(entry):
+    for driver in deployed:
+        gap = entry_point_gap(hooks_dir, driver)
+        if gap == "missing":
             problems.append("hooks/%s is missing: rules for the %s driver never run" % (driver, driver))
-        elif not file_is_ours(entry):
+        elif gap:
             problems.append("hooks/%s is not a virthooks entry point: rules for %s never run" % (driver, driver))
-    return problems
+    return problems + unreached_dropins(hooks_dir, rules)
 
 
 def findings(hooks_dir: str, path: str, rules: list) -> tuple:

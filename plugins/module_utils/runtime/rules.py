@@ -680,6 +680,26 @@ def merge_dropins(config: dict, hooks_dir: str, trust=None, strict: bool = False
     return problems
 
 
+def dropin_rules_by_driver(rules: list) -> dict:
+    """{(origin, driver): [rule names]} of the enabled drop-in rules among merged rules, in file order."""
+    found = {}
+    for rule in rules:
+        if rule.get("origin") and rule["enabled"]:
+            found.setdefault((rule["origin"], rule["driver"]), []).append(rule["name"])
+    return found
+
+
+def unreached_dropin(origin: str, driver: str, names: list, why: str) -> str:
+    """The line that says a drop-in's rules never run: libvirt calls no entry point of their driver.
+
+    Only the installer decides which drivers get one (the role's libvirt_hooks_drivers, the hook_runtime
+    module's drivers): a drop-in cannot add one itself."""
+    return ("%s: %s %s for the %s driver, which has no entry point (%s), so %s; list %s in "
+            "libvirt_hooks_drivers (hook_runtime's drivers) and deploy again"
+            % (origin, "rule" if len(names) == 1 else "rules", ", ".join(repr(n) for n in names), driver, why,
+               "it never runs" if len(names) == 1 else "they never run", driver))
+
+
 def _strict_dropin_checks(deployed: list, rules: list) -> tuple:
     """(rules kept, problems): a name a deployed rule has, and a script's syntax (as the deploy's gate)."""
     from .syntax import syntax_problem

@@ -81,3 +81,40 @@ def test_a_fifo_and_a_non_utf8_file_in_the_xml_dir_are_named(tmp_path, deadline)
     (tmp_path / "latin.xml").write_bytes(b"<domain><name>caf\xe9</name></domain>")
     with pytest.raises(OSError, match=r"latin\.xml is not UTF-8 \(byte 0xe9 at offset 17\)"):
         drift.read_xml_dir(str(tmp_path))
+
+
+def rules_d(box):
+    directory = box.own / "rules.d"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def test_host_drop_ins_are_described_with_digest_drivers_and_rules_and_left_out_of_the_rules(deployed, deadline):
+    import hashlib
+    import json
+    directory = rules_d(deployed)
+    net = json.dumps([{"name": "net-up", "driver": "network", "script": "n.sh"},
+                      {"name": "gpu", "script": "g.sh"}, {"name": "ct", "driver": "lxc", "script": "c.sh"}])
+    (directory / "50-net.json").write_text(net)
+    (directory / "60-one.json").write_text(json.dumps({"name": "one", "script": "o.sh"}))
+    (directory / "70-broken.json").write_text("{not json")
+    (directory / "50-net.json~").write_text("a backup")
+    (directory / ".hidden.json").write_text("{}")
+    (directory / "n.sh").write_text("#!/bin/sh\n")
+    state = drift.host_state(str(deployed.hooks), SYSTEM_PYTHON)
+    assert state["dropins"] == {
+        "rules.d/50-net.json": {"digest": hashlib.sha256(net.encode()).hexdigest(), "drivers": ["qemu", "lxc", "network"],
+                                "rules": ["net-up", "gpu", "ct"], "problem": None},
+        "rules.d/60-one.json": {"digest": hashlib.sha256(b'{"name": "one", "script": "o.sh"}').hexdigest(),
+                                "drivers": ["qemu"], "rules": ["one"], "problem": None},
+        "rules.d/70-broken.json": {"digest": hashlib.sha256(b"{not json").hexdigest(), "drivers": [], "rules": [],
+                                   "problem": state["dropins"]["rules.d/70-broken.json"]["problem"]}}
+    assert state["dropins"]["rules.d/70-broken.json"]["problem"].startswith("not valid JSON: ")
+    assert [r["name"] for r in state["rules"]] == ["keep"]
+
+
+def test_a_fifo_drop_in_is_named_not_waited_on_and_a_host_without_rules_d_has_none(deployed, deadline):
+    assert drift.host_state(str(deployed.hooks), SYSTEM_PYTHON)["dropins"] == {}
+    os.mkfifo(rules_d(deployed) / "pipe.json")
+    assert drift.host_state(str(deployed.hooks), SYSTEM_PYTHON)["dropins"] == {"rules.d/pipe.json": {
+        "digest": "not a regular file (a FIFO)", "drivers": [], "rules": [], "problem": "not a regular file (a FIFO)"}}

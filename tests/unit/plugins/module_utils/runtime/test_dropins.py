@@ -9,7 +9,7 @@ from pathlib import Path
 from ansible_collections.virthooks.libvirt.plugins.module_utils import install
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoint import render_entry_point
 
-from .test_cli import cli
+from .test_cli import cli, cli3
 from .test_dispatch import rule
 
 
@@ -85,7 +85,8 @@ def test_validate_checks_a_dropins_script_its_driver_and_its_name(sandbox):
     assert code == 1
     assert "FAIL rules.d/syntax.json: script 'syn'" in out
     assert "FAIL rules.d/clash.json: rule 'deployed': a deployed rule has this name" in out
-    assert "FAIL hooks/lxc is missing: rules for the lxc driver never run" in out
+    assert ("FAIL rules.d/lxc.json: rule 'ct' for the lxc driver, which has no entry point (hooks/lxc is missing), "
+            "so it never runs; list lxc in libvirt_hooks_drivers") in out
     assert "outside.json: rule 'out': 'script' /usr/bin/true must be in a subdirectory of" in out
 
 
@@ -150,3 +151,55 @@ def test_removing_everything_of_ours_keeps_the_dropins_and_is_idempotent(sandbox
     sandbox.deploy([rule("deployed")])
     assert sandbox.fire("qemu", "g", "start", "begin").rc == 0
     assert sandbox.order() == ["deployed g start begin -", "local g start begin -"]
+
+
+NETWORK_DROPIN = [{"name": "net-up", "driver": "network", "script": "net.sh", "operations": ["started"]},
+                  {"name": "net-down", "driver": "network", "script": "net.sh", "operations": ["stopped"]}]
+
+
+def test_a_dropin_for_a_driver_without_entry_point_is_named_by_validate_list_and_the_deploy(sandbox):
+    sandbox.recorder("deployed")
+    plan = sandbox.deploy([rule("deployed")])
+    assert not [w for w in plan.warnings if "drop-in" in w]
+    dropin(sandbox, "50-net.json", NETWORK_DROPIN, "net.sh")
+    dropin(sandbox, "60-qemu.json", {"name": "local", "script": "local.sh"}, "local.sh")
+    said = ("rules.d/50-net.json: rules 'net-up', 'net-down' for the network driver, which has no entry point "
+            "(hooks/network is missing), so they never run; list network in libvirt_hooks_drivers "
+            "(hook_runtime's drivers) and deploy again")
+    code, out = cli(sandbox, "validate")
+    assert code == 1 and out.count("FAIL ") == 1 and "FAIL " + said in out, out
+    code, out = cli(sandbox, "list")
+    assert code == 0, out
+    assert [line for line in out.splitlines() if line.startswith("note:")] == ["note: host drop-in never runs: " + said]
+    code, out, err = cli3(sandbox, "list", "--json")
+    runs = {r["name"]: r["entry_point"] for r in json.loads(out)["rules"]}
+    assert runs == {"deployed": True, "local": True, "net-up": False, "net-down": False}
+    assert said in err
+    code, out = cli(sandbox, "list", "network", "default", "started")
+    assert "note: hooks/network is missing: libvirt calls no virthooks entry point for network" in out
+    warned = sandbox.deploy([rule("deployed")]).warnings
+    assert warned == ["host drop-in rules.d/50-net.json: rules 'net-up', 'net-down' for the network driver, which "
+                      "has no entry point (this deploy gives it none), so they never run; list network in "
+                      "libvirt_hooks_drivers (hook_runtime's drivers) and deploy again"]
+
+
+def test_a_dropin_runs_once_its_driver_is_listed_in_the_deploys_drivers(sandbox):
+    sandbox.recorder("deployed")
+    sandbox.deploy([rule("deployed")])
+    dropin(sandbox, "50-net.json", NETWORK_DROPIN, "net.sh")
+    plan = sandbox.deploy([rule("deployed")], drivers=("qemu", "network"))
+    assert plan.added == ["network"] and not [w for w in plan.warnings if "drop-in" in w]
+    assert cli(sandbox, "validate")[0] == 0
+    assert "never runs" not in cli(sandbox, "list")[1]
+    assert sandbox.fire("network", "default", "started", "begin").rc == 0
+    assert sandbox.order() == ["net default started begin -"]
+
+
+def test_a_disabled_dropin_rule_or_one_for_a_deployed_driver_is_not_reported(sandbox):
+    sandbox.recorder("deployed")
+    sandbox.deploy([rule("deployed")])
+    dropin(sandbox, "off.json", {"name": "off", "driver": "lxc", "script": "x.sh", "enabled": False}, "x.sh")
+    dropin(sandbox, "qemu.json", {"name": "more", "script": "x.sh"})
+    code, out = cli(sandbox, "validate")
+    assert code == 0 and "never" not in out, out
+    assert "never" not in cli(sandbox, "list")[1]
