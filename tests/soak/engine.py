@@ -134,6 +134,7 @@ class Soak(object):
         self.metrics_runs = self.metrics_failed = 0
         self.reports = self.reports_failed = 0
         self.expected_generation = None
+        self.been_current = set()               # every generation seen current after a deploy or rollback
         self.last_plan = None
         self.host = None
         self.webhook = None
@@ -167,6 +168,7 @@ class Soak(object):
         for i in range(self.n_guests):
             self.host.define(guest_xml("soak-%d" % i))
         self.expected_generation = self.current()
+        self.been_current.add(self.expected_generation)
 
     def next_plan(self) -> Plan:
         with self.lock:
@@ -209,6 +211,8 @@ class Soak(object):
         return proc
 
     def validate(self, after: str) -> None:
+        with self.lock:
+            self.been_current.add(self.current())
         proc = self.host.run(CLI, "validate", check=False, timeout=120)
         if proc.returncode != 0:
             # The problems, not the warnings every run has; the whole output is kept in the work directory.
@@ -288,6 +292,10 @@ class Soak(object):
                 self.last_plan = None      # the rolled-back-to generation is named by the records' tokens
             if self.expected_generation == before:
                 self.count(self.failures, "virthooks rollback changed nothing", proc.stdout + proc.stderr)
+            elif self.expected_generation not in self.been_current:
+                # A generation a killed deploy wrote and never switched to (issue 25).
+                self.count(self.failures, "virthooks rollback went to a generation that was never current",
+                           "%s -> %s" % (before, self.expected_generation))
         elif "nothing to roll back to" in proc.stdout + proc.stderr:
             self.count(self.expected, "virthooks rollback: no previous generation")
         elif self.disk_fault_during(time.monotonic() - 120, time.monotonic()):
