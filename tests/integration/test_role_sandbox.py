@@ -284,3 +284,26 @@ def test_no_rollback_when_it_is_turned_off(fleet, tmp_path):
     bad = fleet.deploy()
     assert bad.returncode != 0 and "Not rolled back: libvirt_hooks_rollback_on_failure is false" in bad.stdout
     assert current_generation(fleet, "host-a") != good
+
+
+def test_keeping_one_generation_is_refused_while_a_failed_run_rolls_back_naming_the_variable(fleet, tmp_path):
+    """Issue 25: with libvirt_hooks_generations_keep 1 the deploy removed the generation the host had before the
+    run as soon as it switched in the new one, so the role's rollback after a failed reload or validation had
+    nothing to go back to. Refused up front, naming the variable, before any host is touched."""
+    fleet.write(gpu=gpu_scripts(fleet.tmp))
+    assert fleet.deploy().returncode == 0
+    good = current_generation(fleet, "host-a")
+    before = tree_state(fleet.tmp / "host-a")
+    fleet.write(gpu=with_an_untrusted_script(fleet, tmp_path), common={"libvirt_hooks_generations_keep": 1})
+    refused = fleet.deploy()
+    assert refused.returncode != 0
+    failed = [line for line in refused.stdout.splitlines() if line.startswith("fatal: [host-a]")][-1]
+    assert "libvirt_hooks_generations_keep is 1, but libvirt_hooks_rollback_on_failure is true" in failed, failed
+    assert "Set libvirt_hooks_generations_keep to 2 or more" in failed and "(nothing was changed)" in failed
+    assert current_generation(fleet, "host-a") == good and tree_state(fleet.tmp / "host-a") == before
+    # Without the role's rollback, keeping one generation is the operator's choice: it deploys, one stays.
+    fleet.write(gpu=gpu_scripts(fleet.tmp) | {"libvirt_hooks_scripts__more": [
+        {"name": "more", "operations": ["prepare"], "content": "#!/bin/sh\nexit 0\n"}]},
+        common={"libvirt_hooks_generations_keep": 1, "libvirt_hooks_rollback_on_failure": False})
+    assert fleet.deploy().returncode == 0
+    assert os.listdir(fleet.hooks("host-a") / "virthooks" / "generations") == [current_generation(fleet, "host-a")]
