@@ -595,3 +595,35 @@ def test_rollback_says_when_the_generation_current_before_is_no_longer_kept(sand
     assert code == 1, out
     assert "%s, the generation current before %s, is no longer kept" % (first, second.generation) in out, out
     assert generations.current_id(str(sandbox.own)) == second.generation
+
+
+# --- validate while deploys run ------------------------------------------------------------------
+
+@pytest.mark.root
+def test_validate_while_deploys_switch_and_prune_reports_no_problem_of_theirs(sandbox):
+    """Found by the chaos soak (issue 25): a deploy whose ansible-playbook was killed goes on in Ansible's
+    worker (its own session), and `virthooks validate` run meanwhile found the current generation three times
+    over (config.json, the scripts' directory, meta.json): with a switch in between it checked one
+    generation's rules against another's scripts and reported problems the host did not have."""
+    scripts, rules, _names = state_for(0)
+    deploy(sandbox, rules, scripts, keep=2)
+    results, stop = [], threading.Event()
+
+    def validate_forever():
+        while not stop.is_set():
+            results.append(cli(sandbox, "validate"))
+
+    checking = [threading.Thread(target=validate_forever) for _ignored in range(2)]
+    for thread in checking:
+        thread.start()
+    try:
+        for step in range(1, 31):
+            scripts, rules, _names = state_for(step)
+            deploy(sandbox, rules, scripts, keep=2)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in checking:
+            thread.join()
+    failed = [out for code, out in results if code != 0]
+    assert len(results) >= 10 and failed == [], "%d of %d failed, e.g.\n%s" % (len(failed), len(results), failed[:1])
