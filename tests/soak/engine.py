@@ -9,7 +9,8 @@ dispatcher's log and one for TMPDIR, /dev/log read by us) runs N tiny TCG guests
 generation; each script appends `D<deploy> <script> <VIRTHOOKS_RUN_ID> <argv>` to a file of ours. In parallel,
 at seeded random moments:
 - control: deploys of the role that add, remove, rename and edit scripts, rules and a library block (notify);
-  the same deploys killed with SIGKILL (the whole ansible-playbook process group) at a random point;
+  the same deploys killed with SIGKILL at a random point (ansible-playbook's process group; half the time
+  its workers too, which run in sessions of their own, so the module stops where it is);
   `virthooks rollback --reload`; the role's own rollback (the daemon stopped with SIGSTOP while a deploy adds
   an entry point, so its reload check fails); SIGHUP; a daemon restart with the guests running (reconnect);
 - disks: TMPDIR full, the log directory full, the log directory read-only, for seconds;
@@ -51,6 +52,43 @@ DAEMON_AWAY = re.compile(r"Failed to connect|End of file while reading|Cannot re
                          r"Timed out during operation|cannot acquire state change lock|keepalive timeout")
 RACE = re.compile(r"domain is not running|already running|Requested operation is not valid|"
                   r"domain is already active|has a managed save image|Domain not found")
+
+
+def descendants(pid: int) -> list:
+    """Every process below pid, found through /proc (children of children included)."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_playbook(pid: int, workers_too: bool) -> None:
+    """SIGKILL ansible-playbook's process group; with workers_too, first stopped so that it forks no more
+    workers, also the process group of each worker (and so the module it runs)."""
+    groups = {pid}
+    if workers_too:
+        os.killpg(pid, signal.SIGSTOP)
+        for child in descendants(pid):
+            try:
+                groups.add(os.getpgid(child))
+            except OSError:
+                pass
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 class Plan(object):
@@ -275,11 +313,17 @@ class Soak(object):
             self.validate("a deploy")
         else:
             return
-        os.killpg(proc.pid, signal.SIGKILL)
+        # Ansible's workers run in sessions of their own (WorkerProcess calls setsid): killing the playbook's
+        # process group leaves the module a worker runs going on to its end, as when an operator kills
+        # ansible-playbook. Half the time the workers and their modules are killed too, as when the controller
+        # dies: the deploy then stops wherever it is.
+        workers_too = self.rng.random() < 0.5
+        kill_playbook(proc.pid, workers_too)
         proc.wait()
-        self.fault("ansible-playbook SIGKILL")
-        time.sleep(0.5)   # module processes of the group go too; nothing else is waited for
-        self.validate("a killed deploy")
+        self.fault("ansible-playbook SIGKILL, its workers too" if workers_too
+                   else "ansible-playbook SIGKILL, its worker runs on")
+        time.sleep(0.5)
+        self.validate("a killed deploy")   # waits for a deploy that runs on (validate holds the deploy lock shared)
         self.expected_generation = None    # the old one or the new one: the next deploy or rollback decides
 
     def do_virthooks_rollback(self) -> None:
