@@ -71,7 +71,8 @@ options:
   generation:
     description:
       - With O(state=rollback), the generation to make current (an id as RV(generation) returns
-        it). V("") means the newest one older than the current one.
+        it). V("") means the one that was current before the current one (the one its deploy replaced,
+        never a generation a killed deploy wrote and never switched to).
     type: str
     default: ""
   purge:

@@ -308,3 +308,26 @@ def test_on_failure_abortable_and_a_drop_ins_driver_in_libvirt_hooks_drivers_dep
                              env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}, check=False)
     assert network.returncode == 0, network.stderr
     assert (fleet.tmp / "ran").read_text().splitlines()[-1].endswith("net.sh default started begin -")
+
+
+def test_keeping_one_generation_is_refused_while_a_failed_run_rolls_back_naming_the_variable(fleet, tmp_path):
+    """Issue 25: with libvirt_hooks_generations_keep 1 the deploy removed the generation the host had before the
+    run as soon as it switched in the new one, so the role's rollback after a failed reload or validation had
+    nothing to go back to. Refused up front, naming the variable, before any host is touched."""
+    fleet.write(gpu=gpu_scripts(fleet.tmp))
+    assert fleet.deploy().returncode == 0
+    good = current_generation(fleet, "host-a")
+    before = tree_state(fleet.tmp / "host-a")
+    fleet.write(gpu=with_an_untrusted_script(fleet, tmp_path), common={"libvirt_hooks_generations_keep": 1})
+    refused = fleet.deploy()
+    assert refused.returncode != 0
+    failed = [line for line in refused.stdout.splitlines() if line.startswith("fatal: [host-a]")][-1]
+    assert "libvirt_hooks_generations_keep is 1, but libvirt_hooks_rollback_on_failure is true" in failed, failed
+    assert "Set libvirt_hooks_generations_keep to 2 or more" in failed and "(nothing was changed)" in failed
+    assert current_generation(fleet, "host-a") == good and tree_state(fleet.tmp / "host-a") == before
+    # Without the role's rollback, keeping one generation is the operator's choice: it deploys, one stays.
+    fleet.write(gpu=gpu_scripts(fleet.tmp) | {"libvirt_hooks_scripts__more": [
+        {"name": "more", "operations": ["prepare"], "content": "#!/bin/sh\nexit 0\n"}]},
+        common={"libvirt_hooks_generations_keep": 1, "libvirt_hooks_rollback_on_failure": False})
+    assert fleet.deploy().returncode == 0
+    assert os.listdir(fleet.hooks("host-a") / "virthooks" / "generations") == [current_generation(fleet, "host-a")]

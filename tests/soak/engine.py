@@ -9,7 +9,8 @@ dispatcher's log and one for TMPDIR, /dev/log read by us) runs N tiny TCG guests
 generation; each script appends `D<deploy> <script> <VIRTHOOKS_RUN_ID> <argv>` to a file of ours. In parallel,
 at seeded random moments:
 - control: deploys of the role that add, remove, rename and edit scripts, rules and a library block (notify);
-  the same deploys killed with SIGKILL (the whole ansible-playbook process group) at a random point;
+  the same deploys killed with SIGKILL at a random point (ansible-playbook's process group; half the time
+  its workers too, which run in sessions of their own, so the module stops where it is);
   `virthooks rollback --reload`; the role's own rollback (the daemon stopped with SIGSTOP while a deploy adds
   an entry point, so its reload check fails); SIGHUP; a daemon restart with the guests running (reconnect);
 - disks: TMPDIR full, the log directory full, the log directory read-only, for seconds;
@@ -51,6 +52,43 @@ DAEMON_AWAY = re.compile(r"Failed to connect|End of file while reading|Cannot re
                          r"Timed out during operation|cannot acquire state change lock|keepalive timeout")
 RACE = re.compile(r"domain is not running|already running|Requested operation is not valid|"
                   r"domain is already active|has a managed save image|Domain not found")
+
+
+def descendants(pid: int) -> list:
+    """Every process below pid, found through /proc (children of children included)."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_playbook(pid: int, workers_too: bool) -> None:
+    """SIGKILL ansible-playbook's process group; with workers_too, first stopped so that it forks no more
+    workers, also the process group of each worker (and so the module it runs)."""
+    groups = {pid}
+    if workers_too:
+        os.killpg(pid, signal.SIGSTOP)
+        for child in descendants(pid):
+            try:
+                groups.add(os.getpgid(child))
+            except OSError:
+                pass
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 class Plan(object):
@@ -134,6 +172,7 @@ class Soak(object):
         self.metrics_runs = self.metrics_failed = 0
         self.reports = self.reports_failed = 0
         self.expected_generation = None
+        self.been_current = set()               # every generation seen current after a deploy or rollback
         self.last_plan = None
         self.host = None
         self.webhook = None
@@ -167,6 +206,7 @@ class Soak(object):
         for i in range(self.n_guests):
             self.host.define(guest_xml("soak-%d" % i))
         self.expected_generation = self.current()
+        self.been_current.add(self.expected_generation)
 
     def next_plan(self) -> Plan:
         with self.lock:
@@ -209,6 +249,8 @@ class Soak(object):
         return proc
 
     def validate(self, after: str) -> None:
+        with self.lock:
+            self.been_current.add(self.current())
         proc = self.host.run(CLI, "validate", check=False, timeout=120)
         if proc.returncode != 0:
             # The problems, not the warnings every run has; the whole output is kept in the work directory.
@@ -217,9 +259,10 @@ class Soak(object):
             problems = [line for line in (proc.stdout + proc.stderr).splitlines() if not line.startswith("WARN")]
             self.count(self.failures, "host does not validate after " + after, "\n".join(problems)[:600])
 
-    def disk_fault_during(self, start: float, end: float) -> bool:
+    def disk_fault_during(self, start: float, end: float, prefix: str = "") -> bool:
+        """Whether a disk fault (of a kind starting with prefix) was on at some moment between start and end."""
         with self.lock:
-            return any(s < end and (e is None or e > start) for _k, s, e in self.disk_faults)
+            return any(s < end and (e is None or e > start) and k.startswith(prefix) for k, s, e in self.disk_faults)
 
     # -- control: deploys, kills, rollbacks, reloads, restarts ----------------------------------
     def control(self) -> None:
@@ -270,11 +313,17 @@ class Soak(object):
             self.validate("a deploy")
         else:
             return
-        os.killpg(proc.pid, signal.SIGKILL)
+        # Ansible's workers run in sessions of their own (WorkerProcess calls setsid): killing the playbook's
+        # process group leaves the module a worker runs going on to its end, as when an operator kills
+        # ansible-playbook. Half the time the workers and their modules are killed too, as when the controller
+        # dies: the deploy then stops wherever it is.
+        workers_too = self.rng.random() < 0.5
+        kill_playbook(proc.pid, workers_too)
         proc.wait()
-        self.fault("ansible-playbook SIGKILL")
-        time.sleep(0.5)   # module processes of the group go too; nothing else is waited for
-        self.validate("a killed deploy")
+        self.fault("ansible-playbook SIGKILL, its workers too" if workers_too
+                   else "ansible-playbook SIGKILL, its worker runs on")
+        time.sleep(0.5)
+        self.validate("a killed deploy")   # waits for a deploy that runs on (validate holds the deploy lock shared)
         self.expected_generation = None    # the old one or the new one: the next deploy or rollback decides
 
     def do_virthooks_rollback(self) -> None:
@@ -287,6 +336,10 @@ class Soak(object):
                 self.last_plan = None      # the rolled-back-to generation is named by the records' tokens
             if self.expected_generation == before:
                 self.count(self.failures, "virthooks rollback changed nothing", proc.stdout + proc.stderr)
+            elif self.expected_generation not in self.been_current:
+                # A generation a killed deploy wrote and never switched to (issue 25).
+                self.count(self.failures, "virthooks rollback went to a generation that was never current",
+                           "%s -> %s" % (before, self.expected_generation))
         elif "nothing to roll back to" in proc.stdout + proc.stderr:
             self.count(self.expected, "virthooks rollback: no previous generation")
         elif self.disk_fault_during(time.monotonic() - 120, time.monotonic()):
@@ -296,6 +349,13 @@ class Soak(object):
         self.validate("virthooks rollback")
 
     def do_role_rollback(self) -> None:
+        if self.host.view("/etc/libvirt/hooks/network").exists():
+            # A role rollback stopped by a disk fault left the network entry point: this deploy would not add
+            # it, so nothing would reload and fail. A plain deploy removes it first.
+            self.do_deploy()
+            if self.host.view("/etc/libvirt/hooks/network").exists():     # that deploy met a disk fault
+                self.count(self.expected, "role rollback not injected: a network entry point was left")
+                return
         before = self.current()
         pid = self.host.daemon_pid()
         plan = self.next_plan()
@@ -422,16 +482,22 @@ class Soak(object):
             self.run_metrics()
 
     def run_metrics(self) -> subprocess.CompletedProcess:
+        """The metrics job must keep exporting under every disk fault: with the log directory full or read-only
+        it cannot save its state there, says so in one warning line and still writes virthooks.prom (exit 0).
+        Any failure is ours, and so is a warning while the log directory was fine."""
+        began = time.monotonic()
         proc = self.host.run(CLI, "metrics", "--textfile-dir", str(self.work / "metrics"), check=False, timeout=120)
         with self.lock:
             self.metrics_runs += 1
         if proc.returncode != 0:
             with self.lock:
                 self.metrics_failed += 1
-            if self.disk_fault_during(time.monotonic() - 60, time.monotonic()):
-                self.count(self.expected, "metrics job failed under a disk fault", proc.stderr)
+            self.count(self.failures, "metrics job failed", proc.stdout + proc.stderr)
+        elif "could not save the metrics state" in proc.stderr:
+            if self.disk_fault_during(began - 1, time.monotonic(), "log directory"):
+                self.count(self.expected, "metrics state not saved (log directory full or read-only), metrics written")
             else:
-                self.count(self.failures, "metrics job failed", proc.stdout + proc.stderr)
+                self.count(self.failures, "metrics state not saved without a log-directory fault", proc.stderr)
         return proc
 
     def report(self) -> None:

@@ -36,9 +36,10 @@ def test_two_minutes_of_chaos_on_a_real_libvirtd_leave_no_failure_of_ours(tmp_pa
     assert result["failures_ours"] == {}, text
     # Every kind of fault was injected, the long run's figures in small.
     faults = result["faults"]
-    for kind in ("deploy", "ansible-playbook SIGKILL", "virthooks rollback", "role rollback (daemon hung at the reload)",
+    for kind in ("deploy", "virthooks rollback", "role rollback (daemon hung at the reload)",
                  "SIGHUP", "TMPDIR full", "log directory full", "log directory read-only"):
         assert faults.get(kind), (kind, text)
+    assert any(k.startswith("ansible-playbook SIGKILL") for k in faults), text     # its workers too, or not
     assert any(k.startswith("daemon restart") for k in faults), text
     if any(k.startswith("daemon restart with") for k in faults):
         assert result["reconnects"] >= 1, text

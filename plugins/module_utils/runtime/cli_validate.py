@@ -1,12 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: virthooks contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``virthooks validate``: config.json, the scripts, the runtime and the entry points, as root runs them."""
+"""``virthooks validate``: config.json, the scripts, the runtime and the entry points, as root runs them.
+
+It holds the deploy lock shared while it reads, so a deploy or rollback running meanwhile (one whose
+ansible-playbook was killed goes on in Ansible's worker) is waited for rather than seen half-way, and it finds
+the current generation once: its rules are checked against its own scripts and meta.json.
+"""
 
 import os
 
-from .cli_util import config_path, current_dir, emit, emit_json, entry_point_gap, own_dir, unreached_dropins
-from .generations import current_id
+from .cli_util import CliError, current_dir, emit, emit_json, entry_point_gap, own_dir, unreached_dropins
+from .generations import DeployLock, GenerationError
+from .layout import CONFIG_FILE
 from .rules import ConfigError, load_config, merge_dropins, script_path
 
 
@@ -55,7 +61,7 @@ def generation_checks(hooks_dir: str, base: str, rules: list) -> tuple:
     from .generations import read_meta
     from .syntax import generation_problems
     own = own_dir(hooks_dir)
-    gen = current_id(own)
+    gen = os.path.basename(base) if base != own else ""
     meta = read_meta(own, gen) if gen else {}
     return generation_problems(base, rules, meta, {r["name"]: script_path(base, r["script"]) for r in rules})
 
@@ -74,11 +80,11 @@ def entry_point_problems(hooks_dir: str, rules: list) -> list:
     return problems + unreached_dropins(hooks_dir, rules)
 
 
-def findings(hooks_dir: str, path: str, rules: list) -> tuple:
-    """(problems, warnings) of an install whose config.json loaded; host drop-ins (rules.d/*.json) are
-    checked and their rules checked with the deployed ones."""
+def findings(hooks_dir: str, base: str, rules: list) -> tuple:
+    """(problems, warnings) of the generation in base, whose config.json loaded; host drop-ins
+    (rules.d/*.json) are checked and their rules checked with the deployed ones."""
     from .trust import TrustCheck
-    base = current_dir(hooks_dir)
+    path = "%s/%s" % (base, CONFIG_FILE)
     trust = TrustCheck()
     problems = trust_problems(trust, hooks_dir, path)
     config = {"rules": rules}
@@ -98,14 +104,24 @@ def findings(hooks_dir: str, path: str, rules: list) -> tuple:
     return [p for p in problems if p], [w for w in warnings if w]
 
 
-def run(args, out) -> int:
-    path = config_path(args.hooks_dir)
+def check(hooks_dir: str) -> tuple:
+    """(config.json path, rules, problems, warnings) of the current generation, found once, read while no
+    deploy or rollback is half-way."""
     try:
-        rules = load_config(path, strict=True)["rules"]
-    except (OSError, ConfigError, ValueError) as exc:
-        rules, problems, warnings = [], [str(exc)], []
-    else:
-        problems, warnings = findings(args.hooks_dir, path, rules)
+        with DeployLock(own_dir(hooks_dir), shared=True):
+            base = current_dir(hooks_dir)
+            path = "%s/%s" % (base, CONFIG_FILE)
+            try:
+                rules = load_config(path, strict=True)["rules"]
+            except (OSError, ConfigError, ValueError) as exc:
+                return path, [], [str(exc)], []
+            return (path, rules) + findings(hooks_dir, base, rules)
+    except GenerationError as exc:
+        raise CliError(str(exc)) from None
+
+
+def run(args, out) -> int:
+    path, rules, problems, warnings = check(args.hooks_dir)
     if args.json:
         emit_json(out, {"config": path, "rules": len(rules), "ok": not problems, "problems": problems,
                         "warnings": warnings})

@@ -167,30 +167,43 @@ def new_id(own: str, digest: str, now: float = None) -> str:
 # --- writing, switching, pruning (deploys and rollbacks) ----------------------------------------
 
 class DeployLock(object):
-    """One deploy or rollback at a time on a hooks directory (flock on hooks/virthooks/.lock)."""
+    """One deploy or rollback at a time on a hooks directory (flock on hooks/virthooks/.lock).
 
-    def __init__(self, own: str, timeout: float = LOCK_TIMEOUT):
+    shared: a reader that must see no deploy or rollback half-way (``virthooks validate``) takes it shared,
+    beside other readers; where the lock file cannot be opened (a read-only hooks directory, not root) it
+    goes on without it."""
+
+    def __init__(self, own: str, timeout: float = LOCK_TIMEOUT, shared: bool = False):
         self.path = "%s/%s" % (own, LOCK_FILE)
         self.timeout = timeout
+        self.shared = shared
         self.fd = -1
 
     def __enter__(self):
         import fcntl
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        flags = (os.O_RDONLY if self.shared else os.O_RDWR) | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            self.fd = os.open(self.path, flags, 0o600)
+        except OSError:
+            if not self.shared:
+                raise
+            return self
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self.fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 return self
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     os.close(self.fd)
+                    self.fd = -1
                     raise GenerationError("another deploy or rollback holds %s (waited %d s)"
                                           % (self.path, self.timeout))
                 time.sleep(0.05)
 
     def __exit__(self, *exc):
-        os.close(self.fd)
+        if self.fd != -1:
+            os.close(self.fd)
         return False
 
 

@@ -10,6 +10,7 @@ last one, across rotations, with ``logread``'s line reader. Nothing here runs on
 Standard library only, Python 3.9+: this file ships to the hosts with the runtime.
 """
 
+import errno
 import math
 import os
 from bisect import bisect_left
@@ -229,21 +230,69 @@ def runtime_version() -> str:
     return str(VERSION)
 
 
-def write_textfile(log_path: str, backups: int, textfile_dir: str, state_file: str = "") -> dict:
-    """Bring the counters up to date and write textfile_dir/virthooks.prom; what was done."""
+# What a log directory under a disk fault answers: the state is then not saved, the metrics are still written.
+# Any other error (a --state path that cannot be a file, permissions) is a mistake to fix, and fails the run.
+DISK_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _state_lock(state_file: str) -> tuple:
+    """(fd holding the state's lock, '') or, under a disk fault, (-1, why it cannot be taken). One updater at a
+    time (cron and an operator); an existing lock file on a read-only file system is locked read-only."""
     import fcntl
-    state_file = state_file or state_path(log_path)
-    os.makedirs(os.path.dirname(state_file) or ".", 0o750, exist_ok=True)
-    lock = os.open(state_file + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    path = state_file + ".lock"
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)    # one updater at a time (cron and an operator)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        if exc.errno not in DISK_FAULTS:
+            raise
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return -1, "cannot lock %s: %s" % (path, exc.strerror or exc)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd, ""
+
+
+def _save_state(state_file: str, counters, unsaved: str) -> str:
+    """Save the counters unless unsaved already says why not; '' or why they are not saved (a disk fault)."""
+    if not unsaved:
+        try:
+            atomic_write(state_file, counters.to_json().encode("ascii"), 0o640)
+            return ""
+        except OSError as exc:
+            if exc.errno not in DISK_FAULTS:
+                raise
+            unsaved = "%s: %s" % (state_file, exc.strerror or exc)
+    return "could not save the metrics state (%s): the metrics are written; the next run reads these records " \
+           "again" % unsaved
+
+
+def write_textfile(log_path: str, backups: int, textfile_dir: str, state_file: str = "") -> dict:
+    """Bring the counters up to date and write textfile_dir/virthooks.prom; what was done.
+
+    The state lives beside the log: when it cannot be saved there (a full or read-only log directory, not
+    another error), the metrics are written all the same (the counters are the saved ones plus the records read, so the next run
+    reaches the same numbers again) and ``unsaved`` says why. Only the .prom file failing is an OSError (the
+    previous file is then left whole: it is replaced by a rename)."""
+    state_file = state_file or state_path(log_path)
+    try:
+        os.makedirs(os.path.dirname(state_file) or ".", 0o750, exist_ok=True)
+    except OSError as exc:
+        if exc.errno not in DISK_FAULTS:
+            raise                           # else _state_lock says why the state cannot be kept there
+    lock, unsaved = _state_lock(state_file)
+    try:
         counters, note = load_state(state_file)
         read = update_metrics(log_path, backups, counters)
         text = render_metrics(counters, runtime_version())
         # State first: a crash in between repeats nothing, it only delays the .prom file.
-        atomic_write(state_file, counters.to_json().encode("ascii"), 0o640)
+        unsaved = _save_state(state_file, counters, unsaved)
         target = os.path.join(textfile_dir, PROM_FILE)
-        atomic_write(target, text.encode("utf-8"))
+        try:
+            atomic_write(target, text.encode("utf-8"))
+        except OSError as exc:              # name the file, not atomic_write's temporary one
+            raise OSError(exc.errno, exc.strerror, target) from None
     finally:
-        os.close(lock)
-    return {"read": read, "note": note, "file": target, "state": state_file}
+        if lock != -1:
+            os.close(lock)
+    return {"read": read, "note": note, "file": target, "state": state_file, "unsaved": unsaved}

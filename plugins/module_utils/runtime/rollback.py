@@ -13,7 +13,7 @@ A hook file that is not ours is never touched.
 import os
 
 from .events import DRIVER_DAEMONS, DRIVERS
-from .generations import DeployLock, Generation, GenerationError, all_ids, current_id, switch
+from .generations import DeployLock, Generation, GenerationError, all_ids, current_id, read_meta, switch
 from .layout import CONFIG_FILE, OWN_DIR, kept_adopted_hook
 
 
@@ -22,9 +22,21 @@ class RollbackError(Exception):
 
 
 def previous_id(own: str, current: str) -> str:
-    """The newest kept generation older than current ('' if none)."""
-    older = [g for g in all_ids(own) if g < current]
-    return older[-1] if older else ""
+    """The generation that was current before current became so: its meta.json's ``previous`` (the one
+    the deploy that made it replaced), if it is still kept; '' if none. Not the newest older one: a deploy
+    killed after writing its generation and before switching to it leaves a generation that was never
+    current, and it must not become current by a rollback nobody aimed at it."""
+    before = read_meta(own, current).get("previous") or ""
+    return before if before != current and before in all_ids(own) else ""
+
+
+def _nothing_before(own: str, current: str) -> str:
+    """Why there is no generation to go back to from current (the rollback's error)."""
+    before = read_meta(own, current).get("previous") or ""
+    if not before:
+        return "%s is the first generation deployed in %s: there is nothing to roll back to" % (current, own)
+    return ("%s, the generation current before %s, is no longer kept in %s: there is nothing to roll back to; "
+            "name a kept generation to go to one (virthooks generations lists them)" % (before, current, own))
 
 
 def _rules_by_name(config: dict) -> dict:
@@ -50,8 +62,7 @@ def _target_id(own: str, current: str, target: str) -> str:
     if not target:
         target = previous_id(own, current)
         if not target:
-            raise RollbackError("%s is the oldest generation kept in %s: there is nothing to roll back to "
-                                "(nothing was changed)" % (current, own))
+            raise RollbackError("%s (nothing was changed)" % _nothing_before(own, current))
     elif target == current:
         raise RollbackError("generation %s is already current (nothing was changed)" % target)
     elif target not in all_ids(own):

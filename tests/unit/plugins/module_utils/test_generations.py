@@ -324,7 +324,7 @@ def test_rollback_with_no_previous_generation_says_so_and_changes_nothing(sandbo
     only = deploy(sandbox, [rule("keep")], present("keep"))
     before = sorted(os.listdir(sandbox.hooks)), os.readlink(sandbox.own / "current")
     code, out = cli(sandbox, "rollback")
-    assert code == 1 and "oldest generation" in out and "nothing was changed" in out
+    assert code == 1 and "is the first generation deployed" in out and "nothing was changed" in out
     assert (sorted(os.listdir(sandbox.hooks)), os.readlink(sandbox.own / "current")) == before
     assert generations.current_id(str(sandbox.own)) == only.generation
 
@@ -550,3 +550,80 @@ def test_generations_left_by_killed_deploys_do_not_push_out_the_one_a_rollback_g
     code, out = cli(sandbox, "rollback", new.previous)
     assert code == 0, out
     assert generations.current_id(str(sandbox.own)) == good
+
+
+def write_abandoned(box, name: str) -> str:
+    """The generation of a deploy killed after writing it, before its switch: written whole, never current."""
+    inst = installer(box)
+    plan = inst.plan(["qemu"], [rule(name)], log={"file": str(box.log)}, scripts=present(name), purge=True, keep=3,
+                     deployer="tester")
+    next(c for c in plan.changes if c.kind == "generation").apply(inst)
+    return plan.generation
+
+
+@pytest.mark.root
+def test_rollback_goes_to_the_generation_current_before_never_to_one_a_killed_deploy_left(sandbox):
+    """Found by the chaos soak (issue 25): `virthooks rollback` took the newest generation older than the current
+    one, which was the generation of a deploy killed before its switch (never current): the host went to rules
+    nobody had run. It goes to the one the current generation replaced (meta.json's previous)."""
+    good = deploy(sandbox, [rule("a")], present("a")).generation
+    older = write_abandoned(sandbox, "killed-before")
+    new = deploy(sandbox, [rule("b")], present("b"))
+    newer = write_abandoned(sandbox, "killed-after")
+    assert good < older < new.generation < newer and new.previous == good
+    assert sorted(generations.all_ids(str(sandbox.own))) == [good, older, new.generation, newer]
+    code, out = cli(sandbox, "rollback", "--dry-run", "--json")
+    assert code == 0 and json.loads(out)["target"] == good, out
+    code, out = cli(sandbox, "rollback")
+    assert code == 0 and "rolled back from generation %s to %s" % (new.generation, good) in out, out
+    assert generations.current_id(str(sandbox.own)) == good
+    # good was the first generation: from there nothing was current before, whatever older ones are kept.
+    code, out = cli(sandbox, "rollback")
+    assert code == 1 and "%s is the first generation deployed" % good in out and "nothing was changed" in out, out
+    assert generations.current_id(str(sandbox.own)) == good
+
+
+@pytest.mark.root
+def test_rollback_says_when_the_generation_current_before_is_no_longer_kept(sandbox):
+    first = deploy(sandbox, [rule("a")], present("a"), keep=1).generation
+    abandoned = write_abandoned(sandbox, "killed")
+    second = deploy(sandbox, [rule("b")], present("b"), keep=1)
+    assert second.previous == first and first not in generations.all_ids(str(sandbox.own))
+    assert abandoned not in generations.all_ids(str(sandbox.own))
+    write_abandoned(sandbox, "killed-again")
+    code, out = cli(sandbox, "rollback")
+    assert code == 1, out
+    assert "%s, the generation current before %s, is no longer kept" % (first, second.generation) in out, out
+    assert generations.current_id(str(sandbox.own)) == second.generation
+
+
+# --- validate while deploys run ------------------------------------------------------------------
+
+@pytest.mark.root
+def test_validate_while_deploys_switch_and_prune_reports_no_problem_of_theirs(sandbox):
+    """Found by the chaos soak (issue 25): a deploy whose ansible-playbook was killed goes on in Ansible's
+    worker (its own session), and `virthooks validate` run meanwhile found the current generation three times
+    over (config.json, the scripts' directory, meta.json): with a switch in between it checked one
+    generation's rules against another's scripts and reported problems the host did not have."""
+    scripts, rules, _names = state_for(0)
+    deploy(sandbox, rules, scripts, keep=2)
+    results, stop = [], threading.Event()
+
+    def validate_forever():
+        while not stop.is_set():
+            results.append(cli(sandbox, "validate"))
+
+    checking = [threading.Thread(target=validate_forever) for _ignored in range(2)]
+    for thread in checking:
+        thread.start()
+    try:
+        for step in range(1, 31):
+            scripts, rules, _names = state_for(step)
+            deploy(sandbox, rules, scripts, keep=2)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in checking:
+            thread.join()
+    failed = [out for code, out in results if code != 0]
+    assert len(results) >= 10 and failed == [], "%d of %d failed, e.g.\n%s" % (len(failed), len(results), failed[:1])

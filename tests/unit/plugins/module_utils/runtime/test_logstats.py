@@ -282,3 +282,91 @@ def test_a_saved_state_holding_bad_labels_is_repaired(tmp_path):
     if shutil.which("promtool"):
         checked = promtool_check(textfile / "virthooks.prom")
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# --- the metrics job under disk faults (found by the chaos soak) ------------------------------
+
+@pytest.fixture
+def small_disks(tmp_path):
+    """Two 64 KiB tmpfs: a log directory and a textfile directory, each to be filled or made read-only."""
+    mounted = []
+
+    def mount(name):
+        path = tmp_path / name
+        path.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], check=True)
+        mounted.append(path)
+        return path
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def fill(directory):
+    subprocess.run("head -c 1048576 /dev/zero > %s/fill" % directory, shell=True, check=False)
+
+
+def run_metrics_cli(tmp_path, log, textfile, capsys) -> tuple:
+    hooks = tmp_path / "hooks"
+    if not hooks.exists():
+        (hooks / "virthooks").mkdir(parents=True)
+        (hooks / "virthooks" / "config.json").write_text(logmetrics.dumps(
+            {"version": 1, "log": {"file": str(log), "backups": 3}, "rules": []}))
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(str(hooks), ["metrics", "--textfile-dir", str(textfile)])
+    captured = capsys.readouterr()
+    return exit_.value.code, captured.out, captured.err
+
+
+def calls_ok(textfile) -> str:
+    return [line for line in (textfile / "virthooks.prom").read_text().splitlines() if line.startswith(CALLS_OK)][0]
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_metrics_are_written_when_the_log_directory_is_full_or_read_only(tmp_path, small_disks, capsys, fault):
+    """Found by the chaos soak: the job failed, and virthooks.prom went stale, whenever it could not save its
+    state beside the log. Now the metrics are written, one warning line says what was not saved, exit 0, and
+    the next run with room again counts each record once."""
+    logdir, textfile = small_disks("log"), tmp_path / "tf"
+    textfile.mkdir()
+    log = logdir / "v.jsonl"
+    write(log, [rec()])
+    assert run_metrics_cli(tmp_path, log, textfile, capsys)[0] == 0
+    state = (logdir / "v.jsonl.metrics-state").read_bytes()
+    write(log, [rec(), rec()])
+    if fault == "full":
+        fill(logdir)
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(logdir)], check=True)
+    code, out, err = run_metrics_cli(tmp_path, log, textfile, capsys)
+    assert (code, calls_ok(textfile)) == (0, CALLS_OK + " 3"), out + err
+    assert len(err.splitlines()) == 1 and err.startswith("virthooks metrics: warning: could not save the metrics state ("), err
+    assert ("No space left on device" if fault == "full" else "Read-only file system") in err
+    assert "2 new record(s)" in out
+    assert (logdir / "v.jsonl.metrics-state").read_bytes() == state
+    if fault == "full":
+        (logdir / "fill").unlink()
+    else:
+        subprocess.run(["mount", "-o", "remount,rw", str(logdir)], check=True)
+    write(log, [rec()])
+    code, out, err = run_metrics_cli(tmp_path, log, textfile, capsys)
+    assert (code, err, calls_ok(textfile)) == (0, "", CALLS_OK + " 4")
+    assert [n for n in os.listdir(logdir) if n.startswith(".")] == []
+
+
+@pytest.mark.root
+def test_a_full_textfile_directory_is_one_error_and_the_old_metrics_stay_whole(tmp_path, small_disks, capsys):
+    textfile = small_disks("tf")
+    log = tmp_path / "v.jsonl"
+    write(log, [rec()])
+    assert run_metrics_cli(tmp_path, log, textfile, capsys)[0] == 0
+    before = (textfile / "virthooks.prom").read_bytes()
+    write(log, [rec(scripts=[("s%d" % i, "ok", 1.0) for i in range(400)])])    # a .prom that needs pages more
+    fill(textfile)
+    code, out, err = run_metrics_cli(tmp_path, log, textfile, capsys)
+    assert code == 1 and out == ""
+    assert err == "virthooks metrics: cannot write the metrics: %s/virthooks.prom: No space left on device (the previous " \
+                  "virthooks.prom is left as it was)\n" % textfile
+    assert (textfile / "virthooks.prom").read_bytes() == before
+    assert sorted(os.listdir(textfile)) == ["fill", "virthooks.prom"]
