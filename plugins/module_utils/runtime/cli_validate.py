@@ -67,8 +67,9 @@ def generation_checks(hooks_dir: str, base: str, rules: list) -> tuple:
 
 
 def entry_point_problems(hooks_dir: str, rules: list) -> list:
-    """Enabled rules whose driver has no entry point of ours: the deployed ones by driver, and each
-    host drop-in for a driver no deployed rule has by file (only a deploy can give it an entry point)."""
+    """Enabled deployed rules whose driver has no entry point of ours, by driver. (A host drop-in for a
+    driver no deployed rule has is a warning, unreached_dropins: it is the host's, not the deploy's, so it
+    must not fail the role's check after a deploy and roll it back.)"""
     deployed = sorted({r["driver"] for r in rules if r["enabled"] and not r.get("origin")})
     problems = []
     for driver in deployed:
@@ -77,7 +78,7 @@ def entry_point_problems(hooks_dir: str, rules: list) -> list:
             problems.append("hooks/%s is missing: rules for the %s driver never run" % (driver, driver))
         elif gap:
             problems.append("hooks/%s is not a virthooks entry point: rules for %s never run" % (driver, driver))
-    return problems + unreached_dropins(hooks_dir, rules)
+    return problems
 
 
 def findings(hooks_dir: str, base: str, rules: list) -> tuple:
@@ -101,6 +102,7 @@ def findings(hooks_dir: str, base: str, rules: list) -> tuple:
     problems.extend(found)
     warnings.extend(noted)
     problems.extend(entry_point_problems(hooks_dir, rules))
+    warnings.extend(unreached_dropins(hooks_dir, rules))
     return [p for p in problems if p], [w for w in warnings if w]
 
 

@@ -85,7 +85,7 @@ def test_validate_checks_a_dropins_script_its_driver_and_its_name(sandbox):
     assert code == 1
     assert "FAIL rules.d/syntax.json: script 'syn'" in out
     assert "FAIL rules.d/clash.json: rule 'deployed': a deployed rule has this name" in out
-    assert ("FAIL rules.d/lxc.json: rule 'ct' for the lxc driver, which has no entry point (hooks/lxc is missing), "
+    assert ("WARN rules.d/lxc.json: rule 'ct' for the lxc driver, which has no entry point (hooks/lxc is missing), "
             "so it never runs; list lxc in libvirt_hooks_drivers") in out
     assert "outside.json: rule 'out': 'script' /usr/bin/true must be in a subdirectory of" in out
 
@@ -166,8 +166,10 @@ def test_a_dropin_for_a_driver_without_entry_point_is_named_by_validate_list_and
     said = ("rules.d/50-net.json: rules 'net-up', 'net-down' for the network driver, which has no entry point "
             "(hooks/network is missing), so they never run; list network in libvirt_hooks_drivers "
             "(hook_runtime's drivers) and deploy again")
+    # A warning, not a failure: the drop-in is the host's, and the role's check after a deploy must not roll
+    # the deploy back for it.
     code, out = cli(sandbox, "validate")
-    assert code == 1 and out.count("FAIL ") == 1 and "FAIL " + said in out, out
+    assert code == 0 and "FAIL " not in out and "WARN " + said in out, out
     code, out = cli(sandbox, "list")
     assert code == 0, out
     assert [line for line in out.splitlines() if line.startswith("note:")] == ["note: host drop-in never runs: " + said]
