@@ -24,6 +24,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - virthooks.libvirt.paths
   - virthooks.libvirt.read_only
+  - virthooks.libvirt.read_only.attributes
 options:
   sources:
     description: What to import; by default every source found.

@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - virthooks.libvirt.paths
   - virthooks.libvirt.read_only
+  - virthooks.libvirt.read_only.attributes
 options:
   since:
     description:
