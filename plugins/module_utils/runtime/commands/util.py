@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: virthooks contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the ``virthooks`` subcommands (``cli_*.py``) share: output, errors, the current
+"""What the ``virthooks`` subcommands (``commands/*.py``) share: output, errors, the current
 generation, events given on the command line.
 
 Output is for a terminal or a script: every line is escaped (runlog.printable) so a guest name,
@@ -9,13 +9,14 @@ a rule field or a script's output cannot move the cursor; ``--json`` documents a
 An error is a CliError: ``cli.main`` prints it as one line on stderr and exits non-zero.
 """
 
-from .events import DRIVERS, EVENTS, canonical_operation
-from .generations import current_id, generation_path
-from .layout import CONFIG_FILE, OWN_DIR
-from .rules import SUBOPERATIONS, ConfigError, load_config
-from .runlog import printable
+from ..events import DRIVERS, EVENTS, canonical_operation
+from ..generations import current_id, generation_path
+from ..layout import CONFIG_FILE, OWN_DIR
+from ..rules import SUBOPERATIONS, ConfigError, load_config
+from ..runlog import printable
 
 USAGE_EXIT = 2      # a bad argument, as argparse exits
+JSON_HELP = "one JSON document on stdout (fields: docs/cli.md)"
 
 
 class CliError(Exception):

@@ -5,16 +5,16 @@
 
 import os
 
-from .cli_util import config_path, current_dir, emit, emit_json, own_dir
-from .generations import current_id
-from .rules import ConfigError, load_config, merge_dropins, script_path
+from ..generations import current_id
+from ..rules import ConfigError, load_config, merge_dropins, script_path
+from .util import JSON_HELP, config_path, current_dir, emit, emit_json, own_dir
 
 
 def trust_problems(trust, hooks_dir: str, path: str) -> list:
     """What root reads or imports on every hook call that is not root's alone: config.json and
     the runtime's package (scripts are checked with their rules)."""
-    from .layout import LIB_CURRENT, LIB_DIR, RUNTIME_PACKAGE
-    from .trust import Untrusted
+    from ..layout import LIB_CURRENT, LIB_DIR, RUNTIME_PACKAGE
+    from ..trust import Untrusted
     problems = []
     try:
         trust.read_data(path)
@@ -28,7 +28,7 @@ def trust_problems(trust, hooks_dir: str, path: str) -> list:
 
 def script_problem(trust, base: str, rule: dict):
     """Why root would not run the rule's script, or None."""
-    from .trust import Untrusted, format_problem
+    from ..trust import Untrusted, format_problem
     script = script_path(base, rule["script"])
     if not os.path.lexists(script):
         return "rule %r: its script %s is missing" % (rule["name"], script)
@@ -41,7 +41,7 @@ def script_problem(trust, base: str, rule: dict):
 
 def kills_guest_warning(rule: dict):
     """A warning for an enabled rule that may fail on 'reconnect' and so kill a running guest, or None."""
-    from .events import GUEST_KILLING_OPERATIONS, kills_running_guest
+    from ..events import GUEST_KILLING_OPERATIONS, kills_running_guest
     ops = GUEST_KILLING_OPERATIONS if rule["operations"] == ["*"] else rule["operations"]
     if rule["enabled"] and rule["on_failure"] == "fail" and any(kills_running_guest(rule["driver"], op) for op in ops):
         return ("rule %r: on_failure is 'fail' and it runs on 'reconnect': if it fails when the daemon restarts, "
@@ -52,8 +52,8 @@ def kills_guest_warning(rule: dict):
 
 def generation_checks(hooks_dir: str, base: str, rules: list) -> tuple:
     """(problems, warnings): the deploy's syntax gate again, and what changed in the generation since."""
-    from .generations import read_meta
-    from .syntax import generation_problems
+    from ..generations import read_meta
+    from ..syntax import generation_problems
     own = own_dir(hooks_dir)
     gen = current_id(own)
     meta = read_meta(own, gen) if gen else {}
@@ -61,7 +61,7 @@ def generation_checks(hooks_dir: str, base: str, rules: list) -> tuple:
 
 
 def entry_point_problems(hooks_dir: str, rules: list) -> list:
-    from .entrypoint import file_is_ours
+    from ..entrypoint import file_is_ours
     problems = []
     for driver in sorted({r["driver"] for r in rules if r["enabled"]}):
         entry = "%s/%s" % (hooks_dir, driver)
@@ -75,7 +75,7 @@ def entry_point_problems(hooks_dir: str, rules: list) -> list:
 def findings(hooks_dir: str, path: str, rules: list) -> tuple:
     """(problems, warnings) of an install whose config.json loaded; host drop-ins (rules.d/*.json) are
     checked and their rules checked with the deployed ones."""
-    from .trust import TrustCheck
+    from ..trust import TrustCheck
     base = current_dir(hooks_dir)
     trust = TrustCheck()
     problems = trust_problems(trust, hooks_dir, path)
@@ -87,13 +87,18 @@ def findings(hooks_dir: str, path: str, rules: list) -> tuple:
         problems.append(script_problem(trust, base, rule))
         warnings.append(kills_guest_warning(rule))
     if any(rule["xpath"] for rule in rules):
-        from .xmlcond import rule_problems
+        from ..xmlcond import rule_problems
         problems.extend(rule_problems(rules))
     found, noted = generation_checks(hooks_dir, base, rules)
     problems.extend(found)
     warnings.extend(noted)
     problems.extend(entry_point_problems(hooks_dir, rules))
     return [p for p in problems if p], [w for w in warnings if w]
+
+
+def add_parser(sub) -> None:
+    val = sub.add_parser("validate", help="check config.json, the scripts and the entry points")
+    val.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run(args, out) -> int:
