@@ -1,4 +1,4 @@
-"""playbooks/deploy-hooks.yml with libvirt_hooks_canary on three sandbox hosts (own SYSCONFDIR in tmp_path).
+"""playbooks/deploy_hooks.yml with libvirt_hooks_canary on three sandbox hosts (own SYSCONFDIR in tmp_path).
 
 The canary hosts (one per distinct plan, one per group of libvirt_hooks_canary_groups, at least
 libvirt_hooks_canary) are the first batch of the deploy play and are checked first; a canary that fails ends
@@ -52,7 +52,7 @@ class CanaryFleet:
         inventory.write_text(json.dumps({"hypervisors": {"vars": base, "hosts": {h: host_vars.get(h, {}) for h in HOSTS},
                                                          "children": children}}))
         cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
-               str(REPO / "playbooks" / "deploy-hooks.yml"), *extra]
+               str(REPO / "playbooks" / "deploy_hooks.yml"), *extra]
         return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=600, check=False)
 
 

@@ -62,7 +62,7 @@ class Peers:
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory):
     fleet = Peers(tmp_path_factory.mktemp("drift"))
-    proc = fleet.playbook(str(REPO / "playbooks" / "deploy-hooks.yml"))
+    proc = fleet.playbook(str(REPO / "playbooks" / "deploy_hooks.yml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return fleet
 

@@ -103,7 +103,7 @@ def deploy(tmp_path: Path, scripts: list, purge: bool = False) -> subprocess.Com
         "libvirt_hooks_log": {"file": str(STATE / "dispatch.jsonl")}}}}}
     (tmp_path / "hosts.json").write_text(json.dumps(inventory))
     return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp_path / "hosts.json"),
-                           str(REPO / "playbooks" / "deploy-hooks.yml")], capture_output=True, text=True,
+                           str(REPO / "playbooks" / "deploy_hooks.yml")], capture_output=True, text=True,
                           env=ansible_env(), timeout=600, check=False)
 
 
