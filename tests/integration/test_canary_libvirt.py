@@ -21,7 +21,7 @@ from tests.support.paths import REPO
 from tests.support.libvirt_objects import guest_xml
 from tests.integration.test_library_libvirt import PrivateLibvirt, wait_for
 
-pytestmark = pytest.mark.libvirt
+pytestmark = [pytest.mark.libvirt, pytest.mark.root]  # a private libvirtd in its own namespaces
 CANARY = "lv-canary"
 OTHERS = ("host-b", "host-c")
 PREPARE = {"name": "bridge", "operations": ["prepare"], "suboperations": ["begin"]}

@@ -22,6 +22,8 @@ from tests.support.host import user_owned_shell
 from tests.support.paths import REPO
 from tests.integration.test_role_sandbox import SH, recap, tree_state
 
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
+
 HOSTS = ("host-a", "host-b", "host-c")
 
 

@@ -15,7 +15,7 @@ from tests.support.ansible import ansible_env
 from tests.support.paths import REPO
 from tests.support import fleet_host as fh
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.root]  # the fleet: rootful podman
 
 HOSTS = {"vh-drift-12": "bookworm-libvirt", "vh-drift-13": "trixie-libvirt"}
 SH = "#!/bin/sh\nexit 0\n"

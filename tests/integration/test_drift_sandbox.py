@@ -15,6 +15,8 @@ import pytest
 from tests.support.ansible import ansible_env
 from tests.support.paths import REPO
 
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
+
 HOSTS = ("host-a", "host-b", "host-c")
 SH = "#!/bin/sh\nexit 0\n"
 GPU_XML = "<domain type='kvm'><name>gpu-vm</name><devices><hostdev mode='subsystem' type='pci'/></devices></domain>"

@@ -26,7 +26,7 @@ import pytest
 
 from tests.support import fleet_host as fh
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.root]  # the fleet: rootful podman
 
 HOST = "vhci-systemd"
 UNITS = ("system.slice", "user.slice", "init.scope")

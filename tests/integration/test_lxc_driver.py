@@ -28,7 +28,7 @@ import pytest
 from tests.support.ansible import ansible_env
 from tests.support.paths import REPO
 
-pytestmark = pytest.mark.libvirt
+pytestmark = [pytest.mark.libvirt, pytest.mark.root]  # this machine's libvirtd, /etc/libvirt/hooks
 
 URI = "lxc:///system"
 STATE = Path("/var/tmp/virthooks-lxc")

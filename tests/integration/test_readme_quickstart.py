@@ -21,6 +21,8 @@ import pytest
 from tests.support.paths import REPO
 from tests.support.hermetic import Hermetic
 
+pytestmark = pytest.mark.root  # a private mount namespace, and the quick start deploys as root
+
 MARKER = "<!-- quickstart"
 
 

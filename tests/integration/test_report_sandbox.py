@@ -29,6 +29,8 @@ import pytest
 from tests.support.ansible import ansible_env
 from tests.support.paths import REPO
 
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
+
 OK = "#!/bin/sh\necho fine\n"
 FAIL = "#!/bin/sh\necho \"storage for $1 is not mounted\" >&2\nexit 3\n"
 HANG = "#!/bin/sh\nsleep 30\n"

@@ -18,6 +18,8 @@ from tests.support.host import user_owned_shell
 from tests.support.paths import REPO
 from tests.support.peers import saschpe_hook
 
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
+
 SH = "#!/bin/sh\necho \"$0 $*\" >> %s/ran\n"
 
 

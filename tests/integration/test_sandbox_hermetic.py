@@ -19,6 +19,8 @@ import pytest
 from tests.support.paths import REPO
 from tests.support.hermetic import Hermetic
 
+pytestmark = pytest.mark.root  # a private mount namespace, and the demo deploys as root
+
 HOSTS = ("sandbox-gpu-01", "sandbox-gpu-02", "sandbox-store-01")
 
 

@@ -25,7 +25,7 @@ from tests.support.paths import REPO
 from tests.support.libvirt_objects import guest_xml
 from tests.support.private_libvirt import PrivateHost, inventory
 
-pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
+pytestmark = [pytest.mark.libvirt, pytest.mark.slow, pytest.mark.root]  # two private libvirtds in their own namespaces
 GUEST = "vhmig-guest"
 TAG = "<description>tagged by dst migrate begin</description>"
 
