@@ -3,7 +3,7 @@
 For N = 10, 50, 200 sandbox hosts (libvirt_hooks_sandbox: each a directory of this machine that describes its
 own libvirt, reached with the local connection) and forks 10 and 50, with S scripts per host, measures interleaved in one run:
   (floor)  a play that makes one ansible.builtin.ping call per host: the least any role can cost,
-  (first)  playbooks/deploy-hooks.yml on fresh hosts,            (re-run)  the same again, changing nothing,
+  (first)  playbooks/deploy_hooks.yml on fresh hosts,            (re-run)  the same again, changing nothing,
   (naive)  one copy task per script into hooks/qemu.d/, first run, (naive re) and again,
 and for each: wall time, CPU time of ansible-playbook and every process it ran (with the local connection
 the modules run on this machine too, so this is controller and module CPU together), module calls that
@@ -164,7 +164,7 @@ def run(playbook: Path, inv: Path, forks: int, count_file: Path, extra: tuple = 
 
 def measure(hosts: int, forks: int, scripts: int, naive: Path, ping: Path, with_naive: bool) -> dict:
     """The floor, virthooks and the naive play on the same number of fresh hosts, interleaved."""
-    deploy = REPO / "playbooks" / "deploy-hooks.yml"
+    deploy = REPO / "playbooks" / "deploy_hooks.yml"
     rows: dict = {}
     ours = Path(tempfile.mkdtemp(prefix="vh-fleet-"))
     theirs = Path(tempfile.mkdtemp(prefix="vh-naive-"))
@@ -238,7 +238,7 @@ def main() -> int:
                     print("%5d %5d  %-9s %8.2f %8.2f %8.3fs %8.3fs %8.1f %8.1f %8.0f" % (
                         hosts, forks, label, r["wall"], r["cpu"], r["per_host"], r["cpu_per_host"], r["calls"],
                         r["results"], r["mem"] / (1 << 20)))
-                print("%5d %5d  %-9s %8.2f %8.2f   (ansible-playbook --list-hosts of deploy-hooks.yml)" % (
+                print("%5d %5d  %-9s %8.2f %8.2f   (ansible-playbook --list-hosts of deploy_hooks.yml)" % (
                     hosts, forks, "start-up", rows["start"]["wall"], rows["start"]["cpu"]))
                 sys.stdout.flush()
     finally:

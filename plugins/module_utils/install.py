@@ -125,7 +125,7 @@ class InstallError(Exception):
 
 def runtime_sources() -> dict:
     """{file name: source bytes} of the runtime package, whole: its folder and its sub-packages (the
-    library's blocks, as ``library/<block>.py``), or, inside a module's payload, what Ansible's packer
+    library's blocks, as ``library/<block>.py``, the CLI's subcommands, as ``commands/<name>.py``), or, inside a module's payload, what Ansible's packer
     put there, which is the same files: a test checks it."""
     return _package_sources(runtime, "")
 
@@ -885,7 +885,7 @@ class RuntimeInstaller(object):
         lib = "%s/%s" % (self.own, LIB_DIR)
         for version in os.listdir(lib) if os.path.isdir(lib) else ():
             package = "%s/%s/%s" % (lib, version, RUNTIME_PACKAGE)
-            for folder in (package, package + "/library"):
+            for folder in (package, package + "/library", package + "/commands"):
                 for name in os.listdir(folder) if os.path.isdir(folder) else ():
                     if name.endswith(TEMP_SUFFIX):
                         os.unlink("%s/%s" % (folder, name))

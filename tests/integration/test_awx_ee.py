@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.support.ansible import ansible_env
@@ -68,6 +69,7 @@ def test_ansible_builder_create_makes_a_context_that_carries_the_collection_and_
     assert "openssh-client [platform:dpkg]" in bindep and "openssh-clients [platform:rpm]" in bindep, proc.stdout
 
 
+@pytest.mark.root  # the deploy chowns what it installs to root
 def test_the_deploy_playbook_runs_through_ansible_runner_against_sandbox_hosts(tmp_path):
     """A private data dir laid out as AWX lays out a job: project, inventory, extra vars, env."""
     data = tmp_path / "job"

@@ -24,7 +24,7 @@ import pytest
 from tests.support.paths import REPO
 from tests.support.fleet_host import FLEET, fleet_down, in_host, podman
 
-pytestmark = [pytest.mark.podman, pytest.mark.slow]
+pytestmark = [pytest.mark.podman, pytest.mark.slow, pytest.mark.root]  # rootful podman
 
 EE = REPO / "extensions" / "molecule" / "utils" / "ee"
 BIN = Path(sys.executable).parent

@@ -1,4 +1,4 @@
-"""The canary runs the change for real: playbooks/deploy-hooks.yml on a private libvirtd (marker `libvirt`).
+"""The canary runs the change for real: playbooks/deploy_hooks.yml on a private libvirtd (marker `libvirt`).
 
 The canary host is this machine inside the private namespaces of test_library_libvirt.PrivateLibvirt (its own
 libvirtd, virtlogd, /etc/libvirt and /run); two sandbox hosts (SYSCONFDIR in tmp_path) have the same plan, so
@@ -21,7 +21,7 @@ from tests.support.paths import REPO
 from tests.support.libvirt_objects import guest_xml
 from tests.integration.test_library_libvirt import PrivateLibvirt, wait_for
 
-pytestmark = pytest.mark.libvirt
+pytestmark = [pytest.mark.libvirt, pytest.mark.root]  # a private libvirtd in its own namespaces
 CANARY = "lv-canary"
 OTHERS = ("host-b", "host-c")
 PREPARE = {"name": "bridge", "operations": ["prepare"], "suboperations": ["begin"]}
@@ -50,7 +50,7 @@ def lv(tmp_path):
 
 
 def deploy(lv: PrivateLibvirt, content: str, *extra: str, guest: str = "") -> subprocess.CompletedProcess:
-    """deploy-hooks.yml on the canary host (the private libvirt) and the two sandbox hosts, from inside the namespace.
+    """deploy_hooks.yml on the canary host (the private libvirt) and the two sandbox hosts, from inside the namespace.
 
     guest: the canary guest's name (defined on the private libvirtd); "" = canary.xml, a transient guest."""
     (lv.work / "canary.xml").write_text(guest_xml("vhcanary"))
@@ -65,7 +65,7 @@ def deploy(lv: PrivateLibvirt, content: str, *extra: str, guest: str = "") -> su
                        "libvirt_hooks_log": {"file": str(lv.work / host / "log.jsonl")}}
     (lv.work / "hosts.json").write_text(json.dumps({"hypervisors": {"vars": base, "hosts": hosts}}))
     return lv.run(str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(lv.work / "hosts.json"),
-                  str(REPO / "playbooks" / "deploy-hooks.yml"), *extra, check=False, env=ansible_env(), timeout=600,
+                  str(REPO / "playbooks" / "deploy_hooks.yml"), *extra, check=False, env=ansible_env(), timeout=600,
                   cwd=str(REPO))
 
 

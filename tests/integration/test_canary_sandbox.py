@@ -1,4 +1,4 @@
-"""playbooks/deploy-hooks.yml with libvirt_hooks_canary on three sandbox hosts (own SYSCONFDIR in tmp_path).
+"""playbooks/deploy_hooks.yml with libvirt_hooks_canary on three sandbox hosts (own SYSCONFDIR in tmp_path).
 
 The canary hosts (one per distinct plan, one per group of libvirt_hooks_canary_groups, at least
 libvirt_hooks_canary) are the first batch of the deploy play and are checked first; a canary that fails ends
@@ -21,6 +21,8 @@ from tests.support.ansible import ansible_env
 from tests.support.host import user_owned_shell
 from tests.support.paths import REPO
 from tests.integration.test_role_sandbox import SH, recap, tree_state
+
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
 
 HOSTS = ("host-a", "host-b", "host-c")
 
@@ -52,7 +54,7 @@ class CanaryFleet:
         inventory.write_text(json.dumps({"hypervisors": {"vars": base, "hosts": {h: host_vars.get(h, {}) for h in HOSTS},
                                                          "children": children}}))
         cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
-               str(REPO / "playbooks" / "deploy-hooks.yml"), *extra]
+               str(REPO / "playbooks" / "deploy_hooks.yml"), *extra]
         return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=600, check=False)
 
 

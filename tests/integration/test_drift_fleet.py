@@ -15,7 +15,7 @@ from tests.support.ansible import ansible_env
 from tests.support.paths import REPO
 from tests.support import fleet_host as fh
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.root]  # the fleet: rootful podman
 
 HOSTS = {"vh-drift-12": "bookworm-libvirt", "vh-drift-13": "trixie-libvirt"}
 SH = "#!/bin/sh\nexit 0\n"
@@ -49,7 +49,7 @@ def test_debian_12_and_13_peers_agree_then_a_changed_script_is_named(peers, tmp_
                     {"name": "tagged", "operations": ["prepare"], "suboperations": ["begin"],
                      "xpath": "/domain/description", "content": SH}]}
     (tmp_path / "hosts.json").write_text(json.dumps({"hypervisors": {"vars": hostvars, "hosts": {h: {} for h in peers}}}))
-    deploy = playbook(tmp_path, str(REPO / "playbooks" / "deploy-hooks.yml"))
+    deploy = playbook(tmp_path, str(REPO / "playbooks" / "deploy_hooks.yml"))
     assert deploy.returncode == 0, deploy.stdout[-5000:]
     # one guest defined on each host; only the Debian 12 one matches the XPath condition
     fh.in_host("vh-drift-12", "cat > /tmp/g.xml <<'EOF'\n%s\nEOF\nvirsh define /tmp/g.xml"

@@ -15,6 +15,8 @@ import pytest
 from tests.support.ansible import ansible_env
 from tests.support.paths import REPO
 
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
+
 HOSTS = ("host-a", "host-b", "host-c")
 SH = "#!/bin/sh\nexit 0\n"
 GPU_XML = "<domain type='kvm'><name>gpu-vm</name><devices><hostdev mode='subsystem' type='pci'/></devices></domain>"
@@ -62,7 +64,7 @@ class Peers:
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory):
     fleet = Peers(tmp_path_factory.mktemp("drift"))
-    proc = fleet.playbook(str(REPO / "playbooks" / "deploy-hooks.yml"))
+    proc = fleet.playbook(str(REPO / "playbooks" / "deploy_hooks.yml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return fleet
 

@@ -23,7 +23,7 @@ import pytest
 from tests.support.ansible import ansible_env
 from tests.support.paths import COLLECTIONS, REPO
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.root]  # rootful podman, debootstrap, chroot
 
 FLEET = REPO / "extensions" / "molecule" / "utils" / "fleet"
 PLAYBOOKS = REPO / "extensions" / "molecule" / "utils" / "playbooks"

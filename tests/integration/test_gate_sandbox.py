@@ -14,6 +14,8 @@ from tests.support.ansible import run_module
 from tests.support.host import machine_libvirtd_up
 from tests.integration.test_role_sandbox import SH, Fleet, current_generation, gpu_scripts, recap, tree_state
 
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root; one test starts this machine's libvirtd
+
 UNTERMINATED_IF = "#!/bin/sh\nif [ -n \"$1\" ]; then\n  echo started\n"
 BASHISM = "#!/bin/sh\nargs=(one two)\necho \"$args\"\n"
 
@@ -179,6 +181,7 @@ def test_purge_false_keeps_undeclared_scripts_as_before(fleet):
 
 # --- 5. quiet when nothing changed, readable diffs ---------------------------------------------
 
+@pytest.mark.libvirt
 def test_a_no_change_run_does_not_say_entry_points_changed(fleet):
     """The message is about a running daemon: this test starts the machine's libvirtd rather than assume it."""
     machine_libvirtd_up()

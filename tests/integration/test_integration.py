@@ -88,6 +88,7 @@ def _record_timing(name: str, seconds: float, ok: bool) -> None:
     TIMINGS.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
+@pytest.mark.root  # every scenario: _preflight (libvirtd, podman, /etc/libvirt/hooks)
 def test_molecule_scenario(molecule_scenario, monkeypatch, record_property):
     """`molecule test -s <scenario>`: every step of the scenario must pass."""
     name = molecule_scenario.name

@@ -26,7 +26,7 @@ from tests.support.paths import REPO
 from tests.support.libvirt_objects import (guest_xml, nat_network_xml, nft_table, nr_hugepages, snapshots,
                                            start_webhook, webhook_posts)
 
-pytestmark = pytest.mark.libvirt
+pytestmark = [pytest.mark.libvirt, pytest.mark.root]  # a private libvirtd, nr_hugepages, cgroups
 CPUSET = Path("/sys/fs/cgroup/cpuset")
 NET_XML = nat_network_xml("vhlib-net", "vhlibbr0", "192.168.150.1")
 

@@ -5,7 +5,11 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from tests.integration.test_role_sandbox import SH, Fleet, recap, tree_state
+
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
 
 LIBRARY = {"hugepages": {"guests": ["vm-*"]},
            "notify": {"url": "http://ops:secret@127.0.0.1:9/hook", "operations": ["started"]}}

@@ -1,5 +1,5 @@
 """The library block cpu_isolation against real systemd: systemd 257 as PID 1 of the fleet's `trixie-systemd`
-host (Debian 13, libvirt 11.3), the role deployed through deploy-hooks.yml, real guests started with `virsh`.
+host (Debian 13, libvirt 11.3), the role deployed through deploy_hooks.yml, real guests started with `virsh`.
 
 What runs for real: `systemctl set-property --runtime` on system.slice, user.slice and init.scope and
 `systemctl show -p AllowedCPUs` reading them back (systemd's own format, '0 2-3'); the values restored
@@ -26,7 +26,7 @@ import pytest
 
 from tests.support import fleet_host as fh
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.root]  # the fleet: rootful podman
 
 HOST = "vhci-systemd"
 UNITS = ("system.slice", "user.slice", "init.scope")
@@ -146,7 +146,7 @@ def layout(host):
 
 @pytest.fixture(scope="module")
 def deployed(host, tmp_path_factory):
-    """deploy(library params): the role through deploy-hooks.yml, run again only when the params change."""
+    """deploy(library params): the role through deploy_hooks.yml, run again only when the params change."""
     work, last = tmp_path_factory.mktemp("deploy"), []
 
     def deploy(params: dict) -> None:

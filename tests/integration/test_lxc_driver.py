@@ -28,7 +28,7 @@ import pytest
 from tests.support.ansible import ansible_env
 from tests.support.paths import REPO
 
-pytestmark = pytest.mark.libvirt
+pytestmark = [pytest.mark.libvirt, pytest.mark.root]  # this machine's libvirtd, /etc/libvirt/hooks
 
 URI = "lxc:///system"
 STATE = Path("/var/tmp/virthooks-lxc")
@@ -103,7 +103,7 @@ def deploy(tmp_path: Path, scripts: list, purge: bool = False) -> subprocess.Com
         "libvirt_hooks_log": {"file": str(STATE / "dispatch.jsonl")}}}}}
     (tmp_path / "hosts.json").write_text(json.dumps(inventory))
     return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp_path / "hosts.json"),
-                           str(REPO / "playbooks" / "deploy-hooks.yml")], capture_output=True, text=True,
+                           str(REPO / "playbooks" / "deploy_hooks.yml")], capture_output=True, text=True,
                           env=ansible_env(), timeout=600, check=False)
 
 

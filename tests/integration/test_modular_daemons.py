@@ -19,7 +19,7 @@ HOST = "vh-modular"
 VIRSH = "/usr/local/bin/virsh"
 GUEST, NET = "vh-mod-guest", "vh-mod-net"
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.root]  # the fleet: rootful podman
 
 GUEST_XML = ("<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
              "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><memballoon model='none'/></devices>"

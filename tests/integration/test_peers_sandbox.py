@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.integration.test_role_sandbox import Fleet
 from tests.support.peers import SASCHPE_HOOK
+
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
 
 SECRET = "envtok-S3cr3t"
 

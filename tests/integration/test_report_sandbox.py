@@ -29,6 +29,8 @@ import pytest
 from tests.support.ansible import ansible_env
 from tests.support.paths import REPO
 
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
+
 OK = "#!/bin/sh\necho fine\n"
 FAIL = "#!/bin/sh\necho \"storage for $1 is not mounted\" >&2\nexit 3\n"
 HANG = "#!/bin/sh\nsleep 30\n"
@@ -116,7 +118,7 @@ def fire_known_events(fleet: Fleet) -> None:
 def fired(tmp_path_factory):
     fleet = Fleet(tmp_path_factory.mktemp("report"))
     fleet.write()
-    proc = fleet.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=deployed")
+    proc = fleet.playbook("deploy_hooks.yml", "-e", "libvirt_hooks_target=deployed")
     assert proc.returncode == 0, proc.stdout[-3000:]
     fire_known_events(fleet)
     return fleet
@@ -268,7 +270,7 @@ def test_metrics_job_feeds_node_exporter_and_promtool_accepts_it(fired):
     settings = {"libvirt_hooks_metrics": {"textfile_dir": str(textfile), "interval": 60, "scheduler": "cron",
                                           "cron_file": str(cron_file)}}
     fired.write(host_a=settings)
-    proc = fired.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=host-a")
+    proc = fired.playbook("deploy_hooks.yml", "-e", "libvirt_hooks_target=host-a")
     assert proc.returncode == 0, proc.stdout[-3000:]
     command = cron_command(cron_file)
     run = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=60, check=False,
@@ -315,7 +317,7 @@ def test_metrics_job_feeds_node_exporter_and_promtool_accepts_it(fired):
 
     # No textfile_dir: the job goes away (cron_file stays set only because this sandbox moved it).
     fired.write(host_a={"libvirt_hooks_metrics": {"cron_file": str(cron_file)}})
-    proc = fired.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=host-a")
+    proc = fired.playbook("deploy_hooks.yml", "-e", "libvirt_hooks_target=host-a")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert not cron_file.exists()
 
@@ -330,7 +332,7 @@ def test_metrics_systemd_timer_units_are_valid_and_removed(fired):
     inventory = json.loads(fired.inventory.read_text())
     inventory["hypervisors"]["children"]["deployed"]["hosts"]["host-b"] = settings
     fired.inventory.write_text(json.dumps(inventory))
-    proc = fired.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=host-b")
+    proc = fired.playbook("deploy_hooks.yml", "-e", "libvirt_hooks_target=host-b")
     assert proc.returncode == 0, proc.stdout[-3000:]
     timer = (units / "virthooks-metrics.timer").read_text()
     assert "OnUnitActiveSec=30s" in timer
@@ -345,7 +347,7 @@ def test_metrics_systemd_timer_units_are_valid_and_removed(fired):
     inventory["hypervisors"]["children"]["deployed"]["hosts"]["host-b"] = {
         "libvirt_hooks_metrics": {"systemd_dir": str(units)}}
     fired.inventory.write_text(json.dumps(inventory))
-    proc = fired.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=host-b")
+    proc = fired.playbook("deploy_hooks.yml", "-e", "libvirt_hooks_target=host-b")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert sorted(os.listdir(units)) == []
 
@@ -358,18 +360,18 @@ def test_metrics_cron_schedule_runs_every_second_hour_for_7200_and_refuses_what_
     metrics = {"textfile_dir": str(textfile), "interval": 7200, "scheduler": "cron", "cron_file": str(cron_file)}
     fired.write(host_a={"libvirt_hooks_metrics": metrics})
     try:
-        proc = fired.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=host-a")
+        proc = fired.playbook("deploy_hooks.yml", "-e", "libvirt_hooks_target=host-a")
         assert proc.returncode == 0, proc.stdout[-3000:]
         line = [l for l in cron_file.read_text().splitlines() if " root " in l]
         assert len(line) == 1 and line[0].split(None, 6)[:6] == ["0", "*/2", "*", "*", "*", "root"], line
         before = cron_file.read_text()
         fired.write(host_a={"libvirt_hooks_metrics": dict(metrics, interval=5400)})
-        proc = fired.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=host-a")
+        proc = fired.playbook("deploy_hooks.yml", "-e", "libvirt_hooks_target=host-a")
         assert proc.returncode != 0
         assert "libvirt_hooks_metrics.interval 5400 s cannot be a cron schedule" in proc.stdout, proc.stdout[-3000:]
         assert cron_file.read_text() == before
     finally:
         fired.write(host_a={"libvirt_hooks_metrics": {"cron_file": str(cron_file)}})
-        proc = fired.playbook("deploy-hooks.yml", "-e", "libvirt_hooks_target=host-a")
+        proc = fired.playbook("deploy_hooks.yml", "-e", "libvirt_hooks_target=host-a")
         assert proc.returncode == 0, proc.stdout[-3000:]
     assert not cron_file.exists()

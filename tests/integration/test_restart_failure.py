@@ -18,7 +18,7 @@ HOST = "vh-restart-fail"
 HUNG = "vh-reload-hang"
 NOOP = {"name": "noop", "content": "#!/bin/sh\nexit 0\n"}
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.root]  # the fleet: rootful podman
 
 
 def fleet_host(name: str):

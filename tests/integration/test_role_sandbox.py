@@ -1,4 +1,4 @@
-"""The role and playbooks/deploy-hooks.yml against sandbox hosts (own SYSCONFDIR in tmp_path).
+"""The role and playbooks/deploy_hooks.yml against sandbox hosts (own SYSCONFDIR in tmp_path).
 
 No daemon owns a sandbox, so these runs use libvirt_hooks_restart: never; reloads and restarts of
 a real libvirtd are covered by the molecule scenarios.
@@ -17,6 +17,8 @@ from tests.support.ansible import ansible_env
 from tests.support.host import user_owned_shell
 from tests.support.paths import REPO
 from tests.support.peers import saschpe_hook
+
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
 
 SH = "#!/bin/sh\necho \"$0 $*\" >> %s/ran\n"
 
@@ -62,7 +64,7 @@ class Fleet:
 
     def deploy(self, *extra: str) -> subprocess.CompletedProcess:
         cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(self.inventory / "hosts.yml"),
-               str(REPO / "playbooks" / "deploy-hooks.yml"), *extra]
+               str(REPO / "playbooks" / "deploy_hooks.yml"), *extra]
         return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=600, check=False)
 
     def fire(self, host: str, *argv: str) -> subprocess.CompletedProcess:
@@ -238,7 +240,7 @@ def test_a_no_change_run_makes_no_generation_and_costs_two_module_calls(fleet, t
                ANSIBLE_CALLBACKS_ENABLED="count_calls", VIRTHOOKS_COUNT_FILE=str(counts),
                VIRTHOOKS_RESULTS_FILE=str(results))
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(fleet.inventory / "hosts.yml"),
-           str(REPO / "playbooks" / "deploy-hooks.yml")]
+           str(REPO / "playbooks" / "deploy_hooks.yml")]
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert all(r["changed"] == 0 for r in recap(again).values()), again.stdout

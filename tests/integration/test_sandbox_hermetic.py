@@ -19,6 +19,8 @@ import pytest
 from tests.support.paths import REPO
 from tests.support.hermetic import Hermetic
 
+pytestmark = pytest.mark.root  # a private mount namespace, and the demo deploys as root
+
 HOSTS = ("sandbox-gpu-01", "sandbox-gpu-02", "sandbox-store-01")
 
 
@@ -92,12 +94,12 @@ def test_demo_runs_hooks_and_touches_nothing_of_the_host(sandbox):
 def test_metrics_job_goes_into_the_sandbox_and_out_again(sandbox):
     root = sandbox["clone"] / ".cache" / "sandbox" / "sandbox-gpu-01"
     (root / "var" / "lib" / "node-exporter").mkdir(parents=True, exist_ok=True)
-    on = playbook(sandbox, "playbooks/deploy-hooks.yml", "-l", "sandbox-gpu-01",
+    on = playbook(sandbox, "playbooks/deploy_hooks.yml", "-l", "sandbox-gpu-01",
                   "-e", json.dumps({"libvirt_hooks_metrics": {"textfile_dir": "/var/lib/node-exporter"}}))
     assert_passed_untouched(sandbox, on, "a deploy with the metrics job")
     cron = root / "etc" / "cron.d" / "virthooks-metrics"
     assert "--textfile-dir %s/var/lib/node-exporter" % root in cron.read_text(), cron.read_text()
-    off = playbook(sandbox, "playbooks/deploy-hooks.yml", "-l", "sandbox-gpu-01")
+    off = playbook(sandbox, "playbooks/deploy_hooks.yml", "-l", "sandbox-gpu-01")
     assert_passed_untouched(sandbox, off, "a deploy without the metrics job")
     assert not cron.exists()
 
@@ -117,7 +119,7 @@ def test_report_and_canary_stay_in_the_sandbox(sandbox):
     proc = playbook(sandbox, "playbooks/report.yml", "-e", "libvirt_hooks_report_dir=%s" % report)
     assert_passed_untouched(sandbox, proc, "report.yml")
     assert json.loads((report / "report.json").read_text())["totals"]["calls"] > 0
-    canary = playbook(sandbox, "playbooks/deploy-hooks.yml", "-e", "libvirt_hooks_canary=1")
+    canary = playbook(sandbox, "playbooks/deploy_hooks.yml", "-e", "libvirt_hooks_canary=1")
     assert_passed_untouched(sandbox, canary, "a canary deploy")
     said = " ".join(canary.stdout.split())
     assert "Canary sandbox-gpu-01 only validated" in said and "a sandbox host has no libvirt of its own" in said, said

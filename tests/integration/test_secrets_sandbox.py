@@ -12,9 +12,13 @@ import sys
 from pathlib import Path
 
 
+import pytest
+
 from tests.support.ansible import ansible_env
 from tests.support.paths import COLLECTIONS
 from tests.integration.test_role_sandbox import Fleet, recap
+
+pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
 
 BIN = Path(sys.executable).parent
 CLI_ENV = {"LC_ALL": "C", "PATH": "/usr/bin:/bin"}

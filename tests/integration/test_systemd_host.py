@@ -19,7 +19,7 @@ from tests.support import fleet_host as fh
 HOST = "vh-systemd"
 KEEP, NEW = "vh-sd-keep", "vh-sd-new"
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.root]  # the fleet: rootful podman
 
 in_host = partial(fh.in_host, HOST)
 records = partial(fh.records, HOST)

@@ -375,6 +375,15 @@ def test_galaxy_artifact_holds_every_plugin_role_and_playbook(artifact):
     assert manifest["collection_info"]["namespace"] == NAMESPACE and manifest["collection_info"]["name"] == NAME
 
 
+def test_galaxy_artifact_keeps_the_playbook_symlink(artifact):
+    """playbooks/deploy-hooks.yml (the documented path before the play took its FQCN-callable name) is a
+    relative symlink to deploy_hooks.yml in the artifact too, not a second copy of the play."""
+    with tarfile.open(str(artifact)) as tar:
+        member = tar.getmember("playbooks/deploy-hooks.yml")
+        assert member.issym() and member.linkname == "deploy_hooks.yml", (member.type, member.linkname)
+        assert tar.getmember("playbooks/deploy_hooks.yml").isfile()
+
+
 @pytest.fixture(scope="session")
 def installed(artifact, private_tmp) -> dict:
     """The artifact installed offline into an empty collections path; env that sees only it."""
@@ -421,8 +430,8 @@ def test_installed_artifact_runs_a_playbook(installed):
 def installed_playbooks() -> list:
     """Playbooks in playbooks/ right now that users can call as virthooks.libvirt.<name>.
 
-    Names that are not identifiers (deploy-hooks) cannot be called by FQCN; they are only
-    imported by path, which the sandbox demo test covers.
+    Names that are not identifiers cannot be called by FQCN (deploy-hooks.yml, the former name of
+    deploy_hooks.yml, is a symlink to it: test_galaxy_artifact_keeps_the_playbook_symlink).
     """
     return sorted(p.stem for p in (REPO / "playbooks").glob("*.y*ml") if p.stem.isidentifier())
 
@@ -436,6 +445,14 @@ def test_installed_artifact_playbook_runs_by_fqcn(installed, playbook):
     proc = run(["ansible-playbook", "-i", "localhost,", "--syntax-check", "%s.%s" % (FQCN, playbook)],
                installed["base"], installed["env"])
     assert_ok(proc, "ansible-playbook %s.%s --syntax-check" % (FQCN, playbook))
+
+
+def test_installed_artifact_runs_the_playbook_by_its_former_path(installed):
+    """``ansible-playbook playbooks/deploy-hooks.yml`` (the symlink) still finds the play in the installed copy."""
+    link = installed["root"] / "playbooks" / "deploy-hooks.yml"
+    assert link.is_symlink() and os.readlink(str(link)) == "deploy_hooks.yml"
+    proc = run(["ansible-playbook", "-i", "localhost,", "--syntax-check", str(link)], installed["base"], installed["env"])
+    assert_ok(proc, "ansible-playbook playbooks/deploy-hooks.yml --syntax-check")
 
 
 def test_user_project_with_the_installed_artifact_passes_ansible_lint_production(installed):

@@ -233,7 +233,7 @@ class Soak(object):
         path = self.work / ("deploy-%d.json" % plan.n)
         path.write_text(json.dumps(inv))
         return [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(path),
-                str(REPO / "playbooks" / "deploy-hooks.yml")]
+                str(REPO / "playbooks" / "deploy_hooks.yml")]
 
     def ansible_env(self) -> dict:
         return ansible_env(TMPDIR=str(self.host.work / "tmp"))

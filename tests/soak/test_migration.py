@@ -25,7 +25,7 @@ from tests.support.paths import REPO
 from tests.support.libvirt_objects import guest_xml
 from tests.support.private_libvirt import PrivateHost, inventory
 
-pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
+pytestmark = [pytest.mark.libvirt, pytest.mark.slow, pytest.mark.root]  # two private libvirtds in their own namespaces
 GUEST = "vhmig-guest"
 TAG = "<description>tagged by dst migrate begin</description>"
 
@@ -100,7 +100,7 @@ def state(host: PrivateHost) -> str:
 
 def test_live_migration_there_and_back_runs_the_exact_hooks_on_each_side_and_what_drift_named(pair, tmp_path):
     src, dst = pair
-    deployed = playbook(tmp_path, [src, dst], str(REPO / "playbooks" / "deploy-hooks.yml"),
+    deployed = playbook(tmp_path, [src, dst], str(REPO / "playbooks" / "deploy_hooks.yml"),
                         **{src.name: {"libvirt_hooks_scripts": scripts_for(src, False)},
                            dst.name: {"libvirt_hooks_scripts": scripts_for(dst, True)}})
     assert deployed.returncode == 0, deployed.stdout[-4000:] + deployed.stderr[-2000:]

@@ -15,7 +15,7 @@ import pytest
 
 from tests.soak.engine import Soak, summary
 
-pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
+pytestmark = [pytest.mark.libvirt, pytest.mark.slow, pytest.mark.root]  # a private libvirtd in its own namespaces
 
 
 def test_two_minutes_of_chaos_on_a_real_libvirtd_leave_no_failure_of_ours(tmp_path):

@@ -85,19 +85,19 @@ def events(recs: list) -> list:
 
 
 def deploy_run(host: str, tmp_path: Path, scripts: list, **hostvars) -> subprocess.CompletedProcess:
-    """playbooks/deploy-hooks.yml against the host, whatever its outcome."""
+    """playbooks/deploy_hooks.yml against the host, whatever its outcome."""
     inventory = {"hypervisors": {"hosts": {host: dict({
         "ansible_connection": "containers.podman.podman", "ansible_podman_executable": str(FLEET / "podman"),
         "ansible_python_interpreter": "/usr/bin/python3", "ansible_become": False,
         "libvirt_hooks_scripts": scripts}, **hostvars)}}}
     (tmp_path / "hosts.json").write_text(json.dumps(inventory))
     return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp_path / "hosts.json"),
-                           str(REPO / "playbooks" / "deploy-hooks.yml")], capture_output=True, text=True,
+                           str(REPO / "playbooks" / "deploy_hooks.yml")], capture_output=True, text=True,
                           env=ansible_env(), timeout=900, check=False)
 
 
 def deploy(host: str, tmp_path: Path, scripts: list, **hostvars) -> str:
-    """playbooks/deploy-hooks.yml against the host; its output (the run must succeed)."""
+    """playbooks/deploy_hooks.yml against the host; its output (the run must succeed)."""
     proc = deploy_run(host, tmp_path, scripts, **hostvars)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     return proc.stdout

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import yaml
 
@@ -94,3 +95,13 @@ def test_every_libvirt_hooks_variable_a_playbook_reads_is_known_to_the_typo_chec
     for path in (REPO / "playbooks").glob("*.yml"):
         read |= set(re.findall(r"(?<![_\w])libvirt_hooks_[a-z_]*[a-z]", path.read_text()))
     assert read and read <= known, sorted(read - known)
+
+
+def test_the_deploy_playbook_is_one_file_its_former_name_a_relative_symlink_to_it():
+    """playbooks/deploy_hooks.yml is the play (callable as virthooks.libvirt.deploy_hooks); deploy-hooks.yml, the
+    path documented before, is a symlink to it, and the README names it only to say so."""
+    link = REPO / "playbooks" / "deploy-hooks.yml"
+    assert link.is_symlink() and os.readlink(str(link)) == "deploy_hooks.yml"
+    plays = yaml.safe_load((REPO / "playbooks" / "deploy_hooks.yml").read_text())
+    assert plays and all("hosts" in play and "ansible.builtin.import_playbook" not in play for play in plays)
+    assert (REPO / "README.md").read_text().count("deploy-hooks.yml") == 1

@@ -28,10 +28,11 @@ Run on every hook call (the dispatcher's hot path):
 Run by the operator (``virthooks``, the CLI) and by the modules, never on a hook call:
 
 - ``generations`` the generations a deploy writes, the current one, the deploy lock, pruning
-- ``cli``       ``virthooks``: its arguments, and the dispatch to one module per subcommand
-- ``cli_util``  what the subcommands share: output, one-line errors, events from argv
-- ``cli_list``, ``cli_simulate``, ``cli_validate``, ``cli_log``, ``cli_generations``,
-  ``cli_rollback``, ``cli_metrics``, ``cli_import``  one subcommand each (``virthooks <name>``)
+- ``cli``       ``virthooks``: the table of subcommands, the check of ``commands/``, the dispatch
+- ``commands/`` one module per subcommand (``virthooks <name>``): ``list_rules`` (list),
+  ``simulate``, ``validate``, ``log``, ``list_generations`` (generations), ``roll_back``
+  (rollback), ``metrics``, ``import_setup`` (import); and ``util``, what they share (output,
+  one-line errors, events from argv)
 - ``rollback``  making an older generation current again
 - ``syntax``    the deploy's syntax gate, run again by ``validate``
 - ``fileops``   atomic file writes
@@ -53,10 +54,13 @@ VERSION = "0.2.0"  # the collection's version (galaxy.yml); a test ties them
 
 def _entry_modules():  # pragma: no cover - never called
     """The host runs the dispatcher, the CLI and the library's launchers; every other module of this
-    package is reached from them (the library's blocks by name, at run time), except logstats (the
-    hooks_stats module's, which the CLI does not use). Ansible's module packer ships what is imported
-    (nested imports too), so naming them here puts the whole package into the payload of the modules
-    that install it."""
+    package is reached from them (the CLI's subcommands and the library's blocks by name, at run time,
+    once their folder is checked), except logstats (the hooks_stats module's, which the CLI does not
+    use). Ansible's module packer ships what is imported (nested imports too), so naming them here puts
+    the whole package into the payload of the modules that install it."""
     from . import cli, dispatch, launcher, logstats
+    from .commands import (import_setup, list_generations, list_rules, log, metrics, roll_back, simulate, util,
+                           validate)
     from .library import common, cpu_isolation, disk_snapshot, hugepages, notify, port_forward, vfio_bind
-    return cli, dispatch, launcher, logstats, common, cpu_isolation, disk_snapshot, hugepages, notify, port_forward, vfio_bind
+    return (cli, dispatch, launcher, logstats, import_setup, list_generations, list_rules, log, metrics, roll_back,
+            simulate, util, validate, common, cpu_isolation, disk_snapshot, hugepages, notify, port_forward, vfio_bind)

@@ -34,6 +34,9 @@ _GROUP_OTHER_WRITE = 0o022
 MAX_SYMLINKS = 40
 HEAD_BYTES = 256
 ELF_MAGIC = b"\x7fELF"
+# The runtime package's sub-folders root imports from: its bytecode cache, the library's blocks, the CLI's
+# subcommands, and their caches.
+PACKAGE_SUBDIRS = ("__pycache__", "library", "library/__pycache__", "commands", "commands/__pycache__")
 NO_SHEBANG = ("does not start with '#!' (or an ELF header): libvirt runs hooks directly and would fail "
               "with 'Exec format error'")
 
@@ -223,12 +226,13 @@ class TrustCheck(object):
         finally:
             os.close(fd)
 
-    def tree_problems(self, directory: str, subdirs: tuple = ("__pycache__", "library", "library/__pycache__")) -> list:
+    def tree_problems(self, directory: str, subdirs: tuple = PACKAGE_SUBDIRS) -> list:
         """Why root must not import from a package directory ([] if it may): the whole path to it,
         the package and its subdirs closed to others (sticky or not), and each entry of them a
         regular file root's alone, the subdirs directories root's alone (the entry point's bootstrap,
         entrypoint.LIB_CHECK, checks the same of the files a dispatcher call can import, before it
-        imports them; the library's launcher checks library/ before it imports a block)."""
+        imports them; the library's launcher checks library/ before it imports a block, the CLI
+        commands/ before it imports a subcommand)."""
         try:
             real = os.path.dirname(self.resolve(directory + "/__init__.py")[0])
         except Untrusted as exc:

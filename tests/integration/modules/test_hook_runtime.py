@@ -138,13 +138,14 @@ def test_rollback_state_goes_back_to_the_previous_generation(ansible_module, tmp
 @pytest.mark.root
 def test_the_host_gets_the_runtime_package_whole(ansible_module, tmp_path):
     """Through Ansible's module packer (AnsiballZ): every file of the runtime folder, byte for byte, the
-    library's blocks (library/, which nothing on the dispatcher's path imports) included."""
+    library's blocks (library/, which nothing on the dispatcher's path imports) and the CLI's subcommands
+    (commands/, imported by name) included."""
     ansible_module(MODULE, args(tmp_path))
     installed = tmp_path / "hooks" / "virthooks" / "lib" / "current" / "virthooks_runtime"
     folder = REPO / "plugins" / "module_utils" / "runtime"
     shipped = {str(p.relative_to(installed)): p.read_bytes() for p in installed.rglob("*.py")}
     assert shipped == {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*.py")}
-    assert "library/port_forward.py" in shipped
+    assert "library/port_forward.py" in shipped and "commands/list_rules.py" in shipped
 
 
 @pytest.mark.root

@@ -172,6 +172,7 @@ def os_family() -> str:
 
 
 @pytest.mark.libvirt
+@pytest.mark.root  # starts this machine's libvirtd through its service when it does not answer
 def test_real_libvirt_on_this_machine(ansible_module, real_libvirtd, os_family):
     result = ansible_module(MODULE, {})
     assert "libvirt" in result, result

@@ -448,7 +448,7 @@ class Deploy:
         self.args = args
 
     def __call__(self, *extra: str, variant: dict | None = None) -> subprocess.CompletedProcess:
-        cmd = [self.args.ansible_playbook, "-i", self.args.inventory, str(Path(self.args.repo) / "playbooks" / "deploy-hooks.yml")]
+        cmd = [self.args.ansible_playbook, "-i", self.args.inventory, str(Path(self.args.repo) / "playbooks" / "deploy_hooks.yml")]
         tmp = None
         if variant is not None:
             tmp = tempfile.NamedTemporaryFile("w", suffix=".json", dir=STATE, delete=False)

@@ -690,28 +690,91 @@ def test_a_module_no_hook_call_imports_still_stops_the_cli(deployed, tmp_path):
     assert proc.returncode == 0 and "rec" in proc.stdout, proc        # dom.xml read relative to where it ran
 
 
-def dispatcher_imports(start: str) -> set:
-    """The runtime modules a module imports, directly or not, lazy imports included."""
+def runtime_imports(*starts: str) -> set:
+    """The runtime modules the given modules (paths under runtime/ without .py: ``commands/util``) import,
+    directly or not, lazy imports included."""
     import ast
     runtime = Path(dispatch.__file__).parent
-    seen, todo = set(), [start]
+    seen, todo = set(), list(starts)
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
+        package = name.split("/")[:-1]
         for node in ast.walk(ast.parse((runtime / (name + ".py")).read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[:len(package) - node.level + 1]
                 names = [node.module] if node.module else [a.name for a in node.names]
-                todo.extend(n.split(".")[0] for n in names if (runtime / (n.split(".")[0] + ".py")).exists())
-    return seen | {"__init__", "__pycache__"}
+                found = ["/".join(base + n.split(".")) for n in names]
+                todo.extend(n for n in found if (runtime / (n + ".py")).exists())
+    return seen
+
+
+def top_level(modules: set) -> set:
+    """What the launcher's check names: the top-level modules, the package's __init__ and __pycache__."""
+    return {m for m in modules if "/" not in m} | {"__init__", "__pycache__"}
 
 
 def test_the_launchers_check_every_runtime_module_they_can_import():
-    """DISPATCH_MODULES and CLI_MODULES are the closures of dispatch.py's and cli.py's imports."""
-    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
-    assert set(entrypoint.DISPATCH_MODULES) == dispatcher_imports("dispatch")
-    assert set(entrypoint.CLI_MODULES) == dispatcher_imports("cli")
+    """DISPATCH_MODULES is the closure of dispatch.py's imports; CLI_MODULES that of cli.py's and of its
+    subcommands' (commands/, imported by name once cli.main checked that folder)."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import cli, entrypoint
+    assert set(entrypoint.DISPATCH_MODULES) == top_level(runtime_imports("dispatch"))
+    assert not [m for m in runtime_imports("dispatch") if "/" in m]
+    commands = ["commands/" + module for _name, module in cli.COMMANDS]
+    assert set(entrypoint.CLI_MODULES) == top_level(runtime_imports("cli", *commands))
+
+
+# The CLI's subcommands live in commands/, a folder the installed CLI's own check (CLI_MODULES: the
+# package's top-level entries) does not look into: cli.main checks it before importing any of it, as the
+# library's launcher checks library/ (issue 23). validate reports the same.
+
+def assert_the_cli_refuses(box, needle: str) -> None:
+    for args in (["list"], ["--version"], ["validate"]):
+        proc = subprocess.run([str(box.own / "virthooks"), *args], capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert proc.returncode == 1 and proc.stdout == "" and proc.stderr.count("\n") == 1, (args, proc)
+        assert proc.stderr.startswith("virthooks: refusing to run: the runtime in %s/commands cannot be trusted: "
+                                      % package(box)) and needle in proc.stderr, (args, proc)
+    fired = box.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN)     # no hook call imports commands/
+    assert (fired.rc, fired.stderr) == (0, ""), fired
+
+
+def test_a_subcommand_module_others_can_write_stops_the_cli_before_it_is_imported(deployed, tmp_path):
+    module = package(deployed) / "commands" / "util.py"
+    with module.open("a") as f:       # what a user who can write it would add: code root runs
+        f.write("\nopen(%r, 'w').close()\n" % str(tmp_path / "imported"))
+    module.chmod(0o666)
+    for stale in (package(deployed) / "commands" / "__pycache__").glob("util.*"):
+        stale.unlink()
+    assert_the_cli_refuses(deployed, "%s is writable by group or others (mode 0666)" % module)
+    assert not (tmp_path / "imported").exists()
+
+
+@pytest.mark.root
+def test_a_subcommand_module_a_user_owns_stops_the_cli(deployed):
+    module = package(deployed) / "commands" / "list_rules.py"
+    os.chown(module, NOBODY, NOBODY)
+    assert_the_cli_refuses(deployed, "%s is owned by uid %d, not root" % (module, NOBODY))
+
+
+@pytest.mark.root
+def test_a_stray_file_a_user_owns_in_the_commands_cache_stops_the_cli(deployed):
+    cache = package(deployed) / "commands" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    stray = cache / "simulate.cpython-311.pyc"
+    stray.write_bytes(b"")
+    os.chown(stray, NOBODY, NOBODY)
+    assert_the_cli_refuses(deployed, "%s is owned by uid %d, not root" % (stray, NOBODY))
+
+
+@pytest.mark.parametrize("sub", ["commands", "commands/__pycache__"])
+def test_a_commands_directory_others_can_write_stops_the_cli_even_sticky(deployed, sub):
+    folder = package(deployed) / sub
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o1777)
+    assert_the_cli_refuses(deployed, "directory %s is writable by group or others (mode 1777)" % folder)
 
 
 # The entry point carries its bootstrap compiled by the hook's Python, and its source, on its last

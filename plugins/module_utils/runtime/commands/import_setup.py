@@ -6,6 +6,11 @@
 import sys
 
 
+def add_parser(sub) -> None:
+    from ..importers import add_import_parser
+    add_import_parser(sub)
+
+
 def run(args, out) -> int:
-    from .importers import cmd_import
+    from ..importers import cmd_import
     return cmd_import(args, out, sys.stderr)

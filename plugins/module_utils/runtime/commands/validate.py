@@ -10,17 +10,17 @@ the current generation once: its rules are checked against its own scripts and m
 
 import os
 
-from .cli_util import CliError, current_dir, emit, emit_json, entry_point_gap, own_dir, unreached_dropins
-from .generations import DeployLock, GenerationError
-from .layout import CONFIG_FILE
-from .rules import ConfigError, load_config, merge_dropins, script_path
+from .util import JSON_HELP, CliError, current_dir, emit, emit_json, entry_point_gap, own_dir, unreached_dropins
+from ..generations import DeployLock, GenerationError
+from ..layout import CONFIG_FILE
+from ..rules import ConfigError, load_config, merge_dropins, script_path
 
 
 def trust_problems(trust, hooks_dir: str, path: str) -> list:
     """What root reads or imports on every hook call that is not root's alone: config.json and
     the runtime's package (scripts are checked with their rules)."""
-    from .layout import LIB_CURRENT, LIB_DIR, RUNTIME_PACKAGE
-    from .trust import Untrusted
+    from ..layout import LIB_CURRENT, LIB_DIR, RUNTIME_PACKAGE
+    from ..trust import Untrusted
     problems = []
     try:
         trust.read_data(path)
@@ -34,7 +34,7 @@ def trust_problems(trust, hooks_dir: str, path: str) -> list:
 
 def script_problem(trust, base: str, rule: dict):
     """Why root would not run the rule's script, or None."""
-    from .trust import Untrusted, format_problem
+    from ..trust import Untrusted, format_problem
     script = script_path(base, rule["script"])
     if not os.path.lexists(script):
         return "rule %r: its script %s is missing" % (rule["name"], script)
@@ -47,7 +47,7 @@ def script_problem(trust, base: str, rule: dict):
 
 def kills_guest_warning(rule: dict):
     """A warning for an enabled rule that may fail on 'reconnect' and so kill a running guest, or None."""
-    from .events import GUEST_KILLING_OPERATIONS, kills_running_guest
+    from ..events import GUEST_KILLING_OPERATIONS, kills_running_guest
     ops = GUEST_KILLING_OPERATIONS if rule["operations"] == ["*"] else rule["operations"]
     if rule["enabled"] and rule["on_failure"] == "fail" and any(kills_running_guest(rule["driver"], op) for op in ops):
         return ("rule %r: on_failure is 'fail' and it runs on 'reconnect': if it fails when the daemon restarts, "
@@ -58,8 +58,8 @@ def kills_guest_warning(rule: dict):
 
 def generation_checks(hooks_dir: str, base: str, rules: list) -> tuple:
     """(problems, warnings): the deploy's syntax gate again, and what changed in the generation since."""
-    from .generations import read_meta
-    from .syntax import generation_problems
+    from ..generations import read_meta
+    from ..syntax import generation_problems
     own = own_dir(hooks_dir)
     gen = os.path.basename(base) if base != own else ""
     meta = read_meta(own, gen) if gen else {}
@@ -84,7 +84,7 @@ def entry_point_problems(hooks_dir: str, rules: list) -> list:
 def findings(hooks_dir: str, base: str, rules: list) -> tuple:
     """(problems, warnings) of the generation in base, whose config.json loaded; host drop-ins
     (rules.d/*.json) are checked and their rules checked with the deployed ones."""
-    from .trust import TrustCheck
+    from ..trust import TrustCheck
     path = "%s/%s" % (base, CONFIG_FILE)
     trust = TrustCheck()
     problems = trust_problems(trust, hooks_dir, path)
@@ -96,7 +96,7 @@ def findings(hooks_dir: str, base: str, rules: list) -> tuple:
         problems.append(script_problem(trust, base, rule))
         warnings.append(kills_guest_warning(rule))
     if any(rule["xpath"] for rule in rules):
-        from .xmlcond import rule_problems
+        from ..xmlcond import rule_problems
         problems.extend(rule_problems(rules))
     found, noted = generation_checks(hooks_dir, base, rules)
     problems.extend(found)
@@ -120,6 +120,11 @@ def check(hooks_dir: str) -> tuple:
             return (path, rules) + findings(hooks_dir, base, rules)
     except GenerationError as exc:
         raise CliError(str(exc)) from None
+
+
+def add_parser(sub) -> None:
+    val = sub.add_parser("validate", help="check config.json, the scripts and the entry points")
+    val.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run(args, out) -> int:

@@ -6,9 +6,9 @@
 import os
 import sys
 
-from .cli_util import check_event, emit, emit_json, load, read_file
-from .events import STDIN_DOMAIN_XML, STDIN_HOOKDATA_XML, STDIN_KIND
-from .runlog import read_records
+from ..events import DRIVERS, STDIN_DOMAIN_XML, STDIN_HOOKDATA_XML, STDIN_KIND
+from ..runlog import read_records
+from .util import JSON_HELP, check_event, emit, emit_json, load, read_file
 
 HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DOMAIN_TYPES = {"qemu": "kvm", "lxc": "lxc", "libxl": "xen", "bhyve": "bhyve"}
@@ -64,7 +64,7 @@ def hook_command(args, err) -> list:
     if os.path.isfile(entry):
         return [entry] + argv
     emit(err, "virthooks: note: no entry point %s; running the dispatcher directly" % entry)
-    from .entrypoint import dispatcher_argv
+    from ..entrypoint import dispatcher_argv
     return dispatcher_argv(args.hooks_dir, sys.executable, args.driver) + argv
 
 
@@ -88,7 +88,7 @@ def logged_call(args):
 
 
 def show(out, command: list, proc, record) -> None:
-    from .cli_log import print_record
+    from .log import print_record
     emit(out, "$ %s" % " ".join(command[:1] + command[-4:]))
     emit(out, "exit status: %d" % proc.returncode)
     for title, data in (("stdout (libvirt would read this as XML)", proc.stdout), ("stderr", proc.stderr)):
@@ -100,11 +100,24 @@ def show(out, command: list, proc, record) -> None:
         print_record(record, out)
 
 
+def add_parser(sub) -> None:
+    sim = sub.add_parser("simulate", help="fire an event through the installed entry point, for real")
+    sim.add_argument("driver", choices=DRIVERS)
+    sim.add_argument("object")
+    sim.add_argument("operation")
+    sim.add_argument("suboperation")
+    sim.add_argument("extra", nargs="?", default="-")
+    sim.add_argument("--xml", help="file given to the hook on stdin, as libvirt would (default: our stdin "
+                     "unless it is a terminal or empty, else a minimal document of OBJECT's name)")
+    sim.add_argument("--dry-run", action="store_true", help="only show what would run")
+    sim.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
 def run(args, out, err=None) -> int:
     err = err or sys.stderr
     check_event(args.driver, args.operation, args.suboperation)
     if args.dry_run:
-        from .cli_list import list_event
+        from .list_rules import list_event
         args.daemon = None
         return list_event(args, out, load(args.hooks_dir),
                           [args.driver, args.object, args.operation, args.suboperation, args.extra])

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: virthooks contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the ``virthooks`` subcommands (``cli_*.py``) share: output, errors, the current
+"""What the ``virthooks`` subcommands (``commands/*.py``) share: output, errors, the current
 generation, events given on the command line.
 
 Output is for a terminal or a script: every line is escaped (runlog.printable) so a guest name,
@@ -9,13 +9,14 @@ a rule field or a script's output cannot move the cursor; ``--json`` documents a
 An error is a CliError: ``cli.main`` prints it as one line on stderr and exits non-zero.
 """
 
-from .events import DRIVERS, EVENTS, canonical_operation
-from .generations import current_id, generation_path
-from .layout import CONFIG_FILE, OWN_DIR
-from .rules import SUBOPERATIONS, ConfigError, load_config
-from .runlog import printable
+from ..events import DRIVERS, EVENTS, canonical_operation
+from ..generations import current_id, generation_path
+from ..layout import CONFIG_FILE, OWN_DIR
+from ..rules import SUBOPERATIONS, ConfigError, load_config
+from ..runlog import printable
 
 USAGE_EXIT = 2      # a bad argument, as argparse exits
+JSON_HELP = "one JSON document on stdout (fields: docs/cli.md)"
 
 
 class CliError(Exception):
@@ -67,7 +68,7 @@ def entry_point_gap(hooks_dir: str, driver: str) -> str:
     """Why libvirt calls no virthooks entry point for a driver: 'missing', 'not a virthooks entry
     point', or '' when hooks/<driver> is ours."""
     import os
-    from .entrypoint import file_is_ours
+    from ..entrypoint import file_is_ours
     entry = "%s/%s" % (hooks_dir, driver)
     if not os.path.exists(entry):
         return "missing"
@@ -77,7 +78,7 @@ def entry_point_gap(hooks_dir: str, driver: str) -> str:
 def unreached_dropins(hooks_dir: str, rules: list) -> list:
     """A line for each host drop-in whose enabled rules are for a driver with no entry point of ours
     and no deployed rule (a deployed rule's driver missing its entry point is validate's own problem)."""
-    from .rules import dropin_rules_by_driver, unreached_dropin
+    from ..rules import dropin_rules_by_driver, unreached_dropin
     deployed = {r["driver"] for r in rules if r["enabled"] and not r.get("origin")}
     lines = []
     for (origin, driver), names in dropin_rules_by_driver(rules).items():

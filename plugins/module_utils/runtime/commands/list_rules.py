@@ -5,10 +5,10 @@
 
 import sys
 
-from .cli_util import (CliError, columns, current_dir, emit, emit_json, entry_point_gap, event_args, load, read_file,
-                       unreached_dropins)
-from .events import is_abortable, reads_stdout
-from .rules import merge_dropins, steps_for_event
+from .util import (JSON_HELP, CliError, columns, current_dir, emit, emit_json, entry_point_gap, event_args, load,
+                   read_file, unreached_dropins)
+from ..events import is_abortable, reads_stdout
+from ..rules import merge_dropins, steps_for_event
 
 RULE_FIELDS = ("name", "driver", "objects", "operations", "suboperations", "extras", "daemons", "xpath",
                "order", "timeout", "on_failure", "enabled", "script")
@@ -55,7 +55,7 @@ def list_rules(args, out, config) -> int:
 def xml_document(path: str):
     """The --xml file as an XPath document (parsed when a condition first reads it); CliError when
     it cannot be read."""
-    from .xmlcond import Document
+    from ..xmlcond import Document
     return Document(read_file(path, "--xml"))
 
 
@@ -107,6 +107,14 @@ def list_event(args, out, config, words) -> int:
     for line in columns([step_row(r) for r in records]):
         out.write(line + "\n")
     return 0
+
+
+def add_parser(sub) -> None:
+    ls = sub.add_parser("list", help="the rules, or what would run for one event")
+    ls.add_argument("event", nargs="*", metavar="DRIVER OBJECT OPERATION [SUBOP [EXTRA]]")
+    ls.add_argument("--xml", help="XML file to evaluate XPath conditions against")
+    ls.add_argument("--daemon", help="calling daemon, for daemon-driver rules (e.g. virtqemud)")
+    ls.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run(args, out) -> int:

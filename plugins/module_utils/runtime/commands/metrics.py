@@ -12,11 +12,17 @@ left whole.
 import os
 import sys
 
-from .cli_util import CliError, emit, load
+from .util import CliError, emit, load
+
+
+def add_parser(sub) -> None:
+    mp = sub.add_parser("metrics", help="write Prometheus metrics for node_exporter's textfile collector")
+    mp.add_argument("--textfile-dir", required=True, help="node_exporter's --collector.textfile.directory")
+    mp.add_argument("--state", default="", help="cumulative state file (default: LOG.metrics-state)")
 
 
 def run(args, out) -> int:
-    from .logmetrics import PROM_FILE, write_textfile
+    from ..logmetrics import PROM_FILE, write_textfile
     log = load(args.hooks_dir)["log"]
     if not log["file"]:
         raise CliError("file logging is off (log.file is null): no metrics")

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """``virthooks rollback``: make the previous generation (or GENERATION) current again."""
 
-from .cli_util import CliError, emit, emit_json
+from .util import JSON_HELP, CliError, emit, emit_json
 
 
 def reload_advice(plan: dict, daemons: list) -> str:
@@ -34,8 +34,17 @@ def show_plan(out, plan: dict) -> None:
         emit(out, "  note: %s" % note)
 
 
+def add_parser(sub) -> None:
+    rb = sub.add_parser("rollback", help="make the previous generation (or GENERATION) current again")
+    rb.add_argument("generation", nargs="?", default="", help="the generation to make current (default: the previous)")
+    rb.add_argument("--reload", action="store_true",
+                    help="send SIGHUP to the daemons whose entry points were added or removed")
+    rb.add_argument("--dry-run", action="store_true", help="only show what would change")
+    rb.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
 def run(args, out) -> int:
-    from . import rollback
+    from .. import rollback
     try:
         plan = rollback.plan_rollback(args.hooks_dir, args.generation)
         if not args.dry_run:

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """``virthooks log``: recent hook calls from the dispatcher's JSON-lines log, readable or raw."""
 
-from .cli_util import emit, load
-from .runlog import read_records
+from ..runlog import read_records
+from .util import emit, load
 
 
 def _list(value):
@@ -41,6 +41,13 @@ def print_record(rec, out) -> None:
         print_script(s, out)
 
 
+def add_parser(sub) -> None:
+    lg = sub.add_parser("log", help="recent hook calls")
+    lg.add_argument("-n", type=int, default=20, help="how many calls (default 20)")
+    lg.add_argument("--failed", action="store_true", help="only calls that failed")
+    lg.add_argument("--json", action="store_true", help="raw JSON lines")
+
+
 def run(args, out) -> int:
     config = load(args.hooks_dir)
     if not config["log"]["file"]:
@@ -51,7 +58,7 @@ def run(args, out) -> int:
         records = [r for r in records if r.get("result") in ("failed", "error")]
     records = records[-args.n:] if args.n > 0 else records
     if args.json:
-        from .minijson import dumps
+        from ..minijson import dumps
         for rec in records:
             out.write(dumps(rec) + "\n")  # ASCII: every control character is a JSON escape
         return 0

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """``virthooks generations``: the deployed generations, newest last, the current one marked."""
 
-from .cli_util import columns, emit, emit_json, own_dir
-from .generations import GenerationError, all_ids, current_id, read_meta
+from ..generations import GenerationError, all_ids, current_id, read_meta
+from .util import JSON_HELP, columns, emit, emit_json, own_dir
 
 HEADER = ["", "generation", "time", "deployer", "digest", "rules", "scripts", "entry points"]
 
@@ -27,6 +27,11 @@ def row(record: dict) -> list:
     return ["*" if record["current"] else " ", record["id"], shown(record["time"]), shown(record["deployer"], "-"),
             shown(record["digest"]), shown(record["rules"]), shown(record["scripts"]),
             ",".join(record["drivers"]) or "-"]
+
+
+def add_parser(sub) -> None:
+    gen = sub.add_parser("generations", help="the deployed generations, newest last, the current one marked")
+    gen.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run(args, out) -> int:
