@@ -13,7 +13,7 @@ A hook file that is not ours is never touched.
 import os
 
 from .events import DRIVER_DAEMONS, DRIVERS
-from .generations import DeployLock, Generation, GenerationError, all_ids, current_id, read_meta, switch
+from .generations import DeployLock, Generation, GenerationError, all_ids, current_id, switch
 from .layout import CONFIG_FILE, OWN_DIR, kept_adopted_hook
 
 
@@ -21,22 +21,22 @@ class RollbackError(Exception):
     """Nothing can be rolled back; the message says why. Nothing was changed."""
 
 
-def previous_id(own: str, current: str) -> str:
+def previous_id(own: str, current: Generation) -> str:
     """The generation that was current before current became so: its meta.json's ``previous`` (the one
     the deploy that made it replaced), if it is still kept; '' if none. Not the newest older one: a deploy
     killed after writing its generation and before switching to it leaves a generation that was never
     current, and it must not become current by a rollback nobody aimed at it."""
-    before = read_meta(own, current).get("previous") or ""
-    return before if before != current and before in all_ids(own) else ""
+    before = current.meta.get("previous") or ""
+    return before if before != current.id and before in all_ids(own) else ""
 
 
-def _nothing_before(own: str, current: str) -> str:
+def _nothing_before(own: str, current: Generation) -> str:
     """Why there is no generation to go back to from current (the rollback's error)."""
-    before = read_meta(own, current).get("previous") or ""
+    before = current.meta.get("previous") or ""
     if not before:
-        return "%s is the first generation deployed in %s: there is nothing to roll back to" % (current, own)
+        return "%s is the first generation deployed in %s: there is nothing to roll back to" % (current.id, own)
     return ("%s, the generation current before %s, is no longer kept in %s: there is nothing to roll back to; "
-            "name a kept generation to go to one (virthooks generations lists them)" % (before, current, own))
+            "name a kept generation to go to one (virthooks generations lists them)" % (before, current.id, own))
 
 
 def _rules_by_name(config: dict) -> dict:
@@ -57,13 +57,13 @@ def _is_ours(path: str) -> bool:
     return os.path.isfile(path) and not os.path.islink(path) and file_is_ours(path)
 
 
-def _target_id(own: str, current: str, target: str) -> str:
+def _target_id(own: str, current: Generation, target: str) -> str:
     """The generation to roll back to: target, or the one before current; RollbackError if none can be."""
     if not target:
         target = previous_id(own, current)
         if not target:
             raise RollbackError("%s (nothing was changed)" % _nothing_before(own, current))
-    elif target == current:
+    elif target == current.id:
         raise RollbackError("generation %s is already current (nothing was changed)" % target)
     elif target not in all_ids(own):
         raise RollbackError("generation %s is not kept in %s (kept: %s)" % (target, own, ", ".join(all_ids(own))))
@@ -87,11 +87,11 @@ def plan_rollback(hooks_dir: str, target: str = "", runtime_hooks_dir: str = "")
     current_gen = current_id(own)
     if not current_gen:
         raise RollbackError("no generation is current in %s: nothing to roll back" % own)
-    goal = _read_target(own, _target_id(own, current_gen, target))
+    current = Generation.read(own, current_gen)     # once: its meta names the generation it replaced
+    goal = _read_target(own, _target_id(own, current, target))
     config = _load(goal)
     refuse_unrunnable(goal.path, goal.id, config, goal.meta["python"])
-    plan = {"own": own, "current": current_gen, "target": goal.id,
-            "summary": summarize(Generation.read(own, current_gen), goal, config)}
+    plan = {"own": own, "current": current_gen, "target": goal.id, "summary": summarize(current, goal, config)}
     plan.update(_entry_point_changes(hooks_dir, runtime_hooks_dir or hooks_dir, goal, config))
     return plan
 
