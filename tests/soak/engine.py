@@ -78,7 +78,10 @@ def kill_playbook(pid: int, workers_too: bool) -> None:
     workers, also the process group of each worker (and so the module it runs)."""
     groups = {pid}
     if workers_too:
-        os.killpg(pid, signal.SIGSTOP)
+        try:
+            os.killpg(pid, signal.SIGSTOP)
+        except OSError:
+            pass                    # it has just ended: its workers are looked for all the same
         for child in descendants(pid):
             try:
                 groups.add(os.getpgid(child))
@@ -578,7 +581,9 @@ class Soak(object):
         elif RACE.search(err):
             self.count(self.expected, "virsh %s: state changed meanwhile" % args[0], err)
         else:
-            self.count(self.failures, "virsh %s failed" % args[0], err + "\nlibvirtd: " + self.host.daemon_errors())
+            # virsh's own message first: the example keeps 600 characters, the daemon's errors only what is left.
+            self.count(self.failures, "virsh %s failed" % args[0],
+                       err[:320] + "\nlibvirtd: " + self.host.daemon_errors()[-270:])
         return None
 
     # -- the run ---------------------------------------------------------------------------------
