@@ -78,7 +78,10 @@ def kill_playbook(pid: int, workers_too: bool) -> None:
     workers, also the process group of each worker (and so the module it runs)."""
     groups = {pid}
     if workers_too:
-        os.killpg(pid, signal.SIGSTOP)
+        try:
+            os.killpg(pid, signal.SIGSTOP)
+        except OSError:
+            pass                    # it has just ended: its workers are looked for all the same
         for child in descendants(pid):
             try:
                 groups.add(os.getpgid(child))
@@ -167,6 +170,7 @@ class Soak(object):
         self.examples = {}
         self.cycles = 0
         self.disk_faults = []                    # (kind, start, end)
+        self.daemon_stopped = []                 # [start, end] of each SIGSTOP of libvirtd (end None while on)
         self.records = {}                        # our tail of the dispatcher's log: line -> record
         self.bad_lines = []
         self.metrics_runs = self.metrics_failed = 0
@@ -258,6 +262,11 @@ class Soak(object):
                 f.write("after %s:\n%s%s\n" % (after, proc.stdout, proc.stderr))
             problems = [line for line in (proc.stdout + proc.stderr).splitlines() if not line.startswith("WARN")]
             self.count(self.failures, "host does not validate after " + after, "\n".join(problems)[:600])
+
+    def stopped_during(self, start: float, end: float) -> bool:
+        """Whether libvirtd was stopped (SIGSTOP) at some moment between start and end."""
+        with self.lock:
+            return any(s < end and (e is None or e > start) for s, e in self.daemon_stopped)
 
     def disk_fault_during(self, start: float, end: float, prefix: str = "") -> bool:
         """Whether a disk fault (of a kind starting with prefix) was on at some moment between start and end."""
@@ -360,11 +369,15 @@ class Soak(object):
         pid = self.host.daemon_pid()
         plan = self.next_plan()
         began = time.monotonic()
+        stopped = [began, None]
+        with self.lock:
+            self.daemon_stopped.append(stopped)
         os.kill(pid, signal.SIGSTOP)
         try:
             proc = self.deploy(plan, network=True, libvirt_hooks_daemon_timeout=4)
         finally:
             os.kill(pid, signal.SIGCONT)
+            stopped[1] = time.monotonic() + 2      # what it queued meanwhile runs on its return
         self.fault("role rollback (daemon hung at the reload)")
         if proc.returncode == 0 or "Rolled back to generation %s" % before not in proc.stdout:
             if proc.returncode != 0 and self.disk_fault_during(began, time.monotonic()):
@@ -563,6 +576,7 @@ class Soak(object):
 
     def virsh_op(self, name: str, *args):
         """Run one virsh command on the private daemon: its stdout, or None if it failed (the cause counted)."""
+        began = time.monotonic()
         try:
             proc = self.host.virsh(*args, check=False, timeout=240)
         except subprocess.TimeoutExpired:
@@ -577,8 +591,15 @@ class Soak(object):
             self.count(self.expected, "virsh %s: daemon away (restart, SIGSTOP)" % args[0])
         elif RACE.search(err):
             self.count(self.expected, "virsh %s: state changed meanwhile" % args[0], err)
+        elif self.stopped_during(began, time.monotonic()) and all(
+                line.startswith("error: Failed to") for line in err.splitlines()):
+            # virsh gave up on a daemon stopped for longer than its keepalive (30 s) and names no reason
+            # ("error: Failed to save domain 'soak-1' state", nothing more) when the daemon comes back.
+            self.count(self.expected, "virsh %s: no reason given, the daemon was stopped (SIGSTOP)" % args[0], err)
         else:
-            self.count(self.failures, "virsh %s failed" % args[0], err + "\nlibvirtd: " + self.host.daemon_errors())
+            # virsh's own message first: the example keeps 600 characters, the daemon's errors only what is left.
+            self.count(self.failures, "virsh %s failed" % args[0],
+                       err[:320] + "\nlibvirtd: " + self.host.daemon_errors()[-270:])
         return None
 
     # -- the run ---------------------------------------------------------------------------------

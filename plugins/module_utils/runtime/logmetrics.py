@@ -271,9 +271,9 @@ def write_textfile(log_path: str, backups: int, textfile_dir: str, state_file: s
     """Bring the counters up to date and write textfile_dir/virthooks.prom; what was done.
 
     The state lives beside the log: when it cannot be saved there (a full or read-only log directory, not
-    another error), the metrics are written all the same (the counters are the saved ones plus the records read, so the next run
-    reaches the same numbers again) and ``unsaved`` says why. Only the .prom file failing is an OSError (the
-    previous file is then left whole: it is replaced by a rename)."""
+    another error), the metrics are written all the same (the counters are the saved ones plus the records
+    read, so the next run reaches the same numbers again) and ``unsaved`` says why. The .prom file failing is
+    an OSError naming it (the previous file is then left whole: it is replaced by a rename)."""
     state_file = state_file or state_path(log_path)
     try:
         os.makedirs(os.path.dirname(state_file) or ".", 0o750, exist_ok=True)
