@@ -30,9 +30,9 @@ options:
   python:
     description:
       - Absolute path of the Python (>= 3.9) the scripts run with on the host.
-      - V("") leaves the Python to the host: each script is then C(launcher) (its block and step) instead of
-        C(content), which M(virthooks.libvirt.hook_runtime) writes for the Python the hooks run with there
-        (the role does this, so that a deploy needs no module call before it).
+      - With V(""), the Python is left to the host, and each script is then C(launcher) (its block and step)
+        instead of C(content), which M(virthooks.libvirt.hook_runtime) writes for the Python the hooks run with
+        there (the role does this, so that a deploy needs no module call before it).
     type: str
     default: /usr/bin/python3
 """

@@ -161,8 +161,8 @@ options:
     version_added: 0.3.0
     description:
       - Describe libvirt on the host first, as M(virthooks.libvirt.hooks_info) does (the same code), and
-        return the description as RV(libvirt): a deploy then needs this one module call, the role's
-        C(virthooks.libvirt.libvirt_hooks) included.
+        return the description as RV(libvirt), so that a deploy needs this one module call (the role
+        C(virthooks.libvirt.libvirt_hooks) makes no other).
       - The description gives the hooks directory when O(hooks_dir) is empty and the Python when O(python) is.
       - A host where no libvirt daemon is installed, and for which neither O(root), O(sysconfdir) nor
         O(hooks_dir) is given, is left as it is, with a warning; RV(libvirt.installed) is V(false).
