@@ -13,7 +13,7 @@ options:
   scripts:
     description:
       - The hook scripts of the new generation, each O(scripts[].name) (a rule names it C(scripts/<name>)),
-        its O(scripts[].content) or O(scripts[].content_base64), its O(scripts[].secrets), O(scripts[].files) and O(scripts[].state).
+        its O(scripts[].content), O(scripts[].content_base64) or O(scripts[].launcher), its O(scripts[].secrets), O(scripts[].files) and O(scripts[].state).
       - Scripts are validated before anything is written (C(#!) with an absolute interpreter that
         exists on the host, or an ELF executable; at most O(max_size) bytes).
     type: list
@@ -27,13 +27,30 @@ options:
         required: true
       content:
         description:
-          - The script's text. Exactly one of O(scripts[].content) and O(scripts[].content_base64) is needed for
-            O(scripts[].state=present).
+          - The script's text. Exactly one of O(scripts[].content), O(scripts[].content_base64) and
+            O(scripts[].launcher) is needed for O(scripts[].state=present).
         type: str
       content_base64:
         description:
           - The script's bytes, base64-encoded (for binary executables).
         type: str
+      launcher:
+        version_added: 0.3.0
+        description:
+          - The launcher of a step of the library of ready-made hooks, written on the host for the Python the
+            hooks run with there (the C(python) option of M(virthooks.libvirt.hook_runtime); the Python this
+            module runs with for M(virthooks.libvirt.hook)). The filter C(virthooks.libvirt.library_scripts)
+            gives it when it is not given a Python.
+        type: dict
+        suboptions:
+          block:
+            description: The building block, for example V(hugepages).
+            type: str
+            required: true
+          step:
+            description: The block's step, for example V(reserve).
+            type: str
+            required: true
       secrets:
         version_added: 0.2.0
         description:

@@ -28,7 +28,11 @@ options:
     type: dict
     required: true
   python:
-    description: Absolute path of the Python (>= 3.9) the scripts run with on the host.
+    description:
+      - Absolute path of the Python (>= 3.9) the scripts run with on the host.
+      - With V(""), the Python is left to the host, and each script is then C(launcher) (its block and step)
+        instead of C(content), which M(virthooks.libvirt.hook_runtime) writes for the Python the hooks run with
+        there (the role does this, so that a deploy needs no module call before it).
     type: str
     default: /usr/bin/python3
 """
@@ -41,7 +45,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: Script declarations, in the format of C(libvirt_hooks_scripts) entries (always with C(content)).
+  description:
+    - Script declarations, in the format of C(libvirt_hooks_scripts) entries, with C(content), or with
+      C(launcher) when O(python) is V("").
   type: list
   elements: dict
 """
@@ -401,8 +407,8 @@ def library_scripts(library, python="/usr/bin/python3"):
     if not isinstance(library, dict):
         raise AnsibleFilterError("libvirt_hooks_library must be a mapping of building block to parameters, got %s"
                                  % type(library).__name__)
-    if not isinstance(python, str) or not python.startswith("/"):
-        raise AnsibleFilterError("library_scripts: python must be an absolute path, got %r" % (python,))
+    if python != "" and (not isinstance(python, str) or not python.startswith("/")):
+        raise AnsibleFilterError("library_scripts: python must be an absolute path or \"\", got %r" % (python,))
     errors, out = _Errors(), []
     for block in sorted(library):
         params = library[block]
@@ -436,7 +442,10 @@ def library_scripts(library, python="/usr/bin/python3"):
             entry = {"name": "lib-%s-%s" % (block, step), "objects": objects}
             entry.update(rule)
             entry.update(extra_rule)
-            entry["content"] = launcher.render(block, step, python)
+            if python:
+                entry["content"] = launcher.render(block, step, python)
+            else:
+                entry["launcher"] = {"block": block, "step": step}
             entry["secrets"] = params_secret(clean)
             out.append(entry)
     if errors:

@@ -64,9 +64,15 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules im
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.syntax import syntax_problem, unchecked
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.trust import interpreter_of
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.xmlcond import rule_problems
-from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import FILE_DEFAULT_MODE, file_mode, file_problems, secret_problems
+from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import (
+    FILE_DEFAULT_MODE,
+    LAUNCHER_NAME,
+    file_mode,
+    file_problems,
+    secret_problems,
+)
 
-SOURCES = ("content", "src", "template")
+SOURCES = ("content", "src", "template", "launcher")
 RULE_FIELDS = tuple(k for k in RULE_DEFAULTS)
 ALLOWED = ("name", "state", "secrets", "files") + SOURCES + RULE_FIELDS
 
@@ -117,6 +123,7 @@ def script_plan(declared, contents=None):
         text = script_text(entry, contents, where, errors)
         if text is None:
             continue
+        source = {"launcher": text} if isinstance(text, dict) else {"content": text}
         rule = {k: entry[k] for k in RULE_FIELDS if k in entry}
         rule.update(name=name, script=script_file(name))
         rule_errors = ["%s: %s" % (where, problem) for problem in secret_problems(entry.get("secrets"))]
@@ -129,8 +136,9 @@ def script_plan(declared, contents=None):
         if rule_errors:
             continue
         errors.extend("%s: %s" % (where, problem) for problem in rule_problems([normalized]))
-        errors.extend("%s: %s" % (where, problem) for problem in controller_syntax(name, text))
-        scripts.append(dict({"name": name, "state": "present", "content": text},
+        if "content" in source:
+            errors.extend("%s: %s" % (where, problem) for problem in controller_syntax(name, text))
+        scripts.append(dict({"name": name, "state": "present"}, **source,
                             **({"secrets": secrets} if secrets else {}), **({"files": files} if files else {})))
         rules.append(rule)
         if normalized["enabled"] and normalized["driver"] not in drivers:
@@ -149,6 +157,8 @@ def script_text(entry: dict, contents: dict, where: str, errors: list):
         return None
     if given[0] == "content":
         return entry["content"]
+    if given[0] == "launcher":
+        return launcher_step(entry["launcher"], where, errors)
     text = contents.get(entry["name"])
     if text in (None, "", []):
         errors.append("%s: %s %r could not be read on the controller (looked up like "
@@ -156,6 +166,17 @@ def script_text(entry: dict, contents: dict, where: str, errors: list):
                       % (where, given[0], entry[given[0]], "file" if given[0] == "src" else "template"))
         return None
     return text
+
+
+def launcher_step(step, where: str, errors: list):
+    """A library launcher ({block, step}, written by the host for its Python: library_scripts with no Python);
+    None, with the reason in errors, when it is not one."""
+    if not isinstance(step, dict) or set(step) != {"block", "step"} or not all(
+            isinstance(value, str) and LAUNCHER_NAME.match(value) for value in step.values()):
+        errors.append("%s: 'launcher' must be {block: NAME, step: NAME} of the library of ready-made hooks (got %r)"
+                      % (where, step))
+        return None
+    return dict(step)
 
 
 def split_env(env, secrets: dict, where: str, errors: list):

@@ -75,6 +75,11 @@ SYSCONFDIR_BY_FAMILY = {
     "FreeBSD": "/usr/local/etc",
     "NixOS": "/var/lib",
 }
+# The usual path of Python 3 per family, for the hooks (the interpreter a module runs with may be a versioned
+# or virtual environment path that a package upgrade removes): /usr/bin/python3 on every other family, and for a
+# libvirt built from source under /usr/local on any family but FreeBSD (whose ports live there anyway).
+PYTHON_BY_FAMILY = {"FreeBSD": "/usr/local/bin/python3", "NixOS": "/run/current-system/sw/bin/python3"}
+DEFAULT_PYTHON = "/usr/bin/python3"
 SOURCE_BUILD_PREFIX = "/usr/local/"
 SOURCE_BUILD_SYSCONFDIR = "/usr/local/etc"
 FALLBACK_SYSCONFDIR = "/etc"
@@ -630,6 +635,21 @@ def resolve_hooks_dir(explicit: str, root: str = "", sysconfdir: str = "", sandb
         raise DetectionError("hooks_dir %s is outside sandbox.dir %s: a sandbox keeps its hooks inside it"
                              % (hooks_dir, directory))
     return hooks_dir
+
+
+def platform_python(info: dict) -> str:
+    """The Python 3 the hooks of a host described by detect() run with: its OS family's usual one."""
+    source_build = any(str(path).startswith(SOURCE_BUILD_PREFIX) for path in info["binaries"].values())
+    if source_build and info["os_family"] != "FreeBSD":
+        return DEFAULT_PYTHON
+    return PYTHON_BY_FAMILY.get(info["os_family"], DEFAULT_PYTHON)
+
+
+def tree_drivers(files: list) -> list:
+    """The drivers whose per-guest tree (<driver>.d/<object>/<operation>/<sub-operation>) holds files, from
+    inventory_hooks() or detect()'s files, in DRIVERS order."""
+    found = {f["driver"] for f in files if f["kind"] == KIND_TREE}
+    return [d for d in DRIVERS if d in found]
 
 
 # ---------------------------------------------------------------- a sandbox host

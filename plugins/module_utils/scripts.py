@@ -14,6 +14,7 @@ import binascii
 import os
 import re
 
+from .runtime import launcher
 from .runtime.fileops import under
 from .runtime.rules import validate_name
 from .runtime.trust import format_problem, interpreter_of
@@ -123,6 +124,7 @@ SCRIPT_OPTIONS = dict(
     name=dict(type="str", required=True),
     content=dict(type="str"),
     content_base64=dict(type="str"),
+    launcher=dict(type="dict", options=dict(block=dict(type="str", required=True), step=dict(type="str", required=True))),
     secrets=dict(type="dict", no_log=True),
     files=dict(type="list", elements="dict", options=dict(
         name=dict(type="str", required=True),
@@ -140,20 +142,36 @@ SCRIPTS_ARGUMENT_SPEC = dict(
 )
 
 
-def script_bytes(script: dict) -> bytes:
-    """The bytes of a declared script (content or content_base64); ValueError names the script."""
+# A library block's or step's name (the launcher imports the block's module and calls the step).
+LAUNCHER_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+
+
+def script_bytes(script: dict, python: str = "/usr/bin/python3") -> bytes:
+    """The bytes of a declared script (content, content_base64, or the launcher of a library block's step run
+    by python); ValueError names the script."""
     if script["state"] == "absent":
         return b""
-    given = [k for k in ("content", "content_base64") if script.get(k) is not None]
+    given = [k for k in ("content", "content_base64", "launcher") if script.get(k) is not None]
     if len(given) != 1:
-        raise ValueError("script %r needs exactly one of content or content_base64 (got %s)"
-                         % (script["name"], ", ".join(given) or "neither"))
+        raise ValueError("script %r needs exactly one of content, content_base64 or launcher (got %s)"
+                         % (script["name"], ", ".join(given) or "none"))
     if given[0] == "content":
         return script["content"].encode("utf-8")
+    if given[0] == "launcher":
+        return launcher_bytes(script["name"], script["launcher"], python)
     try:
         return base64.b64decode(script["content_base64"], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError("script %r: content_base64 is not valid base64: %s" % (script["name"], exc))
+
+
+def launcher_bytes(name: str, step: dict, python: str) -> bytes:
+    """The launcher of a library block's step ({block, step}), run by python; ValueError names the script."""
+    bad = [key for key in ("block", "step") if not LAUNCHER_NAME.match(str(step.get(key) or ""))]
+    if bad:
+        raise ValueError("script %r: launcher %s must be a library block's name (lower-case letters, digits and _), "
+                         "got %s" % (name, " and ".join(bad), ", ".join(repr(step.get(key)) for key in bad)))
+    return launcher.render(step["block"], step["step"], python).encode("utf-8")
 
 
 def secret_files(script: dict) -> dict:
@@ -186,8 +204,8 @@ def own_files(script: dict) -> dict:
                         file_mode(f.get("mode") or FILE_DEFAULT_MODE)) for f in files}
 
 
-def declared_scripts(scripts: list) -> list:
-    """[{'name', 'state', 'data', 'secrets', 'files'}] for the installer, from a module's O(scripts); ValueError
-    names a bad one."""
-    return [{"name": s["name"], "state": s["state"], "data": script_bytes(s), "secrets": secret_files(s),
+def declared_scripts(scripts: list, python: str = "/usr/bin/python3") -> list:
+    """[{'name', 'state', 'data', 'secrets', 'files'}] for the installer, from a module's O(scripts) (library
+    launchers run by python); ValueError names a bad one."""
+    return [{"name": s["name"], "state": s["state"], "data": script_bytes(s, python), "secrets": secret_files(s),
              "files": own_files(s)} for s in scripts]

@@ -125,7 +125,7 @@ def main():
     try:
         hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"],
                                       module.params["sandbox"])
-        scripts = declared_scripts(module.params["scripts"] or [])
+        scripts = declared_scripts(module.params["scripts"] or [], sys.executable)
     except (DetectionError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     try:

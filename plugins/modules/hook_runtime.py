@@ -153,11 +153,41 @@ options:
     default: abortable
   python:
     description:
-      - The Python interpreter the entry points use to run the dispatcher (3.9 or later).
-      - The default V("") uses the interpreter this module runs with, or V(/usr/bin/python3) when
-        O(root) is set.
+      - The Python interpreter the entry points use to run the dispatcher (3.9 or later), and the library
+        launchers of O(scripts) (O(scripts[].launcher)).
+      - The default V("") uses the OS family's usual Python 3 with O(detect) (V(/usr/local/bin/python3) on
+        FreeBSD, V(/run/current-system/sw/bin/python3) on NixOS, else V(/usr/bin/python3)), and without it the
+        interpreter this module runs with, or V(/usr/bin/python3) when O(root) is set.
     type: path
     default: ""
+  detect:
+    version_added: 0.3.0
+    description:
+      - Describe libvirt on the host first, as M(virthooks.libvirt.hooks_info) does (the same code), and
+        return the description as RV(libvirt), so that a deploy needs this one module call (the role
+        C(virthooks.libvirt.libvirt_hooks) makes no other).
+      - The description gives the hooks directory when O(hooks_dir) is empty and the Python when O(python) is.
+      - A host where no libvirt daemon is installed, and for which neither O(root), O(sysconfdir) nor
+        O(hooks_dir) is given, is left as it is, with a warning; RV(libvirt.installed) is V(false).
+      - The description is of the host before the run (as M(virthooks.libvirt.hooks_info) run just before
+        would give it).
+    type: bool
+    default: false
+  tree_drivers:
+    version_added: 0.3.0
+    description:
+      - With O(state=present), every driver whose per-guest tree
+        (C(hooks/<driver>.d/<object>/<operation>/<sub-operation>/)) holds files gets an entry point too, as if
+        listed in O(drivers), so the tree keeps running without a rule of its own.
+    type: bool
+    default: false
+  remove_if_empty:
+    version_added: 0.3.0
+    description:
+      - With O(state=present), when there is nothing to deploy (no O(rules), and no driver in O(drivers), those of
+        O(tree_drivers) counted), remove everything as O(state=absent) does.
+    type: bool
+    default: false
   cli_link:
     description:
       - Where to link the operator CLI C(virthooks), for example V(/usr/local/bin/virthooks), as
@@ -201,6 +231,17 @@ EXAMPLES = r"""
   virthooks.libvirt.hook_runtime:
     drivers: [qemu]
     foreign_hooks: adopt
+
+- name: Find libvirt, install for its OS family's Python and get the description back, in one call
+  virthooks.libvirt.hook_runtime:
+    detect: true
+    tree_drivers: true
+    drivers: [qemu]
+  register: runtime
+
+- name: Show which daemons run
+  ansible.builtin.debug:
+    msg: "{{ runtime.libvirt.daemons | dict2items | selectattr('value.running') | map(attribute='key') }}"
 
 - name: Go back to the generation before the current one
   virthooks.libvirt.hook_runtime:
@@ -283,6 +324,14 @@ runtime_version:
   returned: always
   type: str
   sample: 3f2a9c0d11e4b7a5
+libvirt:
+  description:
+    - With O(detect), the host as it was before the run, described as M(virthooks.libvirt.hooks_info)
+      describes it (RV(virthooks.libvirt.hooks_info#module:libvirt) there lists every key).
+  returned: when O(detect)
+  type: dict
+  sample: {"installed": true, "version": "9.0.0", "os_family": "Debian", "hooks_dir": "/etc/libvirt/hooks",
+           "mode": "monolithic", "init_system": "systemd"}
 changes:
   description: One line per file operation that was (or, in check mode, would be) carried out.
   returned: always
@@ -296,9 +345,13 @@ import sys
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import (
     DetectionError,
+    detect,
+    inventory_hooks,
     path_argument_spec,
+    platform_python,
     resolve_hooks_dir,
     sandbox_dir,
+    tree_drivers,
 )
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.fileops import host_path, under
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
@@ -324,11 +377,26 @@ ARGUMENT_SPEC = dict(
     foreign_on_failure=dict(type="str", choices=["abortable", "fail"], default="abortable"),
     python=dict(type="path", default=""),
     cli_link=dict(type="path", default=""),
+    detect=dict(type="bool", default=False),
+    tree_drivers=dict(type="bool", default=False),
+    remove_if_empty=dict(type="bool", default=False),
 )
 
 
-def state_rollback(module, hooks_dir: str) -> dict:
+class Target:
+    """Where and with what the run works: the hooks directory, the entry points' Python, and the host's
+    description when O(detect) asked for one (else None)."""
+    __slots__ = ("hooks_dir", "python", "info")
+
+    def __init__(self, hooks_dir: str, python: str, info):
+        self.hooks_dir = hooks_dir
+        self.python = python
+        self.info = info
+
+
+def state_rollback(module, target: Target) -> dict:
     """Make an earlier generation current again, entry points as they were for it."""
+    hooks_dir = target.hooks_dir
     try:
         plan = plan_rollback(hooks_dir, module.params["generation"], host_path(module.params["root"], hooks_dir))
         if not module.check_mode:
@@ -342,29 +410,29 @@ def state_rollback(module, hooks_dir: str) -> dict:
                 changes=["switch to generation %s" % plan["target"]], notes=plan["notes"])
 
 
-def state_present(module, hooks_dir: str) -> dict:
+def state_present(module, target: Target) -> dict:
     """Install the runtime, a generation of the rules and scripts, and the entry points."""
     params = module.params
     scripts = None
     if params["scripts"] is not None:
         try:
-            scripts = declared_scripts(params["scripts"])
+            scripts = declared_scripts(params["scripts"], target.python)
         except ValueError as exc:
             module.fail_json(msg=str(exc))
     spec = DeploySpec.from_params(params, scripts, params_cli_link(params))
-    installer, plan, diff = carry_out(module, hooks_dir, lambda inst: inst.plan_deploy(spec))
-    result = plan_result(hooks_dir, plan, diff, sorted(set(params["drivers"]), key=DRIVERS.index))
+    installer, plan, diff = carry_out(module, target, lambda inst: inst.plan_deploy(spec))
+    result = plan_result(target.hooks_dir, plan, diff, sorted(set(params["drivers"]), key=DRIVERS.index))
     result.update(runtime_version=installer.digest, scripts=plan.scripts._asdict())
     return result
 
 
-def state_absent(module, hooks_dir: str) -> dict:
+def state_absent(module, target: Target) -> dict:
     """Remove what virthooks installed, adopted hooks put back."""
     cli_link = params_cli_link(module.params)
-    installer, plan, diff = carry_out(module, hooks_dir,
+    installer, plan, diff = carry_out(module, target,
                                       lambda inst: inst.plan_removal(cli_link, module.params["foreign_hooks"]))
     remaining = [d for d in installer.installed_entry_points() if d not in plan.removed]
-    return plan_result(hooks_dir, plan, diff, remaining if module.check_mode else [])
+    return plan_result(target.hooks_dir, plan, diff, remaining if module.check_mode else [])
 
 
 def params_cli_link(params: dict) -> str:
@@ -374,14 +442,14 @@ def params_cli_link(params: dict) -> str:
     return under(link_root, params["cli_link"]) if params["cli_link"] else ""
 
 
-def carry_out(module, hooks_dir: str, planner) -> tuple:
+def carry_out(module, target: Target, planner) -> tuple:
     """(installer, plan, diff): the plan planner(installer) makes, applied unless in check mode, and its
     diff (made before: the generation it replaces may be pruned); a failure fails the module naming the
     hooks directory."""
     root = module.params["root"]
-    python = module.params["python"] or ("/usr/bin/python3" if root.rstrip("/") else sys.executable)
+    hooks_dir = target.hooks_dir
     try:
-        installer = RuntimeInstaller(hooks_dir, python, root=root)
+        installer = RuntimeInstaller(hooks_dir, target.python, root=root)
         plan = planner(installer)
         diff = plan.diff(hooks_dir) if module._diff and plan.changes else None
         if plan.changes and not module.check_mode:
@@ -408,14 +476,69 @@ def plan_result(hooks_dir: str, plan, diff, entry_points: list) -> dict:
 STATES = {"present": state_present, "absent": state_absent, "rollback": state_rollback}
 
 
-def main():
-    module = AnsibleModule(argument_spec=dict(**path_argument_spec(), **ARGUMENT_SPEC), supports_check_mode=True)
+def entry_python(params: dict, info) -> str:
+    """The Python of the entry points: O(python), else the OS family's (O(detect)), else this module's
+    (/usr/bin/python3 for an image root)."""
+    if params["python"]:
+        return params["python"]
+    if info is not None:
+        return platform_python(info)
+    return "/usr/bin/python3" if params["root"].rstrip("/") else sys.executable
+
+
+def libvirt_missing(params: dict, info) -> bool:
+    """Whether O(detect) found no libvirt on a host the caller gave no paths for: then nothing is done."""
+    return (info is not None and not info["installed"]
+            and not (params["root"] or params["sysconfdir"] or params["hooks_dir"]))
+
+
+def find_target(module) -> Target:
+    """The hooks directory (given or detected), the host's description (O(detect)) and the entry points'
+    Python; a host without libvirt (libvirt_missing) ends the module unchanged."""
+    params = module.params
     try:
-        hooks_dir = resolve_hooks_dir(module.params["hooks_dir"], module.params["root"], module.params["sysconfdir"],
-                                      module.params["sandbox"])
+        info = (detect(root=params["root"], sysconfdir=params["sysconfdir"], sandbox=params["sandbox"])
+                if params["detect"] else None)
+        if libvirt_missing(params, info):
+            module.warn("libvirt is not installed here: no libvirtd or virt*d daemon was found, so no hooks are"
+                        " deployed (give sysconfdir, root or hooks_dir to deploy anyway)")
+            module.exit_json(changed=False, hooks_dir=info["hooks_dir"], entry_points=[], added=[], removed=[],
+                             adopted=[], generation="", previous_generation="", runtime_version="", changes=[],
+                             libvirt=described(module, info))
+        hooks_dir = resolve_hooks_dir(params["hooks_dir"] or (info or {}).get("hooks_dir", ""), params["root"],
+                                      params["sysconfdir"], params["sandbox"])
     except DetectionError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(**STATES[module.params["state"]](module, hooks_dir))
+    return Target(hooks_dir, entry_python(params, info), info)
+
+
+def described(module, info: dict) -> dict:
+    """The host's description as hooks_info returns it, its warnings given to Ansible."""
+    info = dict(info)
+    for warning in info.pop("warnings", []):
+        module.warn(warning)
+    return info
+
+
+def settle_drivers(module, target: Target) -> str:
+    """The state to carry out: O(drivers) gets the drivers of the per-guest tree (O(tree_drivers)), and
+    O(state=present) with nothing to deploy becomes O(state=absent) under O(remove_if_empty)."""
+    params = module.params
+    if params["tree_drivers"] and params["state"] == "present":
+        files = target.info["files"] if target.info is not None else inventory_hooks(target.hooks_dir)
+        params["drivers"] = list(dict.fromkeys(params["drivers"] + tree_drivers(files)))
+    if params["state"] == "present" and params["remove_if_empty"] and not params["rules"] and not params["drivers"]:
+        return "absent"
+    return params["state"]
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(**path_argument_spec(), **ARGUMENT_SPEC), supports_check_mode=True)
+    target = find_target(module)
+    result = STATES[settle_drivers(module, target)](module, target)
+    if target.info is not None:
+        result["libvirt"] = described(module, target.info)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

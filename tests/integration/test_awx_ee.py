@@ -22,6 +22,8 @@ from tests.integration.test_role_sandbox import SH
 
 BIN = Path(sys.executable).parent
 EE = REPO / "extensions" / "molecule" / "utils" / "ee"
+# The lock's packages that go into the EE (extensions/molecule/utils/ee/build-ee.sh, docs/awx.md).
+EE_ROOTS = ("ansible-core", "ansible-runner", "bindep", "pyyaml", "packaging")
 
 
 def run(cmd: list, cwd: Path | None = None, **extra: str) -> subprocess.CompletedProcess:
@@ -43,7 +45,7 @@ def test_ansible_builder_create_makes_a_context_that_carries_the_collection_and_
     run([BIN / "ansible-galaxy", "collection", "build", REPO, "--output-path", tmp_path])
     shutil.copy(REPO / "examples" / "execution-environment.yml", tmp_path)
     shutil.copy(EE / "pkgmgr", tmp_path)
-    lock = run([sys.executable, EE / "lock_subset.py", REPO / "requirements" / "test.txt", "ansible-core", "ansible-runner"])
+    lock = run([sys.executable, EE / "lock_subset.py", REPO / "requirements" / "test.txt", *EE_ROOTS])
     (tmp_path / "ee-requirements.txt").write_text(lock.stdout)
     run([BIN / "ansible-builder", "create", "-f", "execution-environment.yml", "-c", "context"], cwd=tmp_path)
     context = tmp_path / "context"
@@ -57,6 +59,12 @@ def test_ansible_builder_create_makes_a_context_that_carries_the_collection_and_
     pins = [line.split(" ")[0] for line in (context / "_build" / "virthooks" / "ee-requirements.txt").read_text().splitlines()
             if "==" in line]
     assert {"ansible-core==2.19.14", "ansible-runner==2.4.3", "jinja2==3.1.6"} <= set(pins), pins
+    # ansible-builder's own tools: what its builder stage pip-installs unpinned is already there from the lock
+    # (with what bindep needs), and dumb-init is Debian's, pinned, instead of its unhashed pip install.
+    assert "RUN $PYCMD -m pip install --no-cache-dir bindep pyyaml packaging" in containerfile
+    assert {"bindep==2.14.0", "pyyaml==6.0.4", "packaging==26.4", "parsley==1.3", "pbr==7.1.3", "distro==1.9.0"} <= set(pins), pins
+    assert "dumb-init=1.2.5-2" in containerfile and "pip install --no-cache-dir 'dumb-init" not in containerfile
+    assert 'ENTRYPOINT ["/opt/builder/bin/entrypoint", "dumb-init"]' in containerfile
     # What the image build does next: install the collection from the context, then introspect it.
     installed = tmp_path / "installed"
     run([BIN / "ansible-galaxy", "collection", "install", context / "_build" / "collections" / tarball, "-p", installed, "--force"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,6 +151,31 @@ def test_bad_input_fails_clearly_and_hosts_keep_their_working_hooks(fleet, bad, 
     assert fleet.fire("host-a", "vm", "prepare", "begin", "-").returncode == 0
 
 
+def test_src_files_are_read_once_for_the_play_and_templates_rendered_per_host(fleet):
+    """A script's src and a script's file's src are the same text on every host (read once for the play); a
+    template is rendered with each host's own variables; a src only one host declares reaches that host."""
+    (fleet.tmp / "shared.sh").write_text(SH % fleet.tmp)
+    (fleet.tmp / "only-b.sh").write_text("#!/bin/sh\nexit 0\n")
+    (fleet.tmp / "conf.json").write_text('{"a": 1}\n\n')
+    (fleet.tmp / "who.sh.j2").write_text("#!/bin/sh\n# {{ inventory_hostname }}\nexit 0\n")
+    fleet.write(common={"libvirt_hooks_scripts": [
+        {"name": "shared", "operations": ["prepare"], "src": str(fleet.tmp / "shared.sh"),
+         "files": [{"name": "conf.json", "src": str(fleet.tmp / "conf.json")}]},
+        {"name": "who", "operations": ["prepare"], "template": str(fleet.tmp / "who.sh.j2")}]},
+        storage={"libvirt_hooks_scripts__storage": [{"name": "only-b", "operations": ["release"],
+                                                     "src": str(fleet.tmp / "only-b.sh")}]})
+    proc = fleet.deploy()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for host in ("host-a", "host-b"):
+        current = fleet.hooks(host) / "virthooks" / "current"
+        assert (current / "scripts" / "shared").read_text() == (SH % fleet.tmp).rstrip("\n")
+        assert (current / "files" / "shared" / "conf.json").read_text() == '{"a": 1}\n\n'
+        assert (current / "scripts" / "who").read_text().splitlines()[1] == "# " + host
+    assert sorted(os.listdir(fleet.hooks("host-b") / "virthooks" / "current" / "scripts")) == ["only-b", "shared", "who"]
+    assert "only-b" not in os.listdir(fleet.hooks("host-a") / "virthooks" / "current" / "scripts")
+    assert "conf.json" not in proc.stdout and "only-b.sh" not in proc.stdout
+
+
 def test_missing_sysconfdir_is_named(fleet):
     fleet.write(host_a={"libvirt_hooks_sysconfdir": "/nonexistent/etc"})
     proc = fleet.deploy()
@@ -226,10 +252,11 @@ def current_generation(fleet, host: str) -> str:
     return os.readlink(fleet.hooks(host) / "virthooks" / "current").rsplit("/", 1)[-1]
 
 
-def test_a_no_change_run_makes_no_generation_and_costs_two_module_calls(fleet, tmp_path):
-    """What the README's quick start and docs/scale.md say: hooks_info and hook_runtime, nothing else; and few
-    task results per host (each costs the controller a worker process per host, a skipped one too): the
-    library, the plan, the meta task that ends the role and the playbook's two canary meta tasks (49 before)."""
+def test_a_no_change_run_makes_no_generation_and_costs_one_module_call(fleet, tmp_path):
+    """What the README's quick start and docs/scale.md say: hook_runtime, which finds libvirt itself, nothing else
+    (hooks_info and hook_runtime before, 2 calls); and few task results per host (each costs the controller a
+    worker process per host, a skipped one too): the library, the plan, the meta tasks that end the role and the
+    playbook's two canary meta tasks (49 before)."""
     fleet.write(common={"libvirt_hooks_scripts": [{"name": "audit", "operations": ["started"], "content": SH % fleet.tmp}]},
                 gpu=gpu_scripts(fleet.tmp))
     assert fleet.deploy().returncode == 0
@@ -246,11 +273,11 @@ def test_a_no_change_run_makes_no_generation_and_costs_two_module_calls(fleet, t
     assert all(r["changed"] == 0 for r in recap(again).values()), again.stdout
     assert {h: current_generation(fleet, h) for h in ("host-a", "host-b")} == before
     calls = json.loads(counts.read_text())
-    assert calls and all(n == 2 for n in calls.values()), calls
-    # hooks_info, its not-installed check, the library, the plan, hook_runtime, the end of the role, the two
-    # canary meta tasks of the playbook; plus the first host's once-per-play task
+    assert calls and all(n == 1 for n in calls.values()), calls
+    # the library, the plan, hook_runtime, its not-installed check, the end of the role, the two canary meta
+    # tasks of the playbook; plus the first host's once-per-play task
     per_host = json.loads(results.read_text())
-    assert sorted(per_host) == ["host-a", "host-b"] and all(n <= 9 for n in per_host.values()), per_host
+    assert sorted(per_host) == ["host-a", "host-b"] and all(n <= 8 for n in per_host.values()), per_host
 
 
 def with_an_untrusted_script(fleet, tmp_path) -> dict:
@@ -333,3 +360,35 @@ def test_keeping_one_generation_is_refused_while_a_failed_run_rolls_back_naming_
         common={"libvirt_hooks_generations_keep": 1, "libvirt_hooks_rollback_on_failure": False})
     assert fleet.deploy().returncode == 0
     assert os.listdir(fleet.hooks("host-a") / "virthooks" / "generations") == [current_generation(fleet, "host-a")]
+
+
+def test_stages_run_without_the_deploy_describe_the_host_themselves(tmp_path):
+    """The role knows the host from hook_runtime's result (detect); a run without the deploy asks hooks_info:
+    --tags virthooks_metrics (the tagged describe task) and --skip-tags virthooks_deploy (metrics.yml's own)."""
+    box = tmp_path / "box"
+    (box / "var" / "lib" / "node-exporter").mkdir(parents=True)
+    inventory = tmp_path / "hosts.json"
+    inventory.write_text(json.dumps({"hypervisors": {"hosts": {"box": {}}, "vars": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
+        "libvirt_hooks_sandbox": {"dir": str(box), "version": "10.0.0", "daemons": ["libvirtd"]},
+        "libvirt_hooks_restart": "never", "libvirt_hooks_metrics": {"textfile_dir": "/var/lib/node-exporter"},
+        "libvirt_hooks_scripts": [{"name": "audit", "operations": ["started"], "content": SH % tmp_path}]}}}))
+    cron = box / "etc" / "cron.d" / "virthooks-metrics"
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
+                               str(REPO / "playbooks" / "deploy_hooks.yml"), *extra],
+                              capture_output=True, text=True, env=ansible_env(), timeout=600, check=False)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return proc
+
+    first = run()
+    described = (r"TASK \[[^\]]*Describe libvirt on this host[^\]]*\] \**\s+"
+                 r"(included: [^\n]*describe.yml for box\s+TASK \[[^\]]*\] \**\s+)?ok: \[box\]")
+    assert not re.search(described, first.stdout) and cron.exists(), first.stdout
+    cron.unlink()
+    for extra in (("--tags", "virthooks_metrics"), ("--skip-tags", "virthooks_deploy")):
+        proc = run(*extra)
+        assert re.search(described, proc.stdout), proc.stdout
+        assert "Install the dispatcher" not in proc.stdout and cron.exists(), extra
+        cron.unlink()

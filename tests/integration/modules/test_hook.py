@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 
 import pytest
 
@@ -92,3 +93,13 @@ def test_a_new_secret_value_updates_the_script_shown_redacted_and_in_no_result(a
     assert result["updated"] == ["a"] and "tok-S3cr3t" not in json.dumps(result)
     assert any(d.get("after") == "TOKEN=<redacted> (changed)\n" for d in result["diff"])
     assert (hooks / "virthooks" / "current" / "secrets" / "a" / "TOKEN").read_text() == "tok-S3cr3t-new"
+
+
+@pytest.mark.root
+def test_a_library_launcher_is_written_for_the_python_the_module_runs_with(ansible_module, tmp_path):
+    hooks = tmp_path / "hooks"
+    result = ansible_module(MODULE, {"hooks_dir": str(hooks), "scripts": [
+        {"name": "lib-hugepages-reserve", "launcher": {"block": "hugepages", "step": "reserve"}}]})
+    assert result["changed"] and result["added"] == ["lib-hugepages-reserve"], result
+    text = (hooks / "virthooks" / "current" / "scripts" / "lib-hugepages-reserve").read_text()
+    assert text.startswith("#!%s -IS\n" % sys.executable) and "main('hugepages', 'reserve')" in text

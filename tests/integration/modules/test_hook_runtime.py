@@ -182,3 +182,77 @@ def test_the_diff_shows_the_scripts_before_even_when_their_generation_is_pruned(
     assert (script["before"], script["after"]) == ("#!/bin/sh\necho old\n", "#!/bin/sh\necho new\n")
     secrets = next(d for d in result["diff"] if d.get("before_header", "").endswith("/secrets/rec"))
     assert (secrets["before"], secrets["after"]) == ("TOKEN=<redacted>\n", "TOKEN=<redacted> (changed)\n")
+
+
+def sandbox_args(tmp_path, **kw):
+    """A sandbox host (its own description, nothing of this machine's libvirt) for detect."""
+    base = {"sandbox": {"dir": str(tmp_path / "box"), "version": "10.0.0", "daemons": ["virtqemud", "virtnetworkd"]},
+            "detect": True, "drivers": ["qemu"], "rules": RULES, "log": {"file": str(tmp_path / "log.jsonl")}}
+    base.update(kw)
+    return base
+
+
+@pytest.mark.root
+def test_detect_describes_the_host_as_hooks_info_and_deploys_there_for_its_python(ansible_module, tmp_path):
+    """One module call for a deploy: the hooks directory, the description and the Python come from detection."""
+    (tmp_path / "box" / "etc").mkdir(parents=True)
+    (tmp_path / "box" / "etc" / "os-release").write_text("ID=debian\n")
+    scripts = [{"name": "rec", "content": "#!/bin/sh\nexit 0\n"},
+               {"name": "lib-hugepages-reserve", "launcher": {"block": "hugepages", "step": "reserve"}}]
+    result = ansible_module(MODULE, sandbox_args(tmp_path, scripts=scripts))
+    info = ansible_module("virthooks.libvirt.hooks_info", {"sandbox": sandbox_args(tmp_path)["sandbox"]})["libvirt"]
+    hooks = tmp_path / "box" / "etc" / "libvirt" / "hooks"
+    assert result["changed"] is True and result["hooks_dir"] == str(hooks) and result["entry_points"] == ["qemu"]
+    # the host as it was before the run: the same as hooks_info's then, but for the files the run wrote
+    assert result["libvirt"]["files"] == [] and "warnings" not in result["libvirt"]
+    assert {k: v for k, v in result["libvirt"].items() if k not in ("files", "drivers", "hooks_dir_exists")} == {
+        k: v for k, v in info.items() if k not in ("files", "drivers", "hooks_dir_exists")}
+    assert result["libvirt"]["os_family"] == "Debian" and result["libvirt"]["daemons"].keys() == {"virtqemud", "virtnetworkd"}
+    assert "/usr/bin/python3" in (hooks / "qemu").read_text()
+    launcher = (hooks / "virthooks" / "current" / "scripts" / "lib-hugepages-reserve").read_text()
+    assert launcher.startswith("#!/usr/bin/python3 -IS\n") and "main('hugepages', 'reserve')" in launcher
+    again = ansible_module(MODULE, sandbox_args(tmp_path, scripts=scripts), check=True)
+    assert again["changed"] is False and again["libvirt"]["drivers"]["qemu"]["entry_point"] == "ours"
+
+
+@pytest.mark.root
+def test_a_launcher_with_a_bad_block_name_fails_naming_the_script(ansible_module, tmp_path):
+    scripts = [{"name": "lib-x", "launcher": {"block": "../../x", "step": "run"}}]
+    result = ansible_module(MODULE, args(tmp_path, scripts=scripts))
+    assert result["failed"] is True and "script 'lib-x': launcher block" in result["msg"]
+    assert not (tmp_path / "hooks").exists()
+
+
+@pytest.mark.root
+def test_tree_drivers_get_an_entry_point_without_a_rule(ansible_module, tmp_path):
+    tree = tmp_path / "hooks" / "network.d" / "lan" / "started" / "begin"
+    tree.mkdir(parents=True)
+    (tree / "fw.sh").write_text("#!/bin/sh\nexit 0\n")
+    (tree / "fw.sh").chmod(0o755)
+    without = ansible_module(MODULE, args(tmp_path, rules=[], drivers=[]), check=True)
+    assert without["entry_points"] == []
+    result = ansible_module(MODULE, args(tmp_path, rules=[], drivers=[], tree_drivers=True))
+    assert result["entry_points"] == ["network"] and (tmp_path / "hooks" / "network").exists()
+
+
+@pytest.mark.root
+def test_remove_if_empty_removes_everything_when_nothing_is_left_to_deploy(ansible_module, tmp_path):
+    ansible_module(MODULE, args(tmp_path, cli_link=str(tmp_path / "bin" / "virthooks")))
+    kept = ansible_module(MODULE, args(tmp_path, rules=[], drivers=[]), check=True)
+    assert kept["changed"] is True and kept["generation"]          # an empty generation, the runtime kept
+    result = ansible_module(MODULE, args(tmp_path, rules=[], drivers=[], remove_if_empty=True,
+                                         cli_link=str(tmp_path / "bin" / "virthooks")))
+    assert result["changed"] is True and result["removed"] == ["qemu"] and result["generation"] == ""
+    assert os.listdir(tmp_path / "hooks") == []
+
+
+def test_a_host_without_libvirt_is_left_alone_only_when_no_path_is_given(tmp_path):
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import detect
+    from ansible_collections.virthooks.libvirt.plugins.modules.hook_runtime import libvirt_missing
+    info = detect(root=str(tmp_path))
+    assert info["installed"] is False
+    params = {"root": "", "sysconfdir": "", "hooks_dir": ""}
+    assert libvirt_missing(params, info) is True
+    for given in ({"root": str(tmp_path)}, {"sysconfdir": "/etc"}, {"hooks_dir": str(tmp_path / "hooks")}):
+        assert libvirt_missing(dict(params, **given), info) is False
+    assert libvirt_missing(params, None) is False and libvirt_missing(params, dict(info, installed=True)) is False

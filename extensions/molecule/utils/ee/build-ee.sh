@@ -72,7 +72,10 @@ build_ee() {
   "$BIN/ansible-galaxy" collection build "$REPO" --output-path "$ctx" >"$CACHE/logs/ee-collection.log" 2>&1 \
     || { cat "$CACHE/logs/ee-collection.log" >&2; die "ansible-galaxy collection build failed"; }
   cp "$REPO/examples/execution-environment.yml" "$EE_DIR/pkgmgr" "$ctx/"
-  "$PY" "$EE_DIR/lock_subset.py" "$REPO/requirements/test.txt" ansible-core ansible-runner >"$ctx/ee-requirements.txt"
+  # ansible-core and ansible-runner, and what ansible-builder's builder stage installs unpinned (`pip install
+  # bindep pyyaml packaging`, already satisfied then): the lock's versions with their hashes.
+  "$PY" "$EE_DIR/lock_subset.py" "$REPO/requirements/test.txt" ansible-core ansible-runner bindep pyyaml packaging \
+    >"$ctx/ee-requirements.txt"
   h=$({ podman image inspect --format '{{.Id}}' "$BASE"
         cat "$ctx/execution-environment.yml" "$ctx/ee-requirements.txt" "$ctx/pkgmgr" "$0"
         tar -xzOf "$ctx"/virthooks-libvirt-*.tar.gz MANIFEST.json FILES.json; } | sha)

@@ -187,3 +187,19 @@ def test_the_declared_defaults_are_the_filters(block, params):
     for key, option in options.items():
         if "default" in option and key != "state":
             assert used[key] == option["default"], (block, key)
+
+
+def test_without_a_python_each_step_is_a_launcher_that_the_host_writes():
+    """The role's expansion (no module call before hook_runtime tells the host's Python): {block, step}."""
+    out = library_scripts({"hugepages": None}, "")
+    assert [(e["name"], e.get("launcher"), "content" in e) for e in out] == [
+        ("lib-hugepages-reserve", {"block": "hugepages", "step": "reserve"}, False),
+        ("lib-hugepages-release", {"block": "hugepages", "step": "release"}, False)]
+    plan = script_plan({"libvirt_hooks_library": out})
+    assert [s["launcher"] for s in plan["scripts"]] == [e["launcher"] for e in out]
+    assert all("content" not in s for s in plan["scripts"]) and plan["drivers"] == ["qemu"]
+
+
+def test_a_relative_python_is_refused():
+    with pytest.raises(AnsibleFilterError, match="absolute path"):
+        library_scripts({"hugepages": None}, "python3")

@@ -36,6 +36,9 @@ def test_disabled_script_gives_no_entry_point():
     ({"name": "a", "src": "missing.sh"}, "src 'missing.sh' could not be read on the controller"),
     ({"name": "a", "content": SH, "colour": "red"}, "unknown key(s) colour"),
     ({"name": "a", "content": SH, "timeout": -1}, "'timeout' must be a number"),
+    ({"name": "a", "launcher": {"block": "../x", "step": "run"}}, "'launcher' must be {block: NAME, step: NAME}"),
+    ({"name": "a", "launcher": {"block": "hugepages"}}, "'launcher' must be {block: NAME, step: NAME}"),
+    ({"name": "a", "launcher": {"block": "hugepages", "step": "reserve"}, "content": SH}, "(got content, launcher)"),
     ("just-a-string", "must be a mapping"),
 ])
 def test_bad_entries_name_the_variable_and_entry(entry, needle):

@@ -580,3 +580,26 @@ def test_an_explicit_hooks_dir_outside_the_sandbox_is_refused(tmp_path):
         detect.resolve_hooks_dir("/etc/libvirt/hooks", sandbox={"dir": box})
     with pytest.raises(detect.DetectionError, match="outside sandbox.dir"):
         detect.resolve_hooks_dir(box + "-other/hooks", sandbox={"dir": box})
+
+
+@pytest.mark.parametrize("family,binaries,python", [
+    ("Debian", {"libvirtd": "/usr/sbin/libvirtd"}, "/usr/bin/python3"),
+    (None, {}, "/usr/bin/python3"),
+    ("FreeBSD", {"libvirtd": "/usr/local/sbin/libvirtd"}, "/usr/local/bin/python3"),
+    ("NixOS", {"libvirtd": "/run/current-system/sw/bin/libvirtd"}, "/run/current-system/sw/bin/python3"),
+    # a libvirt built from source under /usr/local: the system's Python, as on the family with packages
+    ("RedHat", {"libvirtd": "/usr/local/sbin/libvirtd"}, "/usr/bin/python3"),
+    ("NixOS", {"libvirtd": "/usr/local/sbin/libvirtd"}, "/usr/bin/python3"),
+])
+def test_the_hooks_python_is_the_os_familys(family, binaries, python):
+    assert detect.platform_python({"os_family": family, "binaries": binaries}) == python
+
+
+def test_tree_drivers_are_those_whose_per_guest_tree_holds_files(root, hooks):
+    (hooks / "network.d" / "lan" / "started" / "begin").mkdir(parents=True)
+    (hooks / "network.d" / "lan" / "started" / "begin" / "fw.sh").write_text("#!/bin/sh\n")
+    (hooks / "qemu.d" / "win10" / "prepare" / "begin").mkdir(parents=True)
+    (hooks / "qemu.d" / "win10" / "prepare" / "begin" / "a.sh").write_text("#!/bin/sh\n")
+    (hooks / "lxc.d").mkdir()
+    (hooks / "lxc.d" / "native.sh").write_text("#!/bin/sh\n")
+    assert detect.tree_drivers(detect.inventory_hooks(str(hooks))) == ["qemu", "network"]
