@@ -20,10 +20,13 @@ its content picks the scripts root runs.
 
 import marshal
 
+from .events import canonical_operation
+
 FORMAT = "virthooks-config-cache"
 VERSION = 1
 MARSHAL_VERSION = 2             # plain data, no back-references: the same bytes from every Python 3
 INDEXED_RULES = 64              # with more rules a call unmarshals only those the index picks
+INDEX_VERSION = 2               # of config.json's index (ruleindex.build_index), which the cache carries
 
 
 def build(config_bytes: bytes) -> bytes:
@@ -65,7 +68,6 @@ def load(cache: bytes, config_bytes: bytes, event=None):
         rules = document["rules"]
         positions = None
         if event is not None and document["index"] is not None:
-            from .ruleindex import positions_for
             positions = positions_for(document["index"], len(rules), *event)
         picked = rules if positions is None else [rules[i] for i in positions]
         config = dict(document["config"])
@@ -88,3 +90,37 @@ def belongs(cache: bytes, config_bytes: bytes) -> bool:
         return document is not None and _decoded(document) == _decoded(marshal.loads(build(config_bytes)))
     except Exception:  # pylint: disable=broad-except  # config.json no longer valid, a cache of another shape
         return False
+
+
+# --- the rule index's lookup (ruleindex.build_index writes the index; config.json's JSON path uses this too) --
+
+def _lookup(table: str, name: str, found: set) -> None:
+    key = "\n%s\t" % name
+    at = table.find(key)
+    if at >= 0:
+        at += len(key)
+        found.update(int(p) for p in table[at:table.index("\n", at)].split(","))
+
+
+def positions_for(index: dict, count: int, driver: str, obj: str, operation: str):
+    """The index's positions for an event, in order; None if the index is not what index_rules writes."""
+    if index["version"] != INDEX_VERSION or index["count"] != count:
+        return None
+    entry = index["drivers"].get(driver)
+    if entry is None:
+        return []
+    found = set()
+    names, prefixes = entry["names"], entry["prefixes"]
+    if not isinstance(names, str) or not all(isinstance(t, str) and length.isdigit() for length, t in prefixes.items()):
+        return None
+    if "\t" not in obj and "\n" not in obj:
+        _lookup(names, obj, found)
+        for length, table in prefixes.items():
+            if len(obj) >= int(length):
+                _lookup(table, obj[:int(length)], found)
+    operations = entry["operations"]
+    found.update(operations.get("*", ()))
+    found.update(operations.get(canonical_operation(driver, operation), ()))
+    if not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < count for p in found):
+        return None
+    return sorted(found)

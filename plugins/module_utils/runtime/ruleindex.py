@@ -16,9 +16,8 @@ dispatcher uses it (rules.load_config with an event) only while it belongs to th
   rule is read, as without an index. Nothing in an index can make the dispatcher fail.
 """
 
-from .events import canonical_operation
+from .configcache import INDEX_VERSION, positions_for  # the lookup, which a hook call's cache path uses too
 
-INDEX_VERSION = 2
 GLOB_CHARS = "*?["
 
 
@@ -47,14 +46,6 @@ def _indexable(pattern: str) -> bool:
 def _table(entries: dict) -> str:
     """name -> positions as one string, ``\nNAME\tPOS,POS\n...``: a string costs next to nothing to parse."""
     return "".join("\n%s\t%s" % (name, ",".join(str(p) for p in positions)) for name, positions in entries.items()) + "\n"
-
-
-def _lookup(table: str, name: str, found: set) -> None:
-    key = "\n%s\t" % name
-    at = table.find(key)
-    if at >= 0:
-        at += len(key)
-        found.update(int(p) for p in table[at:table.index("\n", at)].split(","))
 
 
 def build_index(rules: list, raw_rules: list) -> dict:
@@ -114,30 +105,6 @@ def build_index(rules: list, raw_rules: list) -> dict:
 def _index_bytes(drivers, offsets) -> bytes:
     """What of the index the text CRC covers besides the rules text (as parsed from JSON)."""
     return (repr(drivers) + offsets).encode("utf-8", "backslashreplace")
-
-
-def positions_for(index: dict, count: int, driver: str, obj: str, operation: str):
-    """The index's positions for an event, in order; None if the index is not what index_rules writes."""
-    if index["version"] != INDEX_VERSION or index["count"] != count:
-        return None
-    entry = index["drivers"].get(driver)
-    if entry is None:
-        return []
-    found = set()
-    names, prefixes = entry["names"], entry["prefixes"]
-    if not isinstance(names, str) or not all(isinstance(t, str) and length.isdigit() for length, t in prefixes.items()):
-        return None
-    if "\t" not in obj and "\n" not in obj:
-        _lookup(names, obj, found)
-        for length, table in prefixes.items():
-            if len(obj) >= int(length):
-                _lookup(table, obj[:int(length)], found)
-    operations = entry["operations"]
-    found.update(operations.get("*", ()))
-    found.update(operations.get(canonical_operation(driver, operation), ()))
-    if not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < count for p in found):
-        return None
-    return sorted(found)
 
 
 def candidates(raw, driver: str, obj: str, operation: str):
