@@ -726,6 +726,77 @@ def test_the_launchers_check_every_runtime_module_they_can_import():
     assert set(entrypoint.CLI_MODULES) == top_level(runtime_imports("cli", *commands))
 
 
+def module_level_imports(name: str) -> set:
+    """The runtime modules a module imports when it is imported (not those its functions import)."""
+    import ast
+    tree = ast.parse((Path(dispatch.__file__).parent / (name + ".py")).read_text())
+    found = set()
+    for node in tree.body:
+        for sub in ast.walk(node) if isinstance(node, (ast.Try, ast.If)) else [node]:
+            if isinstance(sub, ast.ImportFrom) and sub.level == 1:
+                found.update([sub.module] if sub.module else [a.name for a in sub.names])
+    return found
+
+
+def test_the_preloaded_modules_come_each_after_what_it_imports_and_are_what_every_call_imports():
+    """The bootstrap executes PRELOADED in order, as modules of the package: a module must come after those it
+    imports at module level, and the list is what a call imports (dispatch's module-level closure, and the
+    config cache that load_config reads on every call); all of it checked by the entry point first."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
+    done = set()
+    for name in entrypoint.PRELOADED:
+        assert module_level_imports(name) <= done, (name, module_level_imports(name) - done)
+        done.add(name)
+    closure, todo = set(), ["dispatch"]
+    while todo:
+        name = todo.pop()
+        if name not in closure:
+            closure.add(name)
+            todo.extend(module_level_imports(name))
+    assert set(entrypoint.PRELOADED) == closure | {"configcache"}
+    assert set(entrypoint.PRELOADED) <= set(entrypoint.DISPATCH_MODULES)
+
+
+PROBE = ("import atexit,sys;atexit.register(lambda:sys.stderr.write('LOADED %s\\n'%' '.join('%s=%s'%(n[18:],"
+         "'pre' if m.__spec__.loader is None else 'import') for n,m in sorted(sys.modules.items()) "
+         "if n.startswith('virthooks_runtime.'))))\n")
+
+
+def loaded_by(box) -> dict:
+    """How each runtime module of a real call was loaded: 'pre' (the bootstrap, from its .pyc) or 'import'."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
+    argv = entrypoint.dispatcher_argv(str(box.hooks), box.python, "qemu")
+    argv[3] = PROBE + argv[3]
+    proc = subprocess.run(argv + ["g", "prepare", "begin", "-"], input=DOMAIN, capture_output=True,
+                          env=LIBVIRT_ENV, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return dict(pair.split("=") for pair in proc.stderr.decode().split("LOADED ", 1)[1].split())
+
+
+def test_a_call_loads_the_runtime_from_its_pyc_files_and_imports_the_rest_after_a_stale_one(sandbox):
+    """The preload validates each .pyc as importlib does (magic, the .py's mtime and size): a .py changed since
+    (a hand edit, a restore that kept old .pyc files) ends it there, the rest is imported as usual and its new
+    code runs; importlib rewrites the .pyc and the next call preloads all again."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
+    sandbox.recorder("rec")
+    sandbox.deploy([rule("rec", operations=["prepare"])])
+    assert sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN).rc == 0
+    assert all(loaded_by(sandbox)[name] == "pre" for name in entrypoint.PRELOADED)
+    rules_py = package(sandbox) / "rules.py"
+    rules_py.write_text(rules_py.read_text() + "\nEDITED = True\n")
+    st = rules_py.stat()
+    os.utime(rules_py, ns=(st.st_atime_ns, st.st_mtime_ns + 5 * 10 ** 9))
+    loaded = loaded_by(sandbox)
+    at = entrypoint.PRELOADED.index("rules")
+    assert [loaded[n] for n in entrypoint.PRELOADED] == ["pre"] * at + ["import"] * (len(entrypoint.PRELOADED) - at)
+    assert sandbox.fire("qemu", "g", "prepare", "begin", stdin=DOMAIN).rc == 0
+    assert set(sandbox.order()) == {"rec g prepare begin -"}            # every call ran the script
+    assert all(loaded_by(sandbox)[name] == "pre" for name in entrypoint.PRELOADED)
+    for pyc in (package(sandbox) / "__pycache__").glob("dispatch.*.pyc"):
+        pyc.unlink()                                        # missing: imported, and written again
+    assert loaded_by(sandbox)["dispatch"] == "import" and loaded_by(sandbox)["dispatch"] == "pre"
+
+
 # The CLI's subcommands live in commands/, a folder the installed CLI's own check (CLI_MODULES: the
 # package's top-level entries) does not look into: cli.main checks it before importing any of it, as the
 # library's launcher checks library/ (issue 23). validate reports the same.
