@@ -20,6 +20,7 @@ It exits 1 when a target is missed, unless --report-only (for a noisy machine): 
 measured interleaved, so load hits every variant alike, but a busy machine still spreads them.
 
 Usage: benchmarks/dispatch.py [--rounds N] [--python /usr/bin/python3] [--lxml-python PY] [--report-only]
+                             [--instructions N]  (also count instructions with valgrind: load does not move them)
 """
 from __future__ import annotations
 
@@ -149,6 +150,9 @@ def main() -> int:
     parser.add_argument("--lxml-python", default=None,
                         help="a Python that has lxml, for (q) and (fl) (default: this one, if it has lxml)")
     parser.add_argument("--report-only", action="store_true", help="exit 0 even when a target is missed")
+    parser.add_argument("--instructions", type=int, default=0, metavar="N",
+                        help="also count each variant's instructions N times with valgrind (callgrind), which load "
+                             "does not change: a report beside the times, no targets")
     args = parser.parse_args()
     if args.lxml_python is None:
         args.lxml_python = sys.executable if has_lxml(sys.executable) else ""
@@ -196,11 +200,47 @@ def main() -> int:
         print()
         for label, micros in safety_costs(variants["c"][1]):
             print("%-58s %8.1f us  (%.2f %% of (c))" % (label, micros, micros / (med["c"] * 10.0)))
+        if args.instructions:
+            print_instructions(variants, stdin_path, base, args.instructions, checks)
         if failed:
             print("%d target(s) missed%s" % (failed, " (--report-only: exit 0)" if args.report_only else ""))
         return 1 if failed and not args.report_only else 0
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def instructions(hook: Path, guest: str, stdin_path: str, work: Path) -> int:
+    """User-space instructions executed by one call, every process of it (callgrind's Ir). The kernel's work
+    (fork, exec, page faults) is not counted, so ratios of these are larger than ratios of times; they do not
+    move with the machine's load."""
+    import glob
+    import subprocess
+    prefix = str(work / "callgrind")
+    for old in glob.glob(prefix + ".*"):
+        os.unlink(old)
+    with open(stdin_path, "rb") as stdin:
+        subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=%s.%%p" % prefix,
+                        str(hook), guest, "prepare", "begin", "-"], stdin=stdin, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env=ENV, check=False)
+    total = 0
+    for path in glob.glob(prefix + ".*"):
+        with open(path) as f:
+            total += sum(int(line.split()[1]) for line in f if line.startswith("summary:"))
+    return total
+
+
+def print_instructions(variants: dict, stdin_path: str, work: Path, runs: int, checks: list) -> None:
+    if not shutil.which("valgrind"):
+        print("\n--instructions: valgrind is not installed (apt-get install valgrind)")
+        return
+    counts = {key: statistics.median(instructions(hook, guest, stdin_path, work) for _run in range(runs))
+              for key, (_label, hook, guest) in variants.items()}
+    print("\ninstructions per call (callgrind, every process, median of %d; kernel work not counted):" % runs)
+    for key, (label, _hook, _guest) in variants.items():
+        print("(%s)%s %-52s %8.2f M" % (key, " " * (3 - len(key)), label, counts[key] / 1e6))
+    for num, den, _target in checks:
+        if num in counts and den in counts and counts[den]:
+            print("%-12s = %.2f   (instructions)" % ("(%s)/(%s)" % (num, den), counts[num] / counts[den]))
 
 
 def safety_costs(hook: Path) -> list:
