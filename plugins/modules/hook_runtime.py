@@ -500,8 +500,9 @@ def find_target(module) -> Target:
         info = (detect(root=params["root"], sysconfdir=params["sysconfdir"], sandbox=params["sandbox"])
                 if params["detect"] else None)
         if libvirt_missing(params, info):
-            module.warn("libvirt is not installed here: no libvirtd or virt*d daemon was found, so no hooks are"
-                        " deployed (give sysconfdir, root or hooks_dir to deploy anyway)")
+            import platform
+            module.warn("libvirt is not installed on %s: no libvirtd or virt*d daemon was found, so no hooks are"
+                        " deployed there (give sysconfdir, root or hooks_dir to deploy anyway)" % platform.node())
             module.exit_json(changed=False, hooks_dir=info["hooks_dir"], entry_points=[], added=[], removed=[],
                              adopted=[], generation="", previous_generation="", runtime_version="", changes=[],
                              libvirt=described(module, info))
