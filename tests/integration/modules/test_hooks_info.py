@@ -110,12 +110,14 @@ def test_empty_root_without_libvirt_reports_not_installed(ansible_module, tmp_pa
 # init system, OS family and SELinux state from what the system exposes.
 
 def running_pids(name: str) -> list:
-    """Pids of the processes whose command name is exactly `name`."""
+    """Pids of the processes whose command name is exactly `name`, in this machine's mount namespace (a private
+    libvirtd another test runs in namespaces of its own, the soak's, is not this machine's, nor for hooks_info)."""
+    ours = os.readlink("/proc/self/ns/mnt")
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == name:
+                if (entry / "comm").read_text().strip() == name and os.readlink(entry / "ns" / "mnt") == ours:
                     pids.append(int(entry.name))
             except OSError:
                 continue
