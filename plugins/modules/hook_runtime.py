@@ -168,7 +168,7 @@ options:
         C(virthooks.libvirt.libvirt_hooks) makes no other).
       - The description gives the hooks directory when O(hooks_dir) is empty and the Python when O(python) is.
       - A host where no libvirt daemon is installed, and for which neither O(root), O(sysconfdir) nor
-        O(hooks_dir) is given, is left as it is, with a warning; RV(libvirt.installed) is V(false).
+        O(hooks_dir) is given, is left as it is, with a warning; C(installed) in RV(libvirt) is V(false).
       - The description is of the host before the run (as M(virthooks.libvirt.hooks_info) run just before
         would give it).
     type: bool

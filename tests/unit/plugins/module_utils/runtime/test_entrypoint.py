@@ -111,7 +111,7 @@ def test_the_program_on_the_command_line_is_short_and_reads_the_bootstrap_from_t
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoint import LOADER
     rules = normalize_config({"version": 1, "rules": RULES[:1]})["rules"]
     text = render_entry_point("qemu", "/etc/libvirt/hooks", sys.executable, rules)
-    exec_line = [line for line in shlex.split(text[text.rindex("\nexec "):text.rindex("\nexit 1")], posix=True)]
+    exec_line = shlex.split(text[text.rindex("\nexec "):text.rindex("\nexit 1")], posix=True)
     assert exec_line[:5] == ["exec", sys.executable, "-IS", "-c", LOADER] and len(LOADER) < 500
     assert all(len(arg) < 500 for arg in exec_line)
 
