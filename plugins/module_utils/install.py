@@ -742,12 +742,14 @@ class RuntimeInstaller(object):
         """Whether the generation has the config.marshal of its config.json (one made before there was a
         cache, or by another version, is made again with a new generation: calls would parse JSON)."""
         path = "%s/%s" % (generation.path, CONFIG_CACHE)
+        if not self._file_ok(path, 0o644):     # first: a regular file (lstat), never read through a symlink
+            return False
         try:
             with open(path, "rb") as f:
                 cache = f.read()
         except OSError:
             return False
-        return self._file_ok(path, 0o644) and configcache.belongs(cache, generation.config)
+        return configcache.belongs(cache, generation.config)
 
     def _file_ok(self, path, mode) -> bool:
         """Whether a regular file has the mode and owner a deploy gives it."""

@@ -153,3 +153,17 @@ def test_a_generation_without_its_cache_is_made_again_by_the_next_deploy(sandbox
     sandbox.deploy(rules)
     second = current(sandbox).resolve()
     assert second != first and (second / "config.marshal").exists()
+
+
+def test_a_cache_replaced_by_a_symlink_is_never_read_and_the_next_deploy_makes_a_new_generation(sandbox):
+    """A symlink to /dev/zero in place of config.marshal: the deploy's check of the current generation looks at
+    the file itself first (reading through it would never end) and makes a new generation."""
+    sandbox.recorder("rec")
+    rules = [rule("rec", objects=["win10"])]
+    sandbox.deploy(rules)
+    first = current(sandbox).resolve()
+    (first / "config.marshal").unlink()
+    (first / "config.marshal").symlink_to("/dev/zero")
+    sandbox.deploy(rules)
+    second = current(sandbox).resolve()
+    assert second != first and (second / "config.marshal").is_file() and not (second / "config.marshal").is_symlink()
