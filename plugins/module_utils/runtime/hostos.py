@@ -20,7 +20,7 @@ import posix
 from posix import (  # noqa: F401  # pylint: disable=unused-import
     F_OK, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR,
     O_WRONLY, P_PID, POSIX_SPAWN_DUP2, WEXITED, WNOHANG, WNOWAIT, X_OK,
-    access, chdir, chmod, chown, close, dup, dup2, fstat, ftruncate, geteuid, getpid, getppid, listdir, lseek,
+    _exit, access, chdir, chmod, chown, close, dup, dup2, fstat, ftruncate, geteuid, getpid, getppid, listdir, lseek,
     lstat, mkdir, open, posix_spawn, pread, read, readlink, rename, replace, stat, unlink, waitid, waitpid,
     waitstatus_to_exitcode, write,
 )

@@ -10,6 +10,7 @@ import pytest
 from ansible_collections.virthooks.libvirt.plugins.filter.library_scripts import library_scripts
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import RuntimeInstaller
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import launcher
+from tests.support.probe import at_end
 from tests.unit.plugins.module_utils.conftest import LIBVIRT_ENV, Sandbox
 
 from .conftest import domain
@@ -65,8 +66,7 @@ def test_the_dispatcher_never_imports_the_library(sandbox, tmp_path):
     deploy_library(sandbox, {"disk_snapshot": {"guests": ["vm"]}}, sandbox.python)
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
     argv = entrypoint.dispatcher_argv(str(sandbox.hooks), sandbox.python, "qemu")
-    argv[3] = ("import atexit,sys;atexit.register(lambda:sys.stderr.write('MODULES %s\\n'%' '.join(sorted(sys.modules))))\n"
-               + argv[3])
+    argv[3] = at_end("MODULES", "' '.join(sorted(sys.modules))") + argv[3]
     proc = subprocess.run(argv + ["vm", "prepare", "begin", "-"], input=xml.encode(), capture_output=True,
                           env=LIBVIRT_ENV, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -18,6 +18,7 @@ import pytest
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import dispatch
 
 from tests.support.host import NOBODY, user_owned_shell
+from tests.support.probe import at_end
 
 from ..conftest import LIBVIRT_ENV, pid_alive
 
@@ -757,9 +758,8 @@ def test_the_preloaded_modules_come_each_after_what_it_imports_and_are_what_ever
     assert set(entrypoint.PRELOADED) <= set(entrypoint.DISPATCH_MODULES)
 
 
-PROBE = ("import atexit,sys;atexit.register(lambda:sys.stderr.write('LOADED %s\\n'%' '.join('%s=%s'%(n[18:],"
-         "'pre' if m.__spec__.loader is None else 'import') for n,m in sorted(sys.modules.items()) "
-         "if n.startswith('virthooks_runtime.'))))\n")
+PROBE = at_end("LOADED", "' '.join('%s=%s'%(n[18:],'pre' if m.__spec__.loader is None else 'import') "
+                           "for n,m in sorted(sys.modules.items()) if n.startswith('virthooks_runtime.'))")
 
 
 def loaded_by(box) -> dict:
