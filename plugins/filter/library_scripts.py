@@ -58,8 +58,6 @@ import urllib.parse
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import launcher
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.library.common import PARAMS_FILE
 
 # block -> step -> rule fields. Setup steps run before users' scripts (order 30), undo steps after (70).
 PREPARE = {"operations": ["prepare"], "suboperations": ["begin"], "order": 30}
@@ -100,8 +98,6 @@ KEYS = {
     "notify": ("url", "guests", "driver", "operations", "suboperations", "timeout", "retries", "headers", "on_failure"),
 }
 NOTIFY_DRIVERS = ("daemon", "qemu", "lxc", "libxl", "bhyve", "network")
-# The secret (file) that carries a block's parameters to its scripts: see runtime/library/common.py's load_params.
-PARAMS_SECRET = PARAMS_FILE
 # RFC 9110 token: what a header name may be made of.
 HEADER_NAME_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -397,8 +393,10 @@ CHECKS = {
 
 
 def params_secret(params: dict) -> dict:
-    """The secrets of a block's script: its parameters as JSON, read at run time by load_params."""
-    return {PARAMS_SECRET: json.dumps(params, sort_keys=True)}
+    """The secrets of a block's script: its parameters as JSON, in the file (PARAMS_FILE) that
+    runtime/library/common.py's load_params reads at run time."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.library.common import PARAMS_FILE
+    return {PARAMS_FILE: json.dumps(params, sort_keys=True)}
 
 
 def library_scripts(library, python="/usr/bin/python3"):
@@ -409,6 +407,8 @@ def library_scripts(library, python="/usr/bin/python3"):
                                  % type(library).__name__)
     if python != "" and (not isinstance(python, str) or not python.startswith("/")):
         raise AnsibleFilterError("library_scripts: python must be an absolute path or \"\", got %r" % (python,))
+    # (imported here: every host's plan loads this filter, most with no library to expand)
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import launcher
     errors, out = _Errors(), []
     for block in sorted(library):
         params = library[block]

@@ -250,8 +250,36 @@ def controller_syntax(name, text) -> list:
         return []
     if not os.access(interpreter_of(data), os.X_OK):
         return []
+    passed = passed_marker(data)
+    if passed is not None and os.path.isfile(passed):
+        return []
     problem = syntax_problem(name, data)
+    if not problem and passed is not None:
+        try:
+            os.close(os.open(passed, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        except OSError:
+            pass
     return [problem] if problem else []
+
+
+def passed_marker(data: bytes):
+    """Where this run remembers that a script's text passed its syntax check: an empty file named by the
+    text's sha256 in the controller's temporary directory for this run (ansible-core's own, private to the
+    user and removed at the end, where it keeps its module cache too), so that a script many hosts share is
+    checked once per run, not once per host. None when there is no such directory."""
+    import hashlib
+    from ansible import constants as C
+    base = getattr(C, "DEFAULT_LOCAL_TMP", None)
+    if not isinstance(base, str) or not os.path.isdir(base):
+        return None
+    folder = os.path.join(base, "virthooks-syntax-passed")
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    return os.path.join(folder, hashlib.sha256(data).hexdigest())
 
 
 class FilterModule(object):

@@ -58,3 +58,30 @@ def test_duplicate_names_across_variables_are_refused():
 def test_a_variable_that_is_not_a_list_is_refused():
     with pytest.raises(AnsibleFilterError, match="libvirt_hooks_scripts__x must be a list"):
         script_plan({"libvirt_hooks_scripts__x": {"name": "a"}})
+
+
+def test_a_script_many_hosts_share_is_syntax_checked_once_per_run_and_a_failing_one_every_time(tmp_path, monkeypatch):
+    """Each host's plan runs in a worker process of its own: a passing check is remembered as an empty file,
+    named by the text's sha256, in ansible-core's temporary directory for the run (private, removed at its
+    end), so 200 hosts that share a script check it once; a failure is never remembered."""
+    import os
+    from ansible import constants as C
+    from ansible_collections.virthooks.libvirt.plugins.filter import script_plan as plan_filter
+    monkeypatch.setattr(C, "DEFAULT_LOCAL_TMP", str(tmp_path), raising=False)
+    checked = []
+    real = plan_filter.syntax_problem
+    monkeypatch.setattr(plan_filter, "syntax_problem", lambda name, data: checked.append(name) or real(name, data))
+    good, bad = "#!/bin/sh\necho ok\n", "#!/bin/sh\nif then\n"
+    for _host in range(3):
+        assert plan_filter.controller_syntax("good", good) == []
+        assert "line 2" in plan_filter.controller_syntax("bad", bad)[0]
+    assert checked == ["good", "bad", "bad", "bad"]
+    marker = plan_filter.passed_marker(good.encode())
+    assert os.path.dirname(marker) == str(tmp_path / "virthooks-syntax-passed")
+    assert os.stat(marker).st_size == 0 and os.stat(marker).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.dirname(marker)).st_mode & 0o777 == 0o700
+    assert plan_filter.controller_syntax("edited", good + "if then\n")        # another text: checked, and fails
+    assert checked[-1] == "edited"
+    monkeypatch.setattr(C, "DEFAULT_LOCAL_TMP", str(tmp_path / "gone"), raising=False)
+    assert plan_filter.passed_marker(good.encode()) is None                   # no directory: checked each time
+    assert plan_filter.controller_syntax("good", good) == [] and checked[-1] == "good"
