@@ -303,9 +303,9 @@ DISPATCH_MODULES = ("__init__", "__pycache__", "configcache", "current", "dispat
                     "xmlcond")
 # The operator CLI (root runs it too) checks the same way what it can import before it imports it; its
 # subcommands' folder, commands/, is checked by cli.main before it imports them (as library/ by its launcher).
-CLI_MODULES = ("__init__", "__pycache__", "cli", "configcache", "entrypoint", "events", "fileops", "generations", "hostos", "importers",
-               "layout", "logmetrics", "logread", "minijson", "rollback", "ruleindex", "rules", "runlog", "syntax",
-               "trust", "xmlcond")
+CLI_MODULES = ("__init__", "__pycache__", "cli", "configcache", "entrypoint", "events", "fileops", "generations",
+               "hostos", "importers", "layout", "logmetrics", "logread", "minijson", "rollback", "ruleindex",
+               "rules", "runlog", "syntax", "trust", "xmlcond")
 LIB_CHECK = r"""import sys,posix as o
 p=HOOKS+LIB;r=p+'/PKG';u=0,o.geteuid();L=o.lstat;b=c=''
 try:
@@ -435,13 +435,14 @@ def compiled(source: str, python: str):
 
 # The three lines at the end of an entry point (BOOT_MARK, then hex): version, bytecode, source. One
 # pattern for the two views of them below.
-BOOT_LINES = r"\n#:([0-9a-f]*)\n#:([0-9a-f]*)\n#:([0-9a-f]*)\n?\Z"
+BOOT_LINES = (BOOT_MARK + "([0-9a-f]*)") * 3 + "\n?\\Z"
 
 
 def boot_lines(source: str, code) -> list:
     """The entry point's last lines: the bootstrap for LOADER (code: compiled(), or None)."""
     magic, blob = code or (b"", b"")
-    return [BOOT_COMMENT, "#:" + magic.hex(), "#:" + blob.hex(), "#:" + source.encode().hex()]
+    mark = BOOT_MARK.lstrip("\n")
+    return [BOOT_COMMENT, mark + magic.hex(), mark + blob.hex(), mark + source.encode().hex()]
 
 
 def readable(text: str) -> str:
