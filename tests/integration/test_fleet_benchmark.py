@@ -12,7 +12,7 @@ import pytest
 from tests.support.ansible import ansible_env
 from tests.support.paths import REPO
 
-pytestmark = pytest.mark.root  # deploys through the modules, which chown what they install to root
+pytestmark = [pytest.mark.root, pytest.mark.slow]  # deploys through the modules (which chown to root); minutes
 
 ROW = re.compile(r"^\s+(\d+)\s+(\d+)\s+(floor|first|re-run|naive re|naive)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)s"
                  r"\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)\s+(\d+)$")
