@@ -759,7 +759,7 @@ def test_the_preloaded_modules_come_each_after_what_it_imports_and_are_what_ever
 
 
 PROBE = at_end("LOADED", "' '.join('%s=%s'%(n[18:],'pre' if m.__spec__.loader is None else 'import') "
-                           "for n,m in sorted(sys.modules.items()) if n.startswith('virthooks_runtime.'))")
+               "for n,m in sorted(sys.modules.items()) if n.startswith('virthooks_runtime.'))")
 
 
 def loaded_by(box) -> dict:
