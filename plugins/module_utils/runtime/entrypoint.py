@@ -238,9 +238,38 @@ def prefilter_case(specs, fallback: str, level: int = 0) -> list:
             return []
         patterns = _union(objects for _ops, _subs, objects in specs)
         return _case(CASE_FIELDS[level], [(patterns, [])], [fallback])
+    branches, default = _branches(specs, fallback, level)
+    if not branches:
+        return default
+    return _case(CASE_FIELDS[level], branches, default)
+
+
+def prefilter_lines(specs, fallback: str) -> list:
+    """prefilter_case with its outer case, on the operation, split into one ``case`` statement per
+    operation branch and a last one for the other operations (which lists the literals before it as
+    doing nothing). The same events pass; but sh parses a whole compound command before it runs any of
+    it, so an event now parses the branches up to its own operation's, not the names of every other
+    operation (the whole prefilter was most of what an event no rule matches cost dash)."""
+    if not specs:
+        return [fallback]
+    branches, default = _branches(specs, fallback, 0)
+    if not branches:
+        return default
+    lines = []
+    for patterns, body in branches:
+        if body:
+            lines.extend(_case(CASE_FIELDS[0], [(patterns, body)], []))
+    if default:
+        lines.extend(_case(CASE_FIELDS[0], [([p for patterns, _body in branches for p in patterns], [])], default))
+    return lines
+
+
+def _branches(specs, fallback: str, level: int) -> tuple:
+    """([(patterns, lines)], default lines) of one level's case: literals with the same lines merged,
+    and those whose lines are the default's left to ``*)``."""
     literals = _union(spec[level] or () for spec in specs)
     default = prefilter_case([s for s in specs if s[level] is None], fallback, level + 1)
-    branches = []                   # [(patterns, lines)], literals with the same lines merged
+    branches = []
     for value in literals:
         lines = prefilter_case([s for s in specs if s[level] is None or value in s[level]], fallback, level + 1)
         if lines == default:
@@ -251,9 +280,7 @@ def prefilter_case(specs, fallback: str, level: int = 0) -> list:
                 break
         else:
             branches.append(([sh_literal(value)], lines))
-    if not branches:
-        return default
-    return _case(CASE_FIELDS[level], branches, default)
+    return branches, default
 
 
 def _union(lists) -> list:
@@ -513,7 +540,7 @@ def render_entry_point(driver: str, hooks_dir: str, python: str, rules, tree: bo
         fallback = "[ -e %s\"$1/$2/$3\" ] || %s" % (sh_quote("%s/%s.d/" % (hooks_dir, driver)), dropins)
     else:
         fallback = dropins
-    lines.extend(prefilter_case(prefilter_specs(driver, rules), fallback))
+    lines.extend(prefilter_lines(prefilter_specs(driver, rules), fallback))
     lines.extend(launch_lines(hooks_dir, python, driver))
     return "\n".join(lines) + "\n"
 

@@ -231,3 +231,25 @@ def test_time_for_a_long_name_is_that_of_a_short_one():
     per_event = (timings["long"] - timings["short"]) / (len(long_events) * 5)
     print("dash: %.2f ms per long-name event beyond a short one" % (per_event * 1000))
     assert per_event < 0.05, timings
+
+
+def test_each_operation_is_a_case_statement_of_its_own_so_an_event_parses_only_up_to_its_own():
+    """sh parses a whole compound command before it runs it: one outer case for every operation made an event
+    parse the names of every operation (most of what an event no rule matches cost). The operation branches
+    are statements of their own, and a last one sends the other operations to the fallback."""
+    rules = normalize_config({"version": 1, "rules": [
+        {"name": "a", "script": "s", "objects": ["win10"], "operations": ["prepare"]},
+        {"name": "b", "script": "s", "objects": ["db-*"], "operations": ["start"]},
+        {"name": "c", "script": "s", "objects": ["vm-?"], "operations": ["release"], "suboperations": ["end"]},
+    ]})["rules"]
+    text = render_entry_point("qemu", "/nonexistent/hooks", "/nonexistent/python3", rules, tree=False)
+    launch = "\n".join(launch_lines("/nonexistent/hooks", "/nonexistent/python3", "qemu")) + "\n"
+    prefilter = text[:-len(launch)]
+    outer = [line for line in prefilter.splitlines() if line == 'case "$2" in']
+    assert len(outer) == 4, text           # prepare, start, release, and the others
+    assert "(prepare|start|release) ;;" in text, text
+    events = [("win10", "prepare", "begin"), ("db-1", "start", "begin"), ("vm-1", "release", "end"),        # pass
+              ("win11", "prepare", "begin"), ("win10", "start", "begin"), ("vm-1", "release", "begin"),
+              ("win10", "stopped", "end"), ("x", "reconnect", "begin")]                                   # stop
+    for shell in SHELLS:
+        assert run_program(shell, prefilter_program(rules, events)) == [PASSED] * 3 + [0] * 5, shell
