@@ -13,6 +13,8 @@ path exists (a directory, or the helper's file form), and any event while a host
 has at most one star that can backtrack (see sh_glob).
 """
 
+import sys
+
 from .events import (EVENTS, GUEST_DRIVERS, GUEST_KILLING_OPERATIONS, USER_FAILURE_EXIT, is_abortable,
                      kills_running_guest, operation_names)
 from .layout import ENTRY_POINT_MARKER, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE
@@ -445,19 +447,41 @@ _COMPILED = {}
 
 def compiled(source: str, python: str):
     """(magic number, marshalled code) of source compiled by the given Python, or None if it cannot
-    be run (or is not a Python that answers as expected). Remembered for the process."""
+    be run (or is not a Python that answers as expected). Remembered for the process.
+
+    When that Python is the very interpreter running this code (the same file once every symlink is
+    resolved: the module's Python is usually the hooks' Python), it is compiled here, as COMPILER would
+    compile it there (no inherited flags, no optimization, marshal format 2, which has no references
+    between objects, so the bytes depend on the code alone); otherwise that Python is run to compile it."""
     key = (python, source)
     if key not in _COMPILED:
-        import subprocess
-        try:
-            proc = subprocess.run([python, PYTHON_FLAGS, "-c", COMPILER], input=source.encode(), capture_output=True,
-                                  timeout=60, check=False)
-            out = proc.stdout if proc.returncode == 0 else b""
-        except (OSError, subprocess.SubprocessError):
-            out = b""
-        # CPython's magic numbers end in CR LF; anything else did not come from COMPILER.
-        _COMPILED[key] = (out[2:6], out[6:]) if out[:2] == b"VH" and out[4:6] == b"\r\n" and len(out) > 6 else None
+        _COMPILED[key] = _compiled_here(source) if _is_this_interpreter(python) else _compiled_by(source, python)
     return _COMPILED[key]
+
+
+def _is_this_interpreter(python: str) -> bool:
+    import os
+    here = sys.executable
+    return bool(here) and os.path.realpath(here) == os.path.realpath(python) and sys.flags.optimize == 0
+
+
+def _compiled_here(source: str) -> tuple:
+    import marshal
+    from importlib.util import MAGIC_NUMBER
+    code = compile(source, "<virthooks>", "exec", dont_inherit=True, optimize=0)
+    return MAGIC_NUMBER, marshal.dumps(code, 2)
+
+
+def _compiled_by(source: str, python: str):
+    import subprocess
+    try:
+        proc = subprocess.run([python, PYTHON_FLAGS, "-c", COMPILER], input=source.encode(), capture_output=True,
+                              timeout=60, check=False)
+        out = proc.stdout if proc.returncode == 0 else b""
+    except (OSError, subprocess.SubprocessError):
+        out = b""
+    # CPython's magic numbers end in CR LF; anything else did not come from COMPILER.
+    return (out[2:6], out[6:]) if out[:2] == b"VH" and out[4:6] == b"\r\n" and len(out) > 6 else None
 
 
 # The three lines at the end of an entry point (BOOT_MARK, then hex): version, bytecode, source. One

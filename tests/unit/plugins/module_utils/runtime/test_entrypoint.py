@@ -134,3 +134,27 @@ def test_peers_compare_the_same_entry_point_whatever_python_compiled_its_bootstr
         (tmp_path / name / "qemu").write_text(content.replace(str(tmp_path / "a"), str(tmp_path / name)))
     a, b, c = (entry_points(str(tmp_path / name))["qemu"] for name in "abc")
     assert a == b and a != c
+
+
+def test_the_bootstrap_is_compiled_here_when_the_hooks_python_is_this_interpreter_with_the_same_bytes(tmp_path,
+                                                                                                      monkeypatch):
+    """A deploy compiles each entry point's bootstrap with the hooks' Python: in its own process when that is
+    the module's interpreter (no Python started per deploy), and byte for byte what that Python would write
+    (marshal format 2 has no references between objects, so the bytes are the code's alone)."""
+    import os
+    import sys
+
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime import entrypoint
+    source = entrypoint.bootstrap_source("qemu")
+    link = tmp_path / "python3"
+    link.symlink_to(os.path.realpath(sys.executable))
+    assert entrypoint._is_this_interpreter(str(link))                               # through a symlink too
+    assert not entrypoint._is_this_interpreter("/nonexistent/python3")
+    here = entrypoint._compiled_here(source)
+    assert here == entrypoint._compiled_by(source, sys.executable) and here[1]
+    monkeypatch.setattr(entrypoint, "_COMPILED", {})
+    started = []
+    monkeypatch.setattr(entrypoint, "_compiled_by", lambda src, python: started.append(python))
+    assert entrypoint.compiled(source, str(link)) == here and started == []
+    entrypoint.compiled(source, "/usr/bin/python-elsewhere")
+    assert started == ["/usr/bin/python-elsewhere"]                               # another Python: run to compile
