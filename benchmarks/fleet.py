@@ -73,6 +73,9 @@ NAIVE = """
         label: "{{ item.name }}"
 """
 GIB = 1 << 30
+# The hosts' Python: the system's, which interpreter discovery finds on a real hypervisor (and which the
+# entry points run), not the controller's venv; the floor and the role are measured under the same one.
+HOST_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 
 def inventory(base: Path, hosts: int, scripts: int) -> Path:
@@ -82,7 +85,7 @@ def inventory(base: Path, hosts: int, scripts: int) -> Path:
     for name in names:
         (base / name / "etc" / "libvirt").mkdir(parents=True, exist_ok=True)
     inv = {"hypervisors": {"hosts": {n: {} for n in names}, "vars": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "ansible_become": False,
+        "ansible_connection": "local", "ansible_python_interpreter": HOST_PYTHON, "ansible_become": False,
         "ansible_remote_tmp": str(base / "tmp"),
         # A sandbox host (examples/inventory/sandbox.yml): its libvirt is this description, nothing of this
         # machine's libvirt, systemd or cron is looked at or run, and everything deployed stays in its dir.
@@ -216,8 +219,8 @@ def main() -> int:
     naive, ping = work / "naive.yml", work / "ping.yml"
     naive.write_text(NAIVE)
     ping.write_text(PING)
-    print("Deploying %d scripts per host, %s, %d CPU(s), load %.1f, ansible-core from %s" % (
-        args.scripts, time.strftime("%Y-%m-%d"), os.cpu_count() or 0, os.getloadavg()[0], VENV_BIN))
+    print("Deploying %d scripts per host, %s, %d CPU(s), load %.1f, ansible-core from %s, hosts' Python %s" % (
+        args.scripts, time.strftime("%Y-%m-%d"), os.cpu_count() or 0, os.getloadavg()[0], VENV_BIN, HOST_PYTHON))
     print("cpu = ansible-playbook and every process it ran (local connection: modules included); "
           "per host = (wall - start-up) / hosts")
     print("%5s %5s  %-9s %8s %8s %9s %9s %8s %8s %8s" % (
