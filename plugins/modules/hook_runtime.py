@@ -327,7 +327,10 @@ runtime_version:
 libvirt:
   description:
     - With O(detect), the host as it was before the run, described as M(virthooks.libvirt.hooks_info)
-      describes it (RV(virthooks.libvirt.hooks_info#module:libvirt) there lists every key).
+      describes it (RV(virthooks.libvirt.hooks_info#module:libvirt) there lists every key), but for C(files),
+      the listing of every file under the hooks directory, which only M(virthooks.libvirt.hooks_info) returns
+      (most of the description, tens of kilobytes a host with a few generations, carried to the controller on
+      every run for nothing the deploy needs there).
   returned: when O(detect)
   type: dict
   sample: {"installed": true, "version": "9.0.0", "os_family": "Debian", "hooks_dir": "/etc/libvirt/hooks",
@@ -514,8 +517,10 @@ def find_target(module) -> Target:
 
 
 def described(module, info: dict) -> dict:
-    """The host's description as hooks_info returns it, its warnings given to Ansible."""
+    """The host's description as hooks_info returns it but for its files (the hooks directory's listing, which
+    the detection needs on the host and the controller does not), its warnings given to Ansible."""
     info = dict(info)
+    info.pop("files", None)
     for warning in info.pop("warnings", []):
         module.warn(warning)
     return info
