@@ -742,13 +742,19 @@ class RuntimeInstaller(object):
         """Whether the generation has the config.marshal of its config.json (one made before there was a
         cache, or by another version, is made again with a new generation: calls would parse JSON)."""
         path = "%s/%s" % (generation.path, CONFIG_CACHE)
-        if not self._file_ok(path, 0o644):     # first: a regular file (lstat), never read through a symlink
-            return False
-        try:
-            with open(path, "rb") as f:
-                cache = f.read()
+        try:   # never through a symlink, never blocking on a FIFO; then the file opened is the one checked
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return False
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not ((st.st_mode & 0o170000) == 0o100000 and st.st_mode & 0o7777 == 0o644
+                    and self._owner_ok(st.st_uid, st.st_gid)):
+                return False
+            try:
+                cache = f.read()
+            except OSError:
+                return False
         return configcache.belongs(cache, generation.config)
 
     def _file_ok(self, path, mode) -> bool:

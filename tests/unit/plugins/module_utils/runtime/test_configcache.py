@@ -155,15 +155,25 @@ def test_a_generation_without_its_cache_is_made_again_by_the_next_deploy(sandbox
     assert second != first and (second / "config.marshal").exists()
 
 
-def test_a_cache_replaced_by_a_symlink_is_never_read_and_the_next_deploy_makes_a_new_generation(sandbox):
-    """A symlink to /dev/zero in place of config.marshal: the deploy's check of the current generation looks at
-    the file itself first (reading through it would never end) and makes a new generation."""
+@pytest.mark.parametrize("planted", ["symlink", "fifo", "writable"])
+def test_a_cache_replaced_by_a_symlink_is_never_read_and_the_next_deploy_makes_a_new_generation(sandbox, planted):
+    """A symlink to /dev/zero, a FIFO nobody writes to, or a cache others could have written, in place of
+    config.marshal: the deploy's check of the current generation opens it without following a link or waiting on
+    a FIFO and looks at what it opened before reading (reading /dev/zero would never end), and makes a new
+    generation."""
     sandbox.recorder("rec")
     rules = [rule("rec", objects=["win10"])]
     sandbox.deploy(rules)
     first = current(sandbox).resolve()
-    (first / "config.marshal").unlink()
-    (first / "config.marshal").symlink_to("/dev/zero")
+    cache = first / "config.marshal"
+    if planted == "writable":
+        cache.chmod(0o666)
+    elif planted == "symlink":
+        cache.unlink()
+        cache.symlink_to("/dev/zero")
+    else:
+        cache.unlink()
+        os.mkfifo(cache)
     sandbox.deploy(rules)
     second = current(sandbox).resolve()
     assert second != first and (second / "config.marshal").is_file() and not (second / "config.marshal").is_symlink()
