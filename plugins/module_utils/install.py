@@ -747,9 +747,7 @@ class RuntimeInstaller(object):
         except OSError:
             return False
         with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not ((st.st_mode & 0o170000) == 0o100000 and st.st_mode & 0o7777 == 0o644
-                    and self._owner_ok(st.st_uid, st.st_gid)):
+            if not self._stat_ok(os.fstat(f.fileno()), 0o644):
                 return False
             try:
                 cache = f.read()
@@ -763,6 +761,10 @@ class RuntimeInstaller(object):
             st = os.lstat(path)
         except OSError:
             return False
+        return self._stat_ok(st, mode)
+
+    def _stat_ok(self, st, mode) -> bool:
+        """Whether a stat result is of a regular file with the mode and owner a deploy gives it."""
         return (st.st_mode & 0o170000) == 0o100000 and st.st_mode & 0o7777 == mode and self._owner_ok(st.st_uid, st.st_gid)
 
     def _owner_ok(self, uid, gid) -> bool:
