@@ -222,8 +222,9 @@ def prefilter_specs(driver: str, rules) -> list:
 CASE_FIELDS = ('"$2"', '"$3"', '"$1"')      # operation, sub-operation, object
 
 
-def prefilter_case(specs, fallback: str, level: int = 0) -> list:
-    """The sh lines that run ``fallback`` for the events no spec matches ([]: none).
+def prefilter_case(specs, fallback: str, level: int) -> list:
+    """The sh lines that run ``fallback`` for the events no spec matches ([]: none), from field ``level`` on
+    (prefilter_lines builds the outermost level, the operation, and calls this for the ones inside).
 
     One ``case`` per field, nested: operation and sub-operation as literal strings (first
     match wins, so each literal's branch holds every spec that accepts it and ``*)`` those
