@@ -92,11 +92,19 @@ class LookupModule(LookupBase):
 
     def _read(self, paths: list, variables: dict, rstrip: bool) -> dict:
         """{path: text} of the paths ansible.builtin.file can read; the others are left out."""
-        reader = lookup_loader.get("ansible.builtin.file", loader=self._loader, templar=self._templar)
         texts = {}
         for path in paths:
-            try:
-                texts[path] = reader.run([path], variables, rstrip=rstrip)[0]
-            except AnsibleError:
-                continue
+            text = read_with(self, "ansible.builtin.file", path, variables, rstrip=rstrip)
+            if text is not None:
+                texts[path] = text
         return texts
+
+
+def read_with(lookup: LookupBase, plugin: str, path, variables: dict, **options):
+    """The text another lookup (ansible.builtin.file or .template) returns for one path, run with the calling
+    lookup's loader and templar, or None when it cannot read it (whoever asked reports it)."""
+    try:
+        return lookup_loader.get(plugin, loader=lookup._loader, templar=lookup._templar).run(  # pylint: disable=protected-access
+            [path], variables, **options)[0]
+    except (AnsibleError, IndexError):
+        return None

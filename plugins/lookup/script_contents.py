@@ -48,9 +48,8 @@ _raw:
   elements: dict
 """
 
-from ansible.errors import AnsibleError
-from ansible.plugins.loader import lookup_loader
 from ansible.plugins.lookup import LookupBase
+from ansible_collections.virthooks.libvirt.plugins.lookup.play_sources import read_with
 
 
 def flat(values) -> list:
@@ -77,27 +76,19 @@ class LookupModule(LookupBase):
         declared = kwargs.get("declared") or {}
         sources = kwargs.get("sources") or {}
         read_scripts, read_files = sources.get("scripts") or {}, sources.get("files") or {}
-        contents = {}
-        for entry in named_entries(declared):
+        contents, entries = {}, named_entries(declared)
+        for entry in entries:
             src, template = entry.get("src"), entry.get("template")
             if src:
                 contents[entry["name"]] = (read_scripts[src] if src in read_scripts
-                                           else self._read("ansible.builtin.file", src, variables))
+                                           else read_with(self, "ansible.builtin.file", src, variables))
             elif template:
-                contents[entry["name"]] = self._read("ansible.builtin.template", template, variables)
-        for entry in named_entries(declared):
+                contents[entry["name"]] = read_with(self, "ansible.builtin.template", template, variables)
+        for entry in entries:
             files = entry.get("files")
             for item in files if isinstance(files, list) else []:
                 if isinstance(item, dict) and item.get("src"):
                     contents["%s/%s" % (entry["name"], item.get("name"))] = (
                         read_files[item["src"]] if item["src"] in read_files
-                        else self._read("ansible.builtin.file", item["src"], variables, rstrip=False))
+                        else read_with(self, "ansible.builtin.file", item["src"], variables, rstrip=False))
         return [contents]
-
-    def _read(self, plugin: str, path, variables: dict, **options):
-        """The text as that lookup returns it, or None when it cannot (the plan reports it)."""
-        try:
-            return lookup_loader.get(plugin, loader=self._loader, templar=self._templar).run(
-                [path], variables, **options)[0]
-        except (AnsibleError, IndexError):
-            return None
