@@ -68,11 +68,28 @@ def state_for(step: int):
 
 # --- the no-window guarantee -----------------------------------------------------------------
 
+def deploy_thirty(box, conn) -> None:
+    """The 30 deploys, in a process of their own as on a host (the module's): each generation and its script
+    names sent to the test, which answers once calls have met it."""
+    for step in range(1, 31):
+        scripts, rules, names = state_for(step)
+        conn.send((deploy(box, rules, scripts, keep=40).generation, names))
+        conn.recv()
+
+
 def test_30_deploys_while_events_fire_no_call_fails_and_each_sees_one_generation(sandbox):
+    """The deploys run in their own process, forked before the threads that fire the hook calls: a thread's
+    fork copies every descriptor of its process, and a child that copied a script being written (until it
+    execs) makes the kernel refuse to run that script anywhere (ETXTBSY), something only a test that deploys
+    and fires from one process can cause."""
+    import multiprocessing
     expected = {}
     scripts, rules, names = state_for(0)
     expected[deploy(sandbox, rules, scripts, keep=40).generation] = names
     codes, stop = [], threading.Event()
+    ours, theirs = multiprocessing.get_context("fork").Pipe()
+    deployer = multiprocessing.get_context("fork").Process(target=deploy_thirty, args=(sandbox, theirs))
+    deployer.start()
 
     def fire_forever():
         while not stop.is_set():
@@ -83,17 +100,22 @@ def test_30_deploys_while_events_fire_no_call_fails_and_each_sees_one_generation
     for thread in firing:
         thread.start()
     try:
-        for step in range(1, 31):
-            scripts, rules, names = state_for(step)
-            expected[deploy(sandbox, rules, scripts, keep=40).generation] = names
+        for _step in range(1, 31):
+            assert ours.poll(120), "no deploy within 120 s"
+            generation, names = ours.recv()
+            expected[generation] = names
             calls = len(codes)
             deadline = time.monotonic() + 10
             while len(codes) < calls + 2 and time.monotonic() < deadline:     # let calls meet this one
                 time.sleep(0.005)
+            ours.send("next")
     finally:
         stop.set()
         for thread in firing:
             thread.join()
+        ours.close()                  # a deployer still waiting for "next" gets EOF and ends
+        deployer.join(60)
+    assert deployer.exitcode == 0
     failures = [c for c in codes if c[0] != 0]
     assert len(codes) >= 60 and failures == [], failures[:3]
     records = [r for r in sandbox.records() if r.get("operation") == "prepare"]
