@@ -188,6 +188,17 @@ options:
         O(tree_drivers) counted), remove everything as O(state=absent) does.
     type: bool
     default: false
+  validate:
+    version_added: 0.4.0
+    description:
+      - With O(state=present), after a run that changed the host (not in check mode, not under O(root)), check
+        the new generation as the host will run it, with the CLI just installed (C(virthooks validate): the
+        configuration, every script and its interpreter, the entry points), and fail, naming what it found, when
+        the check does. The deploy is not undone then; RV(generation) and RV(previous_generation) are returned with
+        the failure, for a rollback (O(state=rollback)). RV(validated) says whether the check ran and passed.
+      - The role C(virthooks.libvirt.libvirt_hooks) asks for it, which spares it a module call per host.
+    type: bool
+    default: false
   cli_link:
     description:
       - Where to link the operator CLI C(virthooks), for example V(/usr/local/bin/virthooks), as
@@ -253,6 +264,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+validated:
+  description: Whether O(validate) checked the new generation with the installed CLI, and it passed.
+  returned: always
+  type: bool
+  sample: true
+  version_added: 0.4.0
 hooks_dir:
   description: The hooks directory that was managed.
   returned: always
@@ -343,6 +360,7 @@ changes:
   sample: ["write /etc/libvirt/hooks/virthooks/config.json (content)"]
 """
 
+import os
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
@@ -360,6 +378,7 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.fileops 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rollback import RollbackError, apply_rollback, plan_rollback
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
+from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import CLI_FILE, OWN_DIR
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import DeploySpec, InstallError, RuntimeInstaller
 from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPTS_ARGUMENT_SPEC, declared_scripts
 from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
@@ -383,6 +402,7 @@ ARGUMENT_SPEC = dict(
     detect=dict(type="bool", default=False),
     tree_drivers=dict(type="bool", default=False),
     remove_if_empty=dict(type="bool", default=False),
+    validate=dict(type="bool", default=False),
 )
 
 
@@ -409,7 +429,7 @@ def state_rollback(module, target: Target) -> dict:
         module.fail_json(msg="%s: %s" % (hooks_dir, exc), hooks_dir=hooks_dir)
     return dict(changed=True, hooks_dir=hooks_dir, generation=plan["target"],
                 previous_generation=plan["current"], added=plan["added"], removed=plan["removed"],
-                adopted=[], summary=plan["summary"], entry_points=[], runtime_version="",
+                adopted=[], summary=plan["summary"], entry_points=[], runtime_version="", validated=False,
                 changes=["switch to generation %s" % plan["target"]], notes=plan["notes"])
 
 
@@ -427,6 +447,18 @@ def state_present(module, target: Target) -> dict:
     result = plan_result(target.hooks_dir, plan, diff, sorted(set(params["drivers"]), key=DRIVERS.index))
     result.update(runtime_version=installer.digest, scripts=plan.scripts._asdict())
     return result
+
+
+def validate_installed(module, hooks_dir: str, result: dict) -> None:
+    """O(validate): the CLI just installed checks the new generation as the host runs it; a problem fails the
+    module with the run's result (generation, previous_generation, the description: what a rollback needs)."""
+    cli = os.path.join(hooks_dir, OWN_DIR, CLI_FILE)
+    rc, out, err = module.run_command([cli, "--hooks-dir", hooks_dir, "validate"])
+    if rc != 0:
+        found = "\n".join(text.strip() for text in (out, err) if text.strip())
+        module.fail_json(msg="%s: the new generation does not validate on this host (%s validate, exit %d): %s"
+                         % (hooks_dir, cli, rc, found or "no output"), **result)
+    result["validated"] = True
 
 
 def state_absent(module, target: Target) -> dict:
@@ -467,7 +499,7 @@ def carry_out(module, target: Target, planner) -> tuple:
 
 def plan_result(hooks_dir: str, plan, diff, entry_points: list) -> dict:
     """The module's result for a deploy or a removal."""
-    result = dict(changed=bool(plan.changes), hooks_dir=hooks_dir, entry_points=entry_points,
+    result = dict(changed=bool(plan.changes), validated=False, hooks_dir=hooks_dir, entry_points=entry_points,
                   added=plan.added, removed=plan.removed, adopted=plan.adopted,
                   generation=plan.generation, previous_generation=plan.previous, runtime_version="",
                   changes=plan.describe())
@@ -507,7 +539,7 @@ def find_target(module) -> Target:
             module.warn("libvirt is not installed on %s: no libvirtd or virt*d daemon was found, so no hooks are"
                         " deployed there (give sysconfdir, root or hooks_dir to deploy anyway)" % platform.node())
             module.exit_json(changed=False, hooks_dir=info["hooks_dir"], entry_points=[], added=[], removed=[],
-                             adopted=[], generation="", previous_generation="", runtime_version="", changes=[],
+                             adopted=[], generation="", previous_generation="", runtime_version="", changes=[], validated=False,
                              libvirt=described(module, info))
         hooks_dir = resolve_hooks_dir(params["hooks_dir"] or (info or {}).get("hooks_dir", ""), params["root"],
                                       params["sysconfdir"], params["sandbox"])
@@ -541,9 +573,14 @@ def settle_drivers(module, target: Target) -> str:
 def main():
     module = AnsibleModule(argument_spec=dict(**path_argument_spec(), **ARGUMENT_SPEC), supports_check_mode=True)
     target = find_target(module)
-    result = STATES[settle_drivers(module, target)](module, target)
+    state = settle_drivers(module, target)
+    result = STATES[state](module, target)
     if target.info is not None:
         result["libvirt"] = described(module, target.info)
+    params = module.params
+    if (params["validate"] and state == "present" and result["changed"] and not module.check_mode
+            and not params["root"].rstrip("/")):
+        validate_installed(module, target.hooks_dir, result)
     module.exit_json(**result)
 
 

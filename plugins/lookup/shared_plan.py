@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: shared_plan
+short_description: A play's plan of scripts and rules, worked out once when every host would work out the same
+version_added: 0.4.0
+author:
+  - virthooks maintainers (@virthooks)
+description:
+  - The role C(virthooks.libvirt.libvirt_hooks) works out each host's plan (its validated scripts and dispatcher
+    rules) on the controller. Most fleets declare the same scripts for every host of a play; this lookup, run
+    once for the play, tells whether they do, and if so works the plan out once, for all of them.
+  - The hosts named in O(hosts) share the plan when the variables it is made from are the same for each, as the
+    inventory holds them, untemplated (the variables whose names match O(inputs)), when each host has the same
+    set of C(libvirt_hooks_*) variable names (the misspelt-name check reads the names), and when none of those
+    values, as this host sees them (the play's vars, role parameters and extra vars over the inventory's),
+    holds a Jinja template (a template may give each host its own value), nor declares a script as
+    C(template) (rendered with each host's variables).
+  - Then the term, the name of the variable that holds the plan's expression, is templated once, for this host.
+    Anything else, or a plan that fails (a script that does not validate, a misspelt variable under
+    C(libvirt_hooks_strict)), returns an empty mapping, and each host then works its own plan out and reports its
+    own error, as without this lookup.
+options:
+  _terms:
+    description: The name of the variable whose value (a template) is the plan.
+    required: true
+    type: list
+    elements: str
+  hosts:
+    description: The inventory hostnames that must share the plan (the play's).
+    type: list
+    elements: str
+    required: true
+  inputs:
+    description: A regular expression matching the names of the variables the plan is made from.
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Work out the plan once when every host of the play has the same one
+  ansible.builtin.set_fact:
+    shared: >-
+      {{ lookup('virthooks.libvirt.shared_plan', '__libvirt_hooks_planned', hosts=ansible_play_hosts_all,
+                inputs='^libvirt_hooks_(scripts(__.+)?|library|strict)$') }}
+  run_once: true
+  no_log: true
+"""
+
+RETURN = r"""
+_raw:
+  description: The plan (the value of the variable named in the term), or an empty mapping when the hosts do not
+    share it.
+  type: list
+  elements: dict
+"""
+
+import re
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleError
+from ansible.plugins.lookup import LookupBase
+
+PREFIX = "libvirt_hooks_"
+
+
+def inputs_of(raw, inputs) -> tuple:
+    """(the libvirt_hooks_* names, {name: value} of those matching inputs) of a host's variables."""
+    names = frozenset(name for name in raw if str(name).startswith(PREFIX))
+    return names, {name: raw[name] for name in names if inputs.match(str(name))}
+
+
+def declares_template(value) -> bool:
+    """Whether script declarations (a list of mappings) give a script as template."""
+    return isinstance(value, list) and any(isinstance(entry, Mapping) and entry.get("template") for entry in value)
+
+
+class LookupModule(LookupBase):
+
+    def run(self, terms, variables=None, **kwargs):
+        variables = variables or {}
+        inputs = re.compile(kwargs["inputs"])
+        if not self._same_everywhere(variables, kwargs.get("hosts") or [], inputs):
+            return [{}]
+        try:
+            plan = self._templar.template(variables[terms[0]])
+        except (AnsibleError, KeyError, TypeError, ValueError):
+            return [{}]     # each host works it out, and reports the error, itself
+        return [plan if isinstance(plan, Mapping) else {}]
+
+    def _same_everywhere(self, variables: dict, hosts: list, inputs) -> bool:
+        hostvars = variables.get("hostvars")
+        if hostvars is None or not hosts:
+            return False
+        first = None
+        for host in hosts:
+            raw = hostvars.raw_get(host)
+            if not isinstance(raw, Mapping):
+                return False
+            found = inputs_of(raw, inputs)
+            if first is None:
+                first = found
+            elif found != first:
+                return False
+        # What this host sees: the play's vars, role parameters and extra vars (the same for every host) over
+        # the inventory's (the same for every host, checked above); a template among them may differ per host.
+        return not any(self._templated(value) or declares_template(value)
+                       for value in inputs_of(variables, inputs)[1].values())
+
+    def _templated(self, value) -> bool:
+        if isinstance(value, str):
+            return bool(self._templar.is_template(value))
+        if isinstance(value, Mapping):
+            return any(self._templated(key) or self._templated(item) for key, item in value.items())
+        if isinstance(value, (list, tuple)):
+            return any(self._templated(item) for item in value)
+        return False
