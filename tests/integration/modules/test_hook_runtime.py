@@ -257,3 +257,28 @@ def test_a_host_without_libvirt_is_left_alone_only_when_no_path_is_given(tmp_pat
     for given in ({"root": str(tmp_path)}, {"sysconfdir": "/etc"}, {"hooks_dir": str(tmp_path / "hooks")}):
         assert libvirt_missing(dict(params, **given), info) is False
     assert libvirt_missing(params, None) is False and libvirt_missing(params, dict(info, installed=True)) is False
+
+
+@pytest.mark.root
+def test_validate_checks_a_new_generation_with_the_installed_cli_and_fails_with_what_a_rollback_needs(
+        ansible_module, tmp_path):
+    """validate: a changed run is checked by the CLI it installed (here its trust check refuses a script whose
+    interpreter a user could replace), failing with the generation and the one before it; a run that changes
+    nothing, or a check-mode run, is not checked again."""
+    from tests.support.host import user_owned_shell
+    good = [{"name": "rec", "content": "#!/bin/sh\nexit 0\n"}]
+    first = ansible_module(MODULE, args(tmp_path, scripts=good, validate=True))
+    assert first["changed"] is True and first["validated"] is True
+    again = ansible_module(MODULE, args(tmp_path, scripts=good, validate=True))
+    assert again["changed"] is False and again["validated"] is False
+    untrusted = good + [{"name": "untrusted", "content": "#!%s\nexit 0\n" % user_owned_shell(tmp_path)}]
+    rules = RULES + [{"name": "u", "script": "scripts/untrusted", "operations": ["prepare"]}]
+    assert ansible_module(MODULE, args(tmp_path, scripts=untrusted, rules=rules, validate=True),
+                          check=True)["validated"] is False
+    bad = ansible_module(MODULE, args(tmp_path, scripts=untrusted, rules=rules, validate=True))
+    assert bad["failed"] is True and "the new generation does not validate on this host" in bad["msg"], bad
+    assert "untrusted" in bad["msg"] and bad["validated"] is False
+    assert bad["previous_generation"] == first["generation"] and bad["generation"] not in ("", first["generation"])
+    # the deploy stands (the caller rolls back: state=rollback, as the role's rescue does)
+    back = ansible_module(MODULE, args(tmp_path, state="rollback", generation=bad["previous_generation"]))
+    assert back["changed"] is True and back["generation"] == first["generation"]
