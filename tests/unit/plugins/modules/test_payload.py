@@ -92,3 +92,12 @@ def test_the_payload_holds_every_module_utils_the_module_can_import(module):
     missing = sorted(set(reachable(module)) - payload(module))
     assert missing == [], "%s's payload lacks %s" % (module, ", ".join(missing))
 
+
+def test_hook_runtime_imports_inside_functions_what_a_run_that_changes_nothing_does_not_need():
+    """The test above is no formality for hook_runtime: these files are reached only through nested imports
+    (selinux to relabel what a run wrote, rollback for state=rollback and a diff, syntax for a new generation,
+    xmlcond for rules with an XPath condition, launcher for a library block's script)."""
+    nested = {path for path, inside in reachable("hook_runtime").items() if inside}
+    assert {"module_utils/selinux.py", "module_utils/runtime/rollback.py", "module_utils/runtime/syntax.py",
+            "module_utils/runtime/xmlcond.py", "module_utils/runtime/launcher.py"} <= nested
+    assert {"module_utils/selinux.py", "module_utils/runtime/rollback.py"} <= payload("hook_runtime")
