@@ -48,10 +48,7 @@ from .runtime.generations import (DeployLock, Generation, all_ids, content_diges
 from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_CACHE, CONFIG_FILE, FILES_DIR, CURRENT, GENERATIONS_DIR,
                              LIB_CURRENT, LIB_DIR, META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, SECRETS_DIR, adopted_hook,
                              kept_adopted_hook, old_adopted_hook)
-from .runtime.rollback import differences
 from .runtime.rules import CONFIG_VERSION, DROPIN_DIR, ConfigError, normalize_config, validate_name
-from .runtime.syntax import script_digests, syntax_problem, unchecked
-from .runtime.xmlcond import rule_problems
 from .scripts import script_problems, script_warnings
 
 VERSION = runtime.VERSION
@@ -628,9 +625,11 @@ class RuntimeInstaller(object):
             config, normalized = build_config(rules, log, tree, kill_grace)
         except ConfigError as exc:
             raise InstallError("invalid rules (nothing was changed): %s" % exc)
-        problems = rule_problems(normalized["rules"])
-        if problems:
-            raise InstallError("invalid rules (nothing was changed): " + "; ".join(problems))
+        if any(rule.get("xpath") for rule in normalized["rules"]):     # no XPath engine for rules without one
+            from .runtime.xmlcond import rule_problems
+            problems = rule_problems(normalized["rules"])
+            if problems:
+                raise InstallError("invalid rules (nothing was changed): " + "; ".join(problems))
         return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(), normalized
 
     def _plan_library(self, changes) -> None:
@@ -708,6 +707,7 @@ class RuntimeInstaller(object):
         if previous and digest == current.meta.get("digest") and self._intact(current, scripts) \
                 and self._extras_intact(current, secrets or {}, secret_files, files or {}, own_files):
             return previous
+        from .runtime.syntax import script_digests     # a new generation only: a re-run that changes nothing needs none
         gen_id = new_id(self.own, digest)
         meta = {"id": gen_id, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "deployer": deployer,
                 "digest": digest, "rules": len(normalized["rules"]), "scripts": len(scripts), "drivers": drivers,
@@ -939,6 +939,7 @@ def syntax_gate(scripts: dict, root: str = "") -> list:
     """Every script of a new generation through its interpreter's syntax check, before the switch.
 
     Returns one warning per script that has no check; InstallError names each script and line at fault."""
+    from .runtime.syntax import syntax_problem, unchecked     # a new generation only, as this gate
     problems, warnings = [], []
     for name in sorted(scripts):
         data = scripts[name]
@@ -997,6 +998,7 @@ def _generation_diff(own: str, plan: Plan, change: NewGeneration) -> list:
     """The change of a generation as people read it: one summary line per rule or script, then the
     text of each changed rule, of the other settings, and of each changed script (config.json's
     index, checksums and offsets are bookkeeping, left out)."""
+    from .runtime.rollback import differences       # a diff only (--diff with changes)
     current = plan.before or Generation.read(own, plan.previous)
     before = current.scripts
     config_path = "%s/%s" % (own, CONFIG_FILE)

@@ -14,7 +14,6 @@ import binascii
 import os
 import re
 
-from .runtime import launcher
 from .runtime.fileops import under
 from .runtime.rules import validate_name
 from .runtime.trust import format_problem, interpreter_of
@@ -171,6 +170,7 @@ def launcher_bytes(name: str, step: dict, python: str) -> bytes:
     if bad:
         raise ValueError("script %r: launcher %s must be a library block's name (lower-case letters, digits and _), "
                          "got %s" % (name, " and ".join(bad), ", ".join(repr(step.get(key)) for key in bad)))
+    from .runtime import launcher       # library blocks' scripts only
     return launcher.render(step["block"], step["step"], python).encode("utf-8")
 
 

@@ -376,12 +376,10 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import (
 )
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.fileops import host_path, under
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rollback import RollbackError, apply_rollback, plan_rollback
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import CLI_FILE, OWN_DIR
 from ansible_collections.virthooks.libvirt.plugins.module_utils.install import DeploySpec, InstallError, RuntimeInstaller
 from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPTS_ARGUMENT_SPEC, declared_scripts
-from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
 
 ARGUMENT_SPEC = dict(
     SCRIPTS_ARGUMENT_SPEC,
@@ -419,6 +417,9 @@ class Target:
 
 def state_rollback(module, target: Target) -> dict:
     """Make an earlier generation current again, entry points as they were for it."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rollback import (
+        RollbackError, apply_rollback, plan_rollback)
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
     hooks_dir = target.hooks_dir
     try:
         plan = plan_rollback(hooks_dir, module.params["generation"], host_path(module.params["root"], hooks_dir))
@@ -488,6 +489,7 @@ def carry_out(module, target: Target, planner) -> tuple:
         plan = planner(installer)
         diff = plan.diff(hooks_dir) if module._diff and plan.changes else None
         if plan.changes and not module.check_mode:
+            from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
             installer.apply(plan)
             restore_contexts(module, [c.path for c in plan.changes], root)
     except (InstallError, GenerationError, OSError) as exc:

@@ -10,8 +10,6 @@ crash. A reader (libvirt, the dispatcher) sees the old file or the new one, neve
 import os
 import tempfile
 
-from .runlog import write_all
-
 TEMP_SUFFIX = ".virthooks-tmp"
 
 
@@ -45,6 +43,7 @@ def fsync_dir(directory: str) -> None:
 
 def write_fd(fd: int, data: bytes, mode: int, uid: int = -1, gid: int = -1) -> None:
     """Write all of data to a new file's fd, give it its mode and owner (-1 keeps ours), flush it to disk."""
+    from .runlog import write_all       # a write only: a deploy that changes nothing (paths, states) needs no log module
     write_all(fd, data)
     os.fchmod(fd, mode)
     if uid != -1 or gid != -1:
