@@ -4,7 +4,7 @@ DOCUMENTATION = r"""
 ---
 name: arg_problems
 short_description: What is wrong with a role's variables, by its argument specs, checked in the task that reads them
-version_added: 0.4.0
+version_added: 0.3.0
 author:
   - virthooks maintainers (@virthooks)
 description:

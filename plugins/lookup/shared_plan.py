@@ -4,7 +4,7 @@ DOCUMENTATION = r"""
 ---
 name: shared_plan
 short_description: A play's plan of scripts and rules, worked out once when every host would work out the same
-version_added: 0.4.0
+version_added: 0.3.0
 author:
   - virthooks maintainers (@virthooks)
 description:

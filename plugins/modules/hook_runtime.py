@@ -189,7 +189,7 @@ options:
     type: bool
     default: false
   validate:
-    version_added: 0.4.0
+    version_added: 0.3.0
     description:
       - With O(state=present), after a run that changed the host (not in check mode, not under O(root)), check
         the new generation as the host will run it, with the CLI just installed (C(virthooks validate): the
@@ -269,7 +269,7 @@ validated:
   returned: always
   type: bool
   sample: true
-  version_added: 0.4.0
+  version_added: 0.3.0
 hooks_dir:
   description: The hooks directory that was managed.
   returned: always
