@@ -228,6 +228,21 @@ def test_a_shared_plan_that_fails_is_reported_by_every_host(fleet):
     assert {h: tree_state(fleet.tmp / h) for h in ("host-a", "host-b")} == before
 
 
+def test_a_bad_role_variable_on_one_host_of_a_shared_plan_fails_that_host_only(fleet):
+    """The argument specs check every host, not only the one that worked out a shared plan: a host whose
+    libvirt_hooks_restart is not a choice (not one of the plan's inputs, so the hosts still share the plan) fails
+    naming it, before anything is changed there; the other host deploys."""
+    fleet.write(common={"libvirt_hooks_scripts": [{"name": "audit", "operations": ["started"], "content": SH % fleet.tmp}]},
+                storage={"libvirt_hooks_restart": "sometimes"})
+    proc = fleet.deploy()
+    assert proc.returncode != 0
+    assert task_hosts(proc, PLAN_TASK) == ["host-a"], proc.stdout
+    assert {h: c["failed"] for h, c in recap(proc).items()} == {"host-a": 0, "host-b": 1}, proc.stdout
+    assert re.search(r"fatal: \[host-b\].*Validation of arguments failed.*libvirt_hooks_restart must be one of", proc.stdout)
+    assert (fleet.hooks("host-a") / "virthooks" / "current" / "scripts" / "audit").exists()
+    assert not fleet.hooks("host-b").exists()
+
+
 def test_missing_sysconfdir_is_named(fleet):
     fleet.write(host_a={"libvirt_hooks_sysconfdir": "/nonexistent/etc"})
     proc = fleet.deploy()
