@@ -29,9 +29,10 @@ def test_the_quick_fleet_benchmark_measures_the_floor_the_role_and_the_naive_pla
     # The floor is one ping a host; the naive play a directory and one copy per script (3 in --quick).
     assert calls["floor"] == 1.0 and results["floor"] == 1.0, proc.stdout
     assert calls["naive"] == calls["naive re"] == 4.0, proc.stdout
-    # The role: hook_runtime (which finds libvirt itself), and the validation of what changed on the first run only.
-    assert calls["re-run"] == 1.0 and calls["first"] == 2.0, proc.stdout
-    assert results["re-run"] < results["first"], proc.stdout
+    # The role: hook_runtime alone (it finds libvirt itself, and checks a new generation itself on the first run),
+    # one task a host (the sandbox hosts share one plan, and have no daemon to reload)
+    assert calls["re-run"] == 1.0 and calls["first"] == 1.0, proc.stdout
+    assert results["re-run"] == results["first"] < 3, proc.stdout
     for row in rows.values():
         assert int(row[0]) == 10 and int(row[1]) == 10 and float(row[3]) > 0 and float(row[4]) > 0, row
         assert 0 < int(row[8]) < 1024, row      # peak memory of the run, MiB
