@@ -192,7 +192,7 @@ options:
     version_added: 0.3.0
     description:
       - With O(state=present), after a run that changed the host (not in check mode, not under O(root)), check
-        the new generation as the host will run it, with the CLI just installed (C(virthooks validate): the
+        the new generation as the host will run it, with the CLI just installed (C(virthooks validate), which checks the
         configuration, every script and its interpreter, the entry points), and fail, naming what it found, when
         the check does. The deploy is not undone then; RV(generation) and RV(previous_generation) are returned with
         the failure, for a rollback (O(state=rollback)). RV(validated) says whether the check ran and passed.

@@ -4,6 +4,9 @@ A module may import a module_utils inside the function that needs it, so that a 
 not compile it from the payload. The packer ships such an import as optional: one it cannot find is left out
 without a word, and the module would then fail only on that path, on a host. These tests build each module's
 payload with the packer and look for every file reachable from the module, imports inside functions included.
+
+They live under tests/unit/plugins, not modules/: ansible-test runs the unit tests there with the controller's
+ansible, which the packer is part of; under modules/ only ansible.module_utils can be imported, as in a module.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-PLUGINS = Path(__file__).resolve().parents[4] / "plugins"
+PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
 PACKAGE = "ansible_collections.virthooks.libvirt.plugins"
 PAYLOAD_DIR = "ansible_collections/virthooks/libvirt/plugins"
 MODULES = sorted(p.stem for p in (PLUGINS / "modules").glob("*.py") if p.stem != "__init__")
