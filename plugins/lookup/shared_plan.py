@@ -24,6 +24,10 @@ description:
     Anything else, or a plan that fails (a script that does not validate, a misspelt variable under
     C(libvirt_hooks_strict)), returns an empty mapping, and each host then works its own plan out and reports its
     own error, as without this lookup.
+  - The plan checks this host's role variables. The lookup also says, for each other host, which of its
+    C(libvirt_hooks_*) variables may not pass the same check, the ones it must check itself (with
+    M(virthooks.libvirt.arg_problems)'s O(virthooks.libvirt.arg_problems#lookup:only)) before it deploys, namely
+    those whose value, as the inventory holds it, is not this host's, or holds a template.
 options:
   _terms:
     description: The name of the variable whose value (a template) is the plan.
@@ -53,8 +57,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _raw:
-  description: The plan (the value of the variable named in the term), or an empty mapping when the hosts do not
-    share it.
+  description:
+    - An empty mapping when the hosts do not share a plan. Else C(plan), the plan (the value of the variable named
+      in the term), and C(recheck), the mapping of each host (but this one) whose role variables differ from this
+      host's to the names of those variables (a host without any is left out).
   type: list
   elements: dict
 """
@@ -84,13 +90,29 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         variables = variables or {}
         inputs = re.compile(kwargs["inputs"])
-        if not self._same_everywhere(variables, kwargs.get("hosts") or [], inputs):
+        hosts = kwargs.get("hosts") or []
+        if not self._same_everywhere(variables, hosts, inputs):
             return [{}]
         try:
             plan = self._templar.template(variables[terms[0]])
         except (AnsibleError, KeyError, TypeError, ValueError):
             return [{}]     # each host works it out, and reports the error, itself
-        return [plan if isinstance(plan, Mapping) else {}]
+        if not isinstance(plan, Mapping):
+            return [{}]
+        return [{"plan": plan, "recheck": self._recheck(variables["hostvars"], hosts, variables.get("inventory_hostname"))}]
+
+    def _recheck(self, hostvars, hosts: list, checked: str) -> dict:
+        """{host: [names of its libvirt_hooks_* variables that differ from the checked host's or hold a template]}."""
+        reference = hostvars.raw_get(checked) if checked in hosts else {}
+        recheck = {}
+        for host in hosts:
+            raw = hostvars.raw_get(host)
+            names = sorted(name for name in raw if str(name).startswith(PREFIX) and (
+                host != checked and (name not in reference or raw[name] != reference[name])
+                or self._templated(raw[name])))
+            if names and host != checked:
+                recheck[host] = names
+        return recheck
 
     def _same_everywhere(self, variables: dict, hosts: list, inputs) -> bool:
         hostvars = variables.get("hostvars")

@@ -18,7 +18,6 @@ import stat
 import subprocess
 
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.fileops import host_path, under
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.entrypoint import file_is_ours
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import (
     DAEMONS,
     DRIVER_DAEMONS,
@@ -26,9 +25,10 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events i
 )
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import (
     OWN_DIR,
+    file_is_ours,
+    is_backup_name,
     sysconf_hooks_dir,
 )
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rules import is_backup_name
 
 # Where libvirt's binaries live: distribution dirs first, then source builds, then NixOS.
 DEFAULT_SEARCH_PATH = (

@@ -15,8 +15,9 @@ import os
 import re
 
 from .runtime.fileops import under
-from .runtime.rules import validate_name
-from .runtime.trust import format_problem, interpreter_of
+
+# The checks import the rules' and the trust check's modules when they run: hook_runtime reads only the
+# argument spec below on a re-run that changes nothing (its payload compiles every module it imports).
 
 DEFAULT_MAX_SIZE = 1 << 20
 # A script's secrets: <generation>/secrets/<script>/<NAME>, one root-only file per value, handed to the
@@ -63,6 +64,7 @@ def file_problems(files) -> list:
         return []
     if not isinstance(files, list):
         return ["'files' must be a list of {name, content or src, mode}"]
+    from .runtime.rules import validate_name
     problems, seen = [], set()
     for index, item in enumerate(files):
         where = "files[%d]" % index
@@ -91,6 +93,8 @@ def file_problems(files) -> list:
 
 def script_problems(name, data, max_size: int = DEFAULT_MAX_SIZE, root: str = "") -> list:
     """Why a script cannot be installed (empty list if it can)."""
+    from .runtime.rules import validate_name
+    from .runtime.trust import format_problem, interpreter_of
     problems = []
     problem = validate_name(name)
     if problem:
@@ -112,6 +116,7 @@ def script_problems(name, data, max_size: int = DEFAULT_MAX_SIZE, root: str = ""
 
 
 def script_warnings(name, data) -> list:
+    from .runtime.trust import interpreter_of
     if interpreter_of(data) == "/usr/bin/env":
         return ["script %r uses #!/usr/bin/env: libvirt runs hooks with a minimal PATH, so the program may not "
                 "be found; prefer an absolute interpreter path" % name]

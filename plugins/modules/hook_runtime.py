@@ -114,6 +114,8 @@ options:
       - The dispatcher's log settings (keys C(file), C(max_bytes), C(backups), C(syslog),
         C(output_bytes)); unset keys keep their defaults (C(/var/log/libvirt/virthooks.jsonl),
         1 MiB, 3 backups, syslog for failures, 2048 bytes of script output).
+      - In a sandbox (O(sandbox)), C(file) defaults to C(var/log/libvirt/virthooks.jsonl) under O(sandbox.dir)
+        and C(syslog) to V(none), so that the sandbox's hooks never write to the real host's log or syslog.
     type: dict
     default: {}
   tree:
@@ -375,11 +377,13 @@ from ansible_collections.virthooks.libvirt.plugins.module_utils.detect import (
     tree_drivers,
 )
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.fileops import host_path, under
-from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.events import DRIVERS
 from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.layout import CLI_FILE, OWN_DIR
-from ansible_collections.virthooks.libvirt.plugins.module_utils.install import DeploySpec, InstallError, RuntimeInstaller
 from ansible_collections.virthooks.libvirt.plugins.module_utils.scripts import SCRIPTS_ARGUMENT_SPEC, declared_scripts
+from ansible_collections.virthooks.libvirt.plugins.module_utils import stamp
+
+# The installer (and the rules, generations and entry points it imports) is imported by the runs that plan: a
+# re-run the stamp shows to change nothing compiles none of it (see module_utils/stamp.py).
 
 ARGUMENT_SPEC = dict(
     SCRIPTS_ARGUMENT_SPEC,
@@ -407,16 +411,18 @@ ARGUMENT_SPEC = dict(
 class Target:
     """Where and with what the run works: the hooks directory, the entry points' Python, and the host's
     description when O(detect) asked for one (else None)."""
-    __slots__ = ("hooks_dir", "python", "info")
+    __slots__ = ("hooks_dir", "python", "info", "deployed")
 
     def __init__(self, hooks_dir: str, python: str, info):
         self.hooks_dir = hooks_dir
         self.python = python
         self.info = info
+        self.deployed = None        # state=present: what remember() needs (installer, spec, host digest, plan)
 
 
 def state_rollback(module, target: Target) -> dict:
     """Make an earlier generation current again, entry points as they were for it."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.rollback import (
         RollbackError, apply_rollback, plan_rollback)
     from ansible_collections.virthooks.libvirt.plugins.module_utils.selinux import restore_contexts
@@ -436,6 +442,7 @@ def state_rollback(module, target: Target) -> dict:
 
 def state_present(module, target: Target) -> dict:
     """Install the runtime, a generation of the rules and scripts, and the entry points."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.install import DeploySpec
     params = module.params
     scripts = None
     if params["scripts"] is not None:
@@ -444,10 +451,60 @@ def state_present(module, target: Target) -> dict:
         except ValueError as exc:
             module.fail_json(msg=str(exc))
     spec = DeploySpec.from_params(params, scripts, params_cli_link(params))
+    before = host_digest(module, target, spec)
     installer, plan, diff = carry_out(module, target, lambda inst: inst.plan_deploy(spec))
-    result = plan_result(target.hooks_dir, plan, diff, sorted(set(params["drivers"]), key=DRIVERS.index))
+    target.deployed = (installer, spec, before, plan)
+    return present_result(module, target, installer, plan, diff)
+
+
+def present_result(module, target: Target, installer, plan, diff) -> dict:
+    result = plan_result(target.hooks_dir, plan, diff, sorted(set(module.params["drivers"]), key=DRIVERS.index))
     result.update(runtime_version=installer.digest, scripts=plan.scripts._asdict())
     return result
+
+
+def host_digest(module, target: Target, spec) -> str:
+    """The stamp's digest of the host's state as a deploy of spec reads it ('' when it cannot be read)."""
+    try:
+        return stamp.host_digest(target.hooks_dir, spec.cli_link, stamp.interpreters_of(spec.scripts),
+                                 module.params["root"])
+    except (OSError, ValueError):
+        return ""
+
+
+def recall(module, target: Target):
+    """The result of a re-run that changes nothing, from the stamp of the run that left the host so (None
+    when there is none for this request and this host state: then the run plans)."""
+    found = stamp.recall(module.params, target.hooks_dir, target.python, params_cli_link(module.params))
+    if found is None:
+        return None
+    for warning in found.get("warnings") or []:
+        module.warn(warning)
+    return dict(found["result"])
+
+
+def remember(module, target: Target, result: dict) -> None:
+    """Write the stamp when this run leaves the host as its request wants it: a plan made on the host as it
+    is now (the one this run made, or, after a change, a new one) changes nothing, and the host did not change
+    while it was made. A stamp that cannot be written is no failure: the next run plans."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
+    installer, spec, before, plan = target.deployed
+    try:
+        if plan.changes:
+            before = host_digest(module, target, spec)
+            plan = installer.plan_deploy(spec)
+            if plan.changes:
+                return
+            result = present_result(module, target, installer, plan, None)
+        after = host_digest(module, target, spec)
+        if not before or before != after:
+            return
+        kept = {k: v for k, v in result.items() if k not in ("libvirt", "diff")}
+        stamp.write_stamp(module.params, target.hooks_dir, target.python, after, stamp.interpreters_of(spec.scripts),
+                          kept, list(plan.warnings))
+    except (InstallError, GenerationError, OSError, ValueError):
+        return
 
 
 def validate_installed(module, hooks_dir: str, result: dict) -> None:
@@ -482,6 +539,8 @@ def carry_out(module, target: Target, planner) -> tuple:
     """(installer, plan, diff): the plan planner(installer) makes, applied unless in check mode, and its
     diff (made before: the generation it replaces may be pruned); a failure fails the module naming the
     hooks directory."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError, RuntimeInstaller
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
     root = module.params["root"]
     hooks_dir = target.hooks_dir
     try:
@@ -560,6 +619,13 @@ def described(module, info: dict) -> dict:
     return info
 
 
+def sandbox_log(params: dict) -> None:
+    """O(log) of a sandbox: its own file, no syslog, unless set."""
+    sandbox = sandbox_dir(params["sandbox"])
+    if sandbox:
+        params["log"] = dict({"file": sandbox + "/var/log/libvirt/virthooks.jsonl", "syslog": "none"}, **params["log"])
+
+
 def settle_drivers(module, target: Target) -> str:
     """The state to carry out: O(drivers) gets the drivers of the per-guest tree (O(tree_drivers)), and
     O(state=present) with nothing to deploy becomes O(state=absent) under O(remove_if_empty)."""
@@ -575,14 +641,19 @@ def settle_drivers(module, target: Target) -> str:
 def main():
     module = AnsibleModule(argument_spec=dict(**path_argument_spec(), **ARGUMENT_SPEC), supports_check_mode=True)
     target = find_target(module)
+    sandbox_log(module.params)
     state = settle_drivers(module, target)
-    result = STATES[state](module, target)
+    result = recall(module, target) if state == "present" else None
+    if result is None:
+        result = STATES[state](module, target)
     if target.info is not None:
         result["libvirt"] = described(module, target.info)
     params = module.params
     if (params["validate"] and state == "present" and result["changed"] and not module.check_mode
             and not params["root"].rstrip("/")):
         validate_installed(module, target.hooks_dir, result)
+    if target.deployed is not None and not module.check_mode and not params["root"].rstrip("/"):
+        remember(module, target, result)        # not into an image: its copies have other inodes
     module.exit_json(**result)
 
 

@@ -17,7 +17,8 @@ import sys
 
 from .events import (EVENTS, GUEST_DRIVERS, GUEST_KILLING_OPERATIONS, USER_FAILURE_EXIT, is_abortable,
                      kills_running_guest, operation_names)
-from .layout import ENTRY_POINT_MARKER, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE
+from .layout import (ENTRY_POINT_MARKER, HEAD_BYTES, HEAD_LINES, LIB_CURRENT, LIB_DIR, OWN_DIR,  # noqa: F401
+                     RUNTIME_PACKAGE, file_is_ours, is_ours)
 from .rules import DROPIN_DIR, DROPIN_SUFFIX, operation_spellings
 
 SAFE_PATTERN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-+,:@%=")
@@ -612,19 +613,3 @@ def render_cli(hooks_dir: str, python: str) -> str:
     ]) + "\n"
 
 
-HEAD_BYTES = 4096
-HEAD_LINES = 5
-
-
-def is_ours(text: str) -> bool:
-    """Whether a hook file's text is one of our entry points (the marker line near its top)."""
-    return any(line.strip() == ENTRY_POINT_MARKER for line in text[:HEAD_BYTES].splitlines()[:HEAD_LINES])
-
-
-def file_is_ours(path: str) -> bool:
-    """Whether the file at path is one of our entry points (False if it cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            return is_ours(f.read(HEAD_BYTES).decode("utf-8", "replace"))
-    except OSError:
-        return False

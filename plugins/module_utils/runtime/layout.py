@@ -29,6 +29,32 @@ CLI_FILE = "virthooks"                 # hooks/virthooks/virthooks: the operator
 ENTRY_POINT_MARKER = "# virthooks-entry-point: managed by Ansible (virthooks.libvirt); local changes are overwritten"
 
 
+# How much of a hook file is read to tell our entry points (the marker near the top) from anything else.
+HEAD_BYTES = 4096
+HEAD_LINES = 5
+# Editor and package-manager leftovers beside hooks and drop-ins, never run or read.
+BACKUP_SUFFIXES = (".rpmnew", ".rpmsave", ".orig", ".bak", ".old", ".swp")
+
+
+def is_ours(text: str) -> bool:
+    """Whether a hook file's text is one of our entry points (the marker line near its top)."""
+    return any(line.strip() == ENTRY_POINT_MARKER for line in text[:HEAD_BYTES].splitlines()[:HEAD_LINES])
+
+
+def file_is_ours(path: str) -> bool:
+    """Whether the file at path is one of our entry points (False if it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            return is_ours(f.read(HEAD_BYTES).decode("utf-8", "replace"))
+    except OSError:
+        return False
+
+
+def is_backup_name(name: str) -> bool:
+    """Editor/package-manager leftovers (and hidden files) that must never run as hooks."""
+    return name.startswith(".") or name.endswith("~") or ".dpkg-" in name or name.endswith(BACKUP_SUFFIXES)
+
+
 def script_file(name: str) -> str:
     """A declared script's path as a rule names it (relative to hooks/virthooks/)."""
     return "%s/%s" % (SCRIPTS_DIR, name)

@@ -37,6 +37,7 @@ edited by hand since, is read as before, every rule validated and matched.
 """
 
 from .events import DRIVERS, EVENTS, GUEST_DRIVERS, canonical_operation, operation_names
+from .layout import BACKUP_SUFFIXES, is_backup_name  # noqa: F401  (the dispatcher's and importers' name for it)
 
 CONFIG_VERSION = 1
 NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
@@ -474,14 +475,6 @@ def tree_dir(hooks_dir: str, driver: str, obj: str, operation: str, suboperation
         if problem:
             return None, "%s %r %s; per-guest tree skipped" % (label, value, problem)
     return "%s/%s.d/%s/%s/%s" % (hooks_dir, driver, obj, operation, suboperation), ""
-
-
-BACKUP_SUFFIXES = (".rpmnew", ".rpmsave", ".orig", ".bak", ".old", ".swp")
-
-
-def is_backup_name(name: str) -> bool:
-    """Editor/package-manager leftovers (and hidden files) that must never run as hooks."""
-    return name.startswith(".") or name.endswith("~") or ".dpkg-" in name or name.endswith(BACKUP_SUFFIXES)
 
 
 def tree_scripts(directory: str) -> list:

@@ -282,3 +282,74 @@ def test_validate_checks_a_new_generation_with_the_installed_cli_and_fails_with_
     # the deploy stands (the caller rolls back: state=rollback, as the role's rescue does)
     back = ansible_module(MODULE, args(tmp_path, state="rollback", generation=bad["previous_generation"]))
     assert back["changed"] is True and back["generation"] == first["generation"]
+
+
+def stamp_of(tmp_path):
+    return tmp_path / "hooks" / "virthooks" / ".stamp.json"
+
+
+@pytest.mark.root
+def test_a_rerun_that_changes_nothing_comes_from_the_stamp_and_anything_changed_plans_again(ansible_module, tmp_path):
+    """A run that leaves the host as asked writes the stamp; a re-run with the same request on the same files gets
+    the same result from it without planning (the stamp is not written again); a file edited (same size), a mode
+    changed, a request changed: the run plans, and repairs or deploys."""
+    scripts = [{"name": "rec", "content": "#!/bin/sh\nexit 0\n"},
+               {"name": "env", "content": "#!/usr/bin/env sh\nexit 0\n"}]
+    first = ansible_module(MODULE, args(tmp_path, scripts=scripts))
+    assert first["changed"] is True
+    stamp = stamp_of(tmp_path)
+    assert stamp.stat().st_mode & 0o777 == 0o600 and stamp.stat().st_uid == 0
+    written = stamp.stat().st_ino
+    again = ansible_module(MODULE, args(tmp_path, scripts=scripts, deployer="someone else"))
+    assert again["changed"] is False and again["generation"] == first["generation"]
+    assert again["previous_generation"] == first["generation"] and again["scripts"]["unchanged"] == ["env", "rec"]
+    assert any("#!/usr/bin/env" in w for w in again.get("warnings", [])), again      # warnings as a planned run's
+    assert stamp.stat().st_ino == written                       # from the stamp: nothing planned, nothing written
+    script = tmp_path / "hooks" / "virthooks" / "current" / "scripts" / "rec"
+    script.write_text("#!/bin/sh\nexit 1\n")                    # same size, same mode: its ctime tells
+    repaired = ansible_module(MODULE, args(tmp_path, scripts=scripts))
+    assert repaired["changed"] is True and repaired["generation"] != first["generation"]
+    assert (tmp_path / "hooks" / "virthooks" / "current" / "scripts" / "rec").read_text() == "#!/bin/sh\nexit 0\n"
+    (tmp_path / "hooks" / "qemu").chmod(0o777)
+    assert ansible_module(MODULE, args(tmp_path, scripts=scripts))["changed"] is True
+    assert (tmp_path / "hooks" / "qemu").stat().st_mode & 0o777 == 0o755
+    assert ansible_module(MODULE, args(tmp_path, scripts=scripts))["changed"] is False
+    changed = ansible_module(MODULE, args(tmp_path, scripts=scripts, rules=[dict(RULES[0], timeout=5)]))
+    assert changed["changed"] is True
+
+
+@pytest.mark.root
+def test_a_stamp_anyone_else_could_have_written_or_a_gone_interpreter_is_not_trusted(ansible_module, tmp_path):
+    """Only a regular 0600 file of root's counts; a script's interpreter that went away fails the run as a planned
+    run does, though the stamp said the run would change nothing."""
+    import shutil
+    interpreter = tmp_path / "bin" / "sh"
+    interpreter.parent.mkdir()
+    shutil.copy("/bin/sh", interpreter)
+    scripts = [{"name": "rec", "content": "#!%s\nexit 0\n" % interpreter}]
+    ansible_module(MODULE, args(tmp_path, scripts=scripts))
+    stamp = stamp_of(tmp_path)
+    stamp.chmod(0o644)
+    written = stamp.stat().st_ino
+    assert ansible_module(MODULE, args(tmp_path, scripts=scripts))["changed"] is False
+    assert stamp.stat().st_ino != written and stamp.stat().st_mode & 0o777 == 0o600     # planned, then written anew
+    real = tmp_path / "elsewhere.json"
+    stamp.rename(real)
+    stamp.symlink_to(real)
+    assert ansible_module(MODULE, args(tmp_path, scripts=scripts))["changed"] is False
+    assert not stamp.is_symlink()
+    interpreter.unlink()
+    gone = ansible_module(MODULE, args(tmp_path, scripts=scripts))
+    assert gone["failed"] is True and "interpreter %s does not exist" % interpreter in gone["msg"], gone
+
+
+@pytest.mark.root
+def test_the_stamp_holds_no_secret_and_a_check_run_writes_none(ansible_module, tmp_path):
+    scripts = [{"name": "rec", "content": "#!/bin/sh\nexit 0\n", "secrets": {"TOKEN": "hunter2-stamp-secret"}}]
+    assert ansible_module(MODULE, args(tmp_path, scripts=scripts), check=True)["changed"] is True
+    assert not (tmp_path / "hooks").exists()
+    ansible_module(MODULE, args(tmp_path, scripts=scripts))
+    assert "hunter2-stamp-secret" not in stamp_of(tmp_path).read_text()
+    stamp_of(tmp_path).unlink()
+    assert ansible_module(MODULE, args(tmp_path, scripts=scripts), check=True)["changed"] is False
+    assert not stamp_of(tmp_path).exists()

@@ -41,3 +41,30 @@ def test_a_missing_specs_file_or_entry_point_is_named(tmp_path):
         problems({}, str(tmp_path / "argument_specs.yml"))
     with pytest.raises(AnsibleLookupError, match="no argument specs for the entry point 'nope'"):
         problems({}, entry_point="nope")
+
+
+def test_only_checks_the_options_named():
+    bad = {"libvirt_hooks_restart": "sometimes", "libvirt_hooks_kill_grace": "soon"}
+    assert "libvirt_hooks_restart" not in problems(bad, only=["libvirt_hooks_kill_grace"])
+    assert "libvirt_hooks_kill_grace" in problems(bad, only=["libvirt_hooks_kill_grace"])
+    assert problems(bad, only=[]) == ""                     # nothing to check: the specs are not even read
+    assert problems(bad, path="/nonexistent/argument_specs.yml", only=[]) == ""
+
+
+def test_the_specs_are_read_once_per_run_and_a_change_is_read_again(tmp_path, monkeypatch):
+    """Workers of one run share the specs through the run's local temporary directory; an edited file is new."""
+    from ansible_collections.virthooks.libvirt.plugins.lookup import arg_problems
+    monkeypatch.setattr(arg_problems.C, "DEFAULT_LOCAL_TMP", str(tmp_path / "local"))
+    (tmp_path / "local").mkdir()
+    monkeypatch.setattr(arg_problems, "_SPECS", {})
+    specs = tmp_path / "argument_specs.yml"
+    specs.write_text("argument_specs:\n  main:\n    options:\n      x_mode:\n        type: str\n        choices: [a, b]\n")
+    assert "x_mode must be one of: a, b, got: c" in problems({"x_mode": "c"}, path=str(specs))
+    assert len(list((tmp_path / "local").glob("virthooks-argspecs-*.json"))) == 1
+    monkeypatch.setattr(arg_problems, "_SPECS", {})           # another worker of the run: the cache, not the YAML
+    with monkeypatch.context() as patched:
+        patched.setattr(arg_problems.yaml, "load", lambda *a, **k: pytest.fail("the YAML was read again"))
+        assert "x_mode must be one of: a, b, got: c" in problems({"x_mode": "c"}, path=str(specs))
+    assert "x_mode must be one of: a, b, got: c" in problems({"x_mode": "c"}, path=str(specs))
+    specs.write_text("argument_specs:\n  main:\n    options:\n      x_mode:\n        type: str\n        choices: [a, b, c]\n")
+    assert problems({"x_mode": "c"}, path=str(specs)) == ""

@@ -24,15 +24,26 @@ class HostVars:
 def shared(hosts: dict, seen: dict | None = None, plan="{{ {'rules': ['r']} }}"):
     """What the lookup returns for the first host, which sees seen (default: its inventory variables)."""
     variables = dict(seen if seen is not None else next(iter(hosts.values())))
-    variables.update(hostvars=HostVars(hosts), plan=trust_as_template(plan))
+    variables.update(hostvars=HostVars(hosts), plan=trust_as_template(plan), inventory_hostname=next(iter(hosts)))
     lookup = LookupModule(loader=DataLoader(), templar=Templar(loader=DataLoader(), variables=variables))
     return lookup.run(["plan"], variables, hosts=list(hosts), inputs=INPUTS)[0]
 
 
 def test_the_same_declarations_everywhere_give_one_plan():
     same = {"libvirt_hooks_scripts": SCRIPTS, "libvirt_hooks_sandbox": {"dir": trust_as_template("/s/{{ inventory_hostname }}")}}
-    # (libvirt_hooks_sandbox is not an input: a per-host value there does not matter)
-    assert shared({"a": dict(same), "b": dict(same)}) == {"rules": ["r"]}
+    # (libvirt_hooks_sandbox is not an input: a per-host value there does not matter to the plan, but each host
+    # checks its own value before it deploys)
+    assert shared({"a": dict(same), "b": dict(same), "c": dict(same)}) == {
+        "plan": {"rules": ["r"]}, "recheck": {"b": ["libvirt_hooks_sandbox"], "c": ["libvirt_hooks_sandbox"]}}
+
+
+def test_a_host_checks_the_role_variables_it_does_not_share_with_the_checked_one():
+    """The plan checked the first host's role variables; another host checks those whose value is its own."""
+    base = {"libvirt_hooks_scripts": SCRIPTS, "libvirt_hooks_restart": "auto", "libvirt_hooks_kill_grace": 2}
+    hosts = {"a": dict(base), "b": dict(base, libvirt_hooks_restart="never"), "c": dict(base),
+             "d": dict(base, libvirt_hooks_kill_grace="soon", libvirt_hooks_restart="never")}
+    assert shared(hosts) == {"plan": {"rules": ["r"]}, "recheck": {
+        "b": ["libvirt_hooks_restart"], "d": ["libvirt_hooks_kill_grace", "libvirt_hooks_restart"]}}
 
 
 @pytest.mark.parametrize("b", [
@@ -62,7 +73,8 @@ def test_a_template_among_the_inputs_this_host_sees_works_out_each_host_own(seen
 def test_text_jinja_would_not_read_is_not_a_template():
     """A script marked !unsafe (bash's ${#a[@]}, {{) is the same text for every host."""
     scripts = [{"name": "x", "content": "#!/bin/bash\necho ${#a[@]} {{ not jinja }}\n"}]
-    assert shared({"a": {"libvirt_hooks_scripts": scripts}, "b": {"libvirt_hooks_scripts": scripts}}) == {"rules": ["r"]}
+    assert shared({"a": {"libvirt_hooks_scripts": scripts}, "b": {"libvirt_hooks_scripts": scripts}}) == {
+        "plan": {"rules": ["r"]}, "recheck": {}}
 
 
 def test_a_plan_that_fails_is_left_to_each_host():
