@@ -56,14 +56,15 @@ def kills_guest_warning(rule: dict):
     return None
 
 
-def generation_checks(hooks_dir: str, base: str, rules: list) -> tuple:
-    """(problems, warnings): the deploy's syntax gate again, and what changed in the generation since."""
+def generation_checks(hooks_dir: str, base: str, rules: list, syntax: bool = True) -> tuple:
+    """(problems, warnings): the deploy's syntax gate again (unless syntax is false), and what changed in the
+    generation since."""
     from ..generations import read_meta
     from ..syntax import generation_problems
     own = own_dir(hooks_dir)
     gen = os.path.basename(base) if base != own else ""
     meta = read_meta(own, gen) if gen else {}
-    return generation_problems(base, rules, meta, {r["name"]: script_path(base, r["script"]) for r in rules})
+    return generation_problems(base, rules, meta, {r["name"]: script_path(base, r["script"]) for r in rules}, syntax)
 
 
 def entry_point_problems(hooks_dir: str, rules: list) -> list:
@@ -81,7 +82,7 @@ def entry_point_problems(hooks_dir: str, rules: list) -> list:
     return problems
 
 
-def findings(hooks_dir: str, base: str, rules: list) -> tuple:
+def findings(hooks_dir: str, base: str, rules: list, syntax: bool = True) -> tuple:
     """(problems, warnings) of the generation in base, whose config.json loaded; host drop-ins
     (rules.d/*.json) are checked and their rules checked with the deployed ones."""
     from ..trust import TrustCheck
@@ -98,7 +99,7 @@ def findings(hooks_dir: str, base: str, rules: list) -> tuple:
     if any(rule["xpath"] for rule in rules):
         from ..xmlcond import rule_problems
         problems.extend(rule_problems(rules))
-    found, noted = generation_checks(hooks_dir, base, rules)
+    found, noted = generation_checks(hooks_dir, base, rules, syntax)
     problems.extend(found)
     warnings.extend(noted)
     problems.extend(entry_point_problems(hooks_dir, rules))
@@ -106,7 +107,7 @@ def findings(hooks_dir: str, base: str, rules: list) -> tuple:
     return [p for p in problems if p], [w for w in warnings if w]
 
 
-def check(hooks_dir: str) -> tuple:
+def check(hooks_dir: str, syntax: bool = True) -> tuple:
     """(config.json path, rules, problems, warnings) of the current generation, found once, read while no
     deploy or rollback is half-way."""
     try:
@@ -117,7 +118,7 @@ def check(hooks_dir: str) -> tuple:
                 rules = load_config(path, strict=True)["rules"]
             except (OSError, ConfigError, ValueError) as exc:
                 return path, [], [str(exc)], []
-            return (path, rules) + findings(hooks_dir, base, rules)
+            return (path, rules) + findings(hooks_dir, base, rules, syntax)
     except GenerationError as exc:
         raise CliError(str(exc)) from None
 
@@ -125,10 +126,13 @@ def check(hooks_dir: str) -> tuple:
 def add_parser(sub) -> None:
     val = sub.add_parser("validate", help="check config.json, the scripts and the entry points")
     val.add_argument("--json", action="store_true", help=JSON_HELP)
+    val.add_argument("--skip-syntax", action="store_true",
+                     help="do not run the scripts' syntax checks (a deploy that made this generation just ran them; "
+                          "each script is still checked to be the one deployed, by its sha256)")
 
 
 def run(args, out) -> int:
-    path, rules, problems, warnings = check(args.hooks_dir)
+    path, rules, problems, warnings = check(args.hooks_dir, not getattr(args, "skip_syntax", False))
     if args.json:
         emit_json(out, {"config": path, "rules": len(rules), "ok": not problems, "problems": problems,
                         "warnings": warnings})

@@ -83,6 +83,8 @@ def test_validate_passes_a_good_install(sandbox):
     sandbox.deploy([rule("ok")])
     code, out = cli(sandbox, "validate")
     assert code == 0 and "0 problem(s)" in out
+    code, out = cli(sandbox, "validate", "--skip-syntax")
+    assert code == 0 and "0 problem(s)" in out
 
 
 def test_log_shows_recent_calls_and_failures(sandbox):

@@ -63,3 +63,21 @@ def test_what_has_no_check_is_said(text, reason):
 def test_env_with_an_absolute_program_and_an_image_interpreter_are_checked_with_that_program():
     assert check_command(b"#!/usr/bin/env /bin/bash\n")[0] == ["/bin/bash", "-n"]
     assert check_command(b"#!/bin/sh -e\n", "/image/bin/sh")[0] == ["/image/bin/sh", "-n"]
+
+
+def test_validate_after_the_deploy_gate_skips_the_syntax_checks_but_not_the_digests(tmp_path):
+    """virthooks validate --skip-syntax (hook_runtime's own check of a generation it made, whose scripts its
+    gate has just checked): no interpreter runs, but a script that is not the one deployed is still found."""
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.syntax import (generation_problems,
+                                                                                            script_digests)
+    base = tmp_path / "generation"
+    (base / "scripts").mkdir(parents=True)
+    (base / "config.json").write_text('{"version": 1, "rules": []}\n')
+    bad = b"#!/bin/sh\nif true; then\n"
+    (base / "scripts" / "s").write_bytes(bad)
+    meta = {"script_digests": script_digests({"s": bad})}
+    rules = {"r": str(base / "scripts" / "s")}
+    assert any("Syntax error" in p for p in generation_problems(str(base), [], meta, rules)[0])
+    assert generation_problems(str(base), [], meta, rules, syntax=False)[0] == []
+    (base / "scripts" / "s").write_bytes(b"#!/bin/sh\nexit 0\n")
+    assert any("is not what was deployed" in p for p in generation_problems(str(base), [], meta, rules, syntax=False)[0])
