@@ -17,6 +17,7 @@ Layout under the hooks directory::
     virthooks/config.json -> current/config.json   for readers of the old path
     <driver>.virthooks-adopted                 a foreign hook taken over, kept in place (run as a rule)
     virthooks/virthooks                        the operator CLI
+    virthooks/.stamp.json                      what the last run asked and found, for a re-run to skip planning (stamp.py)
 
 A deploy, in order: adopted hooks linked to their new name, the library (``lib/current`` swapped), the new
 generation (written whole, renamed into place), the entry points the new state needs (before

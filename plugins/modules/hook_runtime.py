@@ -45,6 +45,15 @@ description:
     C(perl -c) for perl scripts only, each with a timeout); one that fails leaves the host on its current
     generation and the error names the script and the line. Other interpreters are not checked (a warning
     says so).
+  - A run that leaves the host as asked writes C(hooks/virthooks/.stamp.json) (mode 0600), which holds a
+    digest of the request (the options but O(deployer), the hooks directory, the entry points' Python, the
+    collection's code), a digest of what the plan reads on the host (the type, mode, owner, size, times and
+    inode of every entry under C(hooks/virthooks/), of the entry points and adopted hooks, of the CLI link;
+    whether each script's interpreter can be run) and the run's result. It is written only when a plan made
+    on that very state changes nothing. A later run with the same request on the same files returns that
+    result without planning; anything edited, chmod'ed, replaced, added or removed (a file's ctime changes
+    with each), another request or version of the collection, plans again. A stamp that another user could
+    have written is ignored.
 author:
   - virthooks maintainers (@virthooks)
 extends_documentation_fragment:
