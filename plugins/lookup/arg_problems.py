@@ -29,13 +29,6 @@ options:
     description: The entry point whose options are checked.
     type: str
     default: main
-  only:
-    description:
-      - Check only these options (the others are known good, for example because they are the same as those of a
-        host already checked; the options of a role's entry point are checked each on its own). Unset checks every
-        option.
-    type: list
-    elements: str
 """
 
 EXAMPLES = r"""
@@ -54,69 +47,13 @@ _raw:
   elements: str
 """
 
-import hashlib
-import json
-import os
-
-import yaml
-from ansible import constants as C
-from ansible.errors import AnsibleLookupError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.lookup import LookupBase
-
-try:
-    SAFE_LOADER = yaml.CSafeLoader
-except AttributeError:   # PyYAML without libyaml
-    SAFE_LOADER = yaml.SafeLoader
-
-_SPECS: dict = {}
-
-
-def entry_options(path: str, entry_point: str) -> dict:
-    """The options of an entry point of an argument_specs.yml, read once per process (and again if it changed)."""
-    try:
-        st = os.stat(path)
-        key = (path, st.st_mtime_ns, st.st_size)
-        if key not in _SPECS:
-            _SPECS[key] = _read_specs(path, key)
-        return _SPECS[key][entry_point].get("options") or {}
-    except (OSError, KeyError, TypeError, AttributeError, ValueError, yaml.YAMLError) as exc:
-        raise AnsibleLookupError("%s: no argument specs for the entry point %r (%s)" % (path, entry_point, exc))
-
-
-def _read_specs(path: str, key: tuple) -> dict:
-    """The file's argument_specs, from the run's cache (JSON, written by the first worker that read the YAML)."""
-    cache = os.path.join(C.DEFAULT_LOCAL_TMP, "virthooks-argspecs-%s.json"
-                         % hashlib.sha256(repr(key).encode("utf-8", "surrogateescape")).hexdigest()[:32])
-    try:
-        with open(cache, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        pass
-    with open(path, encoding="utf-8") as handle:
-        specs = yaml.load(handle, Loader=SAFE_LOADER)["argument_specs"]
-    try:
-        text = json.dumps(specs)
-        if json.loads(text) == specs:       # nothing YAML has that JSON has not (a date): else no cache
-            temporary = "%s.%d" % (cache, os.getpid())
-            with open(temporary, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.rename(temporary, cache)
-    except (OSError, TypeError, ValueError):
-        pass
-    return specs
+from ansible_collections.virthooks.libvirt.plugins.plugin_utils.argspecs import entry_options, problems
 
 
 class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
         variables = variables or {}
-        only = kwargs.get("only")
-        if only is not None and not only:
-            return [""]
         options = entry_options(terms[0], kwargs.get("entry_point") or "main")
-        if only is not None:
-            options = {name: spec for name, spec in options.items() if name in only}
-        values = self._templar.template({name: variables[name] for name in options if name in variables})
-        errors = ArgumentSpecValidator(options).validate(values, validate_role_argument_spec=True).error_messages
-        return ["Validation of arguments failed:\n%s" % "\n".join(errors) if errors else ""]
+        return [problems(options, self._templar.template({name: variables[name] for name in options if name in variables}))]

@@ -24,10 +24,11 @@ description:
     Anything else, or a plan that fails (a script that does not validate, a misspelt variable under
     C(libvirt_hooks_strict)), returns an empty mapping, and each host then works its own plan out and reports its
     own error, as without this lookup.
-  - The plan checks this host's role variables. The lookup also says, for each other host, which of its
-    C(libvirt_hooks_*) variables may not pass the same check, the ones it must check itself (with
-    M(virthooks.libvirt.arg_problems)'s O(virthooks.libvirt.arg_problems#lookup:only)) before it deploys, namely
-    those whose value, as the inventory holds it, is not this host's, or holds a template.
+  - The plan checks this host's role variables against the role's argument specs (O(specs)). For each other
+    host of O(batch), the lookup checks the C(libvirt_hooks_*) variables that may not pass the same check, those
+    whose value, as the inventory holds it, is not this host's, or holds a template, with that host's values
+    (ansible-core's validator, and the wording of its check at a role's start, as
+    M(virthooks.libvirt.arg_problems) says it), and returns what it finds; each host fails with its own.
 options:
   _terms:
     description: The name of the variable whose value (a template) is the plan.
@@ -43,6 +44,14 @@ options:
     description: A regular expression matching the names of the variables the plan is made from.
     type: str
     required: true
+  specs:
+    description: The path of the role's C(meta/argument_specs.yml), whose C(main) entry point's options are checked.
+    type: str
+    required: true
+  batch:
+    description: The hosts of O(hosts) whose role variables are checked (the play's batch); default O(hosts).
+    type: list
+    elements: str
 """
 
 EXAMPLES = r"""
@@ -50,7 +59,8 @@ EXAMPLES = r"""
   ansible.builtin.set_fact:
     shared: >-
       {{ lookup('virthooks.libvirt.shared_plan', '__libvirt_hooks_planned', hosts=ansible_play_hosts_all,
-                inputs='^libvirt_hooks_(scripts(__.+)?|library|strict)$') }}
+                inputs='^libvirt_hooks_(scripts(__.+)?|library|strict)$', batch=ansible_play_batch,
+                specs=role_path ~ '/meta/argument_specs.yml') }}
   run_once: true
   no_log: true
 """
@@ -59,8 +69,9 @@ RETURN = r"""
 _raw:
   description:
     - An empty mapping when the hosts do not share a plan. Else C(plan), the plan (the value of the variable named
-      in the term), and C(recheck), the mapping of each host (but this one) whose role variables differ from this
-      host's to the names of those variables (a host without any is left out).
+      in the term), and C(problems), the mapping of each host of O(batch) whose role variables do not pass the
+      check to what is wrong with them (C(Validation of arguments failed:) and a line each, or the error templating
+      them raised).
   type: list
   elements: dict
 """
@@ -70,6 +81,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleError
 from ansible.plugins.lookup import LookupBase
+from ansible_collections.virthooks.libvirt.plugins.plugin_utils.argspecs import entry_options, problems
 
 PREFIX = "libvirt_hooks_"
 
@@ -99,20 +111,32 @@ class LookupModule(LookupBase):
             return [{}]     # each host works it out, and reports the error, itself
         if not isinstance(plan, Mapping):
             return [{}]
-        return [{"plan": plan, "recheck": self._recheck(variables["hostvars"], hosts, variables.get("inventory_hostname"))}]
+        options = entry_options(kwargs["specs"], "main")
+        return [{"plan": plan, "problems": self._problems(variables, options, kwargs.get("batch") or hosts)}]
 
-    def _recheck(self, hostvars, hosts: list, checked: str) -> dict:
-        """{host: [names of its libvirt_hooks_* variables that differ from the checked host's or hold a template]}."""
-        reference = hostvars.raw_get(checked) if checked in hosts else {}
-        recheck = {}
-        for host in hosts:
+    def _problems(self, variables: dict, options: dict, batch: list) -> dict:
+        """{host: what is wrong with its role variables} for the hosts of the batch but this one (checked with the
+        plan), of the variables whose inventory value is not this host's or holds a template."""
+        hostvars = variables["hostvars"]
+        checked = variables.get("inventory_hostname")
+        reference = hostvars.raw_get(checked) if checked else {}
+        found = {}
+        for host in batch:
+            if host == checked:
+                continue
             raw = hostvars.raw_get(host)
-            names = sorted(name for name in raw if str(name).startswith(PREFIX) and (
-                host != checked and (name not in reference or raw[name] != reference[name])
-                or self._templated(raw[name])))
-            if names and host != checked:
-                recheck[host] = names
-        return recheck
+            names = [name for name in raw if name in options and (
+                name not in reference or raw[name] != reference[name] or self._templated(raw[name]))]
+            if not names:
+                continue
+            try:
+                values = {name: self._templar.template(hostvars[host][name]) for name in names}
+                problem = problems({name: options[name] for name in names}, values)
+            except AnsibleError as exc:
+                problem = "%s: %s" % (host, exc)
+            if problem:
+                found[host] = problem
+        return found
 
     def _same_everywhere(self, variables: dict, hosts: list, inputs) -> bool:
         hostvars = variables.get("hostvars")

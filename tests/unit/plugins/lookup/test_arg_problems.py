@@ -43,17 +43,9 @@ def test_a_missing_specs_file_or_entry_point_is_named(tmp_path):
         problems({}, entry_point="nope")
 
 
-def test_only_checks_the_options_named():
-    bad = {"libvirt_hooks_restart": "sometimes", "libvirt_hooks_kill_grace": "soon"}
-    assert "libvirt_hooks_restart" not in problems(bad, only=["libvirt_hooks_kill_grace"])
-    assert "libvirt_hooks_kill_grace" in problems(bad, only=["libvirt_hooks_kill_grace"])
-    assert problems(bad, only=[]) == ""                     # nothing to check: the specs are not even read
-    assert problems(bad, path="/nonexistent/argument_specs.yml", only=[]) == ""
-
-
 def test_the_specs_are_read_once_per_run_and_a_change_is_read_again(tmp_path, monkeypatch):
     """Workers of one run share the specs through the run's local temporary directory; an edited file is new."""
-    from ansible_collections.virthooks.libvirt.plugins.lookup import arg_problems
+    from ansible_collections.virthooks.libvirt.plugins.plugin_utils import argspecs as arg_problems
     monkeypatch.setattr(arg_problems.C, "DEFAULT_LOCAL_TMP", str(tmp_path / "local"))
     (tmp_path / "local").mkdir()
     monkeypatch.setattr(arg_problems, "_SPECS", {})
