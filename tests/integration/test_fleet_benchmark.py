@@ -15,7 +15,7 @@ from tests.support.paths import REPO
 pytestmark = [pytest.mark.root, pytest.mark.slow]  # deploys through the modules (which chown to root); minutes
 
 ROW = re.compile(r"^\s+(\d+)\s+(\d+)\s+(floor|first|re-run|naive re|naive)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)s"
-                 r"\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)\s+(\d+)$")
+                 r"\s+[\d.]+s\s+([\d.]+)\s+([\d.]+)\s+(\d+) /\s+(\d+)$")
 
 
 def test_the_quick_fleet_benchmark_measures_the_floor_the_role_and_the_naive_play():
@@ -35,6 +35,7 @@ def test_the_quick_fleet_benchmark_measures_the_floor_the_role_and_the_naive_pla
     assert results["re-run"] == results["first"] < 3, proc.stdout
     for row in rows.values():
         assert int(row[0]) == 10 and int(row[1]) == 10 and float(row[3]) > 0 and float(row[4]) > 0, row
-        assert 0 < int(row[8]) < 1024, row      # peak memory of the run, MiB
+        # peak memory of the run, MiB: the controller's (ansible-playbook and its workers), within the whole tree's
+        assert 0 < int(row[8]) <= int(row[9]) and int(row[8]) < 1024, row
     assert re.search(r"^N=10\s+forks=10\s+re-run/floor [\d.]+ \(cpu [\d.]+\)\s+first/floor [\d.]+", proc.stdout, re.M)
     assert "(--quick: no targets checked)" in proc.stdout or "(--report-only: exit 0)" in proc.stdout
