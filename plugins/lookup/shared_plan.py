@@ -28,7 +28,7 @@ description:
     host of O(batch), the lookup checks the C(libvirt_hooks_*) variables that may not pass the same check, those
     whose value, as the inventory holds it, is not this host's, or holds a template, with that host's values
     (ansible-core's validator, and the wording of its check at a role's start, as
-    M(virthooks.libvirt.arg_problems) says it), and returns what it finds; each host fails with its own.
+    P(virthooks.libvirt.arg_problems#lookup) says it), and returns what it finds; each host fails with its own.
 options:
   _terms:
     description: The name of the variable whose value (a template) is the plan.

@@ -39,7 +39,7 @@ from typing import NamedTuple, Optional
 
 from . import runtime
 from .runtime import configcache
-from .runtime.entrypoint import file_is_ours, readable, render_cli, render_entry_point
+from .runtime.entrypoint import readable, render_cli, render_entry_point
 from .runtime.events import DRIVERS
 from .runtime.fileops import (TEMP_SUFFIX, atomic_symlink, atomic_write, diff_text, ensure_dir, file_state, fsync_dir,
                               host_path, read_bytes, under)
@@ -48,7 +48,7 @@ from .runtime.generations import (DeployLock, Generation, all_ids, content_diges
                                   new_id, prune, remove_leftovers, retire_old_layout, switch, write_generation)
 from .runtime.layout import (ADOPTED_SUFFIX, CLI_FILE, CONFIG_CACHE, CONFIG_FILE, FILES_DIR, CURRENT, GENERATIONS_DIR,
                              LIB_CURRENT, LIB_DIR, META_FILE, OWN_DIR, RUNTIME_PACKAGE, SCRIPTS_DIR, SECRETS_DIR, adopted_hook,
-                             kept_adopted_hook, old_adopted_hook)
+                             file_is_ours, kept_adopted_hook, old_adopted_hook)
 from .runtime.rules import CONFIG_VERSION, DROPIN_DIR, ConfigError, normalize_config, validate_name
 from .scripts import script_problems, script_warnings
 

@@ -17,8 +17,7 @@ import sys
 
 from .events import (EVENTS, GUEST_DRIVERS, GUEST_KILLING_OPERATIONS, USER_FAILURE_EXIT, is_abortable,
                      kills_running_guest, operation_names)
-from .layout import (ENTRY_POINT_MARKER, HEAD_BYTES, HEAD_LINES, LIB_CURRENT, LIB_DIR, OWN_DIR,  # noqa: F401
-                     RUNTIME_PACKAGE, file_is_ours, is_ours)
+from .layout import ENTRY_POINT_MARKER, LIB_CURRENT, LIB_DIR, OWN_DIR, RUNTIME_PACKAGE
 from .rules import DROPIN_DIR, DROPIN_SUFFIX, operation_spellings
 
 SAFE_PATTERN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-+,:@%=")
@@ -611,5 +610,3 @@ def render_cli(hooks_dir: str, python: str) -> str:
         "# virthooks operator CLI (managed by Ansible, virthooks.libvirt): list, simulate, validate, log.",
         "exec %s -I -c %s \"$@\"" % (sh_quote(python), sh_quote(code)),
     ]) + "\n"
-
-

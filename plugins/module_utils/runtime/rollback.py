@@ -53,7 +53,7 @@ def _load(generation: Generation) -> dict:
 
 
 def _is_ours(path: str) -> bool:
-    from .entrypoint import file_is_ours
+    from .layout import file_is_ours
     return os.path.isfile(path) and not os.path.islink(path) and file_is_ours(path)
 
 

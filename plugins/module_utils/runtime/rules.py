@@ -37,7 +37,7 @@ edited by hand since, is read as before, every rule validated and matched.
 """
 
 from .events import DRIVERS, EVENTS, GUEST_DRIVERS, canonical_operation, operation_names
-from .layout import BACKUP_SUFFIXES, is_backup_name  # noqa: F401  (the dispatcher's and importers' name for it)
+from .layout import is_backup_name
 
 CONFIG_VERSION = 1
 NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")

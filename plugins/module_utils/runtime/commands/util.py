@@ -68,7 +68,7 @@ def entry_point_gap(hooks_dir: str, driver: str) -> str:
     """Why libvirt calls no virthooks entry point for a driver: 'missing', 'not a virthooks entry
     point', or '' when hooks/<driver> is ours."""
     import os
-    from ..entrypoint import file_is_ours
+    from ..layout import file_is_ours
     entry = "%s/%s" % (hooks_dir, driver)
     if not os.path.exists(entry):
         return "missing"

@@ -68,8 +68,8 @@ def test_env_with_an_absolute_program_and_an_image_interpreter_are_checked_with_
 def test_validate_after_the_deploy_gate_skips_the_syntax_checks_but_not_the_digests(tmp_path):
     """virthooks validate --skip-syntax (hook_runtime's own check of a generation it made, whose scripts its
     gate has just checked): no interpreter runs, but a script that is not the one deployed is still found."""
-    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.syntax import (generation_problems,
-                                                                                            script_digests)
+    from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.syntax import (
+        generation_problems, script_digests)
     base = tmp_path / "generation"
     (base / "scripts").mkdir(parents=True)
     (base / "config.json").write_text('{"version": 1, "rules": []}\n')
