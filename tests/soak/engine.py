@@ -73,10 +73,12 @@ def descendants(pid: int) -> list:
     return found
 
 
-def kill_playbook(pid: int, workers_too: bool) -> None:
+def kill_playbook(pid: int, workers_too: bool) -> list:
     """SIGKILL ansible-playbook's process group; with workers_too, first stopped so that it forks no more
-    workers, also the process group of each worker (and so the module it runs)."""
+    workers, also the process group of each worker (and so the module it runs). Returns the processes left
+    running (the workers, in sessions of their own, without workers_too)."""
     groups = {pid}
+    left = [] if workers_too else list(descendants(pid))
     if workers_too:
         try:
             os.killpg(pid, signal.SIGSTOP)
@@ -92,6 +94,21 @@ def kill_playbook(pid: int, workers_too: bool) -> None:
             os.killpg(group, signal.SIGKILL)
         except OSError:
             pass
+    return left
+
+
+def wait_gone(pids: list, timeout: float = 120) -> None:
+    """Until these processes have ended (a zombie counts as ended), or timeout seconds."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        break
+            except (OSError, IndexError):
+                break
+            time.sleep(0.1)
 
 
 class Plan(object):
@@ -327,8 +344,11 @@ class Soak(object):
         # ansible-playbook. Half the time the workers and their modules are killed too, as when the controller
         # dies: the deploy then stops wherever it is.
         workers_too = self.rng.random() < 0.5
-        kill_playbook(proc.pid, workers_too)
+        left = kill_playbook(proc.pid, workers_too)
         proc.wait()
+        # A worker left running finishes its module, and may switch to its generation after any moment we look:
+        # wait for it, so that the generation is seen current (been_current) before a later deploy replaces it.
+        wait_gone(left)
         self.fault("ansible-playbook SIGKILL, its workers too" if workers_too
                    else "ansible-playbook SIGKILL, its worker runs on")
         time.sleep(0.5)
