@@ -103,7 +103,8 @@ class LookupModule(LookupBase):
         variables = variables or {}
         inputs = re.compile(kwargs["inputs"])
         hosts = kwargs.get("hosts") or []
-        if not self._same_everywhere(variables, hosts, inputs):
+        raws = self._raw_if_shared(variables, hosts, inputs)
+        if raws is None:
             return [{}]
         try:
             plan = self._templar.template(variables[terms[0]])
@@ -112,19 +113,24 @@ class LookupModule(LookupBase):
         if not isinstance(plan, Mapping):
             return [{}]
         options = entry_options(kwargs["specs"], "main")
-        return [{"plan": plan, "problems": self._problems(variables, options, kwargs.get("batch") or hosts)}]
+        return [{"plan": plan, "problems": self._problems(variables, raws, options, kwargs.get("batch") or hosts)}]
 
-    def _problems(self, variables: dict, options: dict, batch: list) -> dict:
+    def _problems(self, variables: dict, raws: dict, options: dict, batch: list) -> dict:
         """{host: what is wrong with its role variables} for the hosts of the batch but this one (checked with the
-        plan), of the variables whose inventory value is not this host's or holds a template."""
+        plan), of the variables whose inventory value (raws: {host: its variables untemplated}) is not this host's
+        or holds a template."""
         hostvars = variables["hostvars"]
         checked = variables.get("inventory_hostname")
-        reference = hostvars.raw_get(checked) if checked else {}
+
+        def raw_of(host):
+            return raws[host] if host in raws else hostvars.raw_get(host)
+
+        reference = raw_of(checked) if checked else {}
         found = {}
         for host in batch:
             if host == checked:
                 continue
-            raw = hostvars.raw_get(host)
+            raw = raw_of(host)
             names = [name for name in raw if name in options and (
                 name not in reference or raw[name] != reference[name] or self._templated(raw[name]))]
             if not names:
@@ -138,24 +144,26 @@ class LookupModule(LookupBase):
                 found[host] = problem
         return found
 
-    def _same_everywhere(self, variables: dict, hosts: list, inputs) -> bool:
+    def _raw_if_shared(self, variables: dict, hosts: list, inputs):
+        """{host: its variables untemplated} when the hosts would work out the same plan, else None."""
         hostvars = variables.get("hostvars")
         if hostvars is None or not hosts:
-            return False
-        first = None
+            return None
+        first, raws = None, {}
         for host in hosts:
-            raw = hostvars.raw_get(host)
+            raw = raws[host] = hostvars.raw_get(host)
             if not isinstance(raw, Mapping):
-                return False
+                return None
             found = inputs_of(raw, inputs)
             if first is None:
                 first = found
             elif found != first:
-                return False
+                return None
         # What this host sees: the play's vars, role parameters and extra vars (the same for every host) over
         # the inventory's (the same for every host, checked above); a template among them may differ per host.
-        return not any(self._templated(value) or declares_template(value)
-                       for value in inputs_of(variables, inputs)[1].values())
+        if any(self._templated(value) or declares_template(value) for value in inputs_of(variables, inputs)[1].values()):
+            return None
+        return raws
 
     def _templated(self, value) -> bool:
         if isinstance(value, str):

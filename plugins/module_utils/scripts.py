@@ -110,9 +110,15 @@ def script_problems(name, data, max_size: int = DEFAULT_MAX_SIZE, root: str = ""
         return problems             # an ELF executable
     if not interpreter.startswith("/"):
         problems.append("script %r: the #! line must name an absolute interpreter path (got %r)" % (name, interpreter))
-    elif not any(os.access(candidate, os.X_OK) for candidate in (under(root, interpreter), interpreter)):
+    elif not interpreter_found(interpreter, root):
         problems.append("script %r: its interpreter %s does not exist on this host" % (name, interpreter))
     return problems
+
+
+def interpreter_found(interpreter: str, root: str = "") -> bool:
+    """Whether a script's #! interpreter can be run: under the image root being built, or on this host (what a
+    deploy checks, and the stamp records: module_utils/stamp.py)."""
+    return any(os.access(candidate, os.X_OK) for candidate in (under(root, interpreter), interpreter))
 
 
 def script_warnings(name, data) -> list:

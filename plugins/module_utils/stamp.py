@@ -26,14 +26,16 @@ removed, an interpreter gone.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import stat
 
 from .runtime.events import DRIVERS
-from .runtime.fileops import atomic_write, under
+from .runtime.fileops import atomic_write
 from .runtime.layout import ADOPTED_SUFFIX, LOCK_FILE, OWN_DIR
+from .scripts import interpreter_found
 
 STAMP_FILE = ".stamp.json"
 FORMAT = 1
@@ -48,18 +50,10 @@ def stamp_path(hooks_dir: str) -> str:
     return "%s/%s/%s" % (hooks_dir.rstrip("/"), OWN_DIR, STAMP_FILE)
 
 
-_CODE = []
-
-
+@functools.lru_cache(maxsize=None)
 def code_identity() -> str:
     """A digest of the collection's code this module runs: the payload's entries (name, CRC, size) when it runs
     from Ansible's zip, else the files themselves (a test, or an unpacked payload)."""
-    if not _CODE:
-        _CODE.append(_code_identity())
-    return _CODE[0]
-
-
-def _code_identity() -> str:
     digest = hashlib.sha256()
     archive = getattr(globals().get("__loader__"), "archive", "")
     if archive:
@@ -125,7 +119,7 @@ def host_digest(hooks_dir: str, cli_link: str, interpreters: list, root: str = "
         except FileNotFoundError:
             found.append([path])
     _walk("%s/%s" % (hooks_dir, OWN_DIR), "", found)
-    found.append([[path, any(os.access(c, os.X_OK) for c in (under(root, path), path))] for path in interpreters])
+    found.append([[path, interpreter_found(path, root)] for path in interpreters])
     return hashlib.sha256(json.dumps(found, default=repr).encode("utf-8", "surrogateescape")).hexdigest()
 
 

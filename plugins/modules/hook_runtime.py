@@ -426,7 +426,7 @@ class Target:
         self.hooks_dir = hooks_dir
         self.python = python
         self.info = info
-        self.deployed = None        # state=present: what remember() needs (installer, spec, host digest, plan)
+        self.deployed = None        # state=present: what remember() needs (installer, spec, interpreters, host digest, plan)
 
 
 def state_rollback(module, target: Target) -> dict:
@@ -460,9 +460,10 @@ def state_present(module, target: Target) -> dict:
         except ValueError as exc:
             module.fail_json(msg=str(exc))
     spec = DeploySpec.from_params(params, scripts, params_cli_link(params))
-    before = host_digest(module, target, spec)
+    interpreters = stamp.interpreters_of(scripts)
+    before = host_digest(module, target, spec.cli_link, interpreters)
     installer, plan, diff = carry_out(module, target, lambda inst: inst.plan_deploy(spec))
-    target.deployed = (installer, spec, before, plan)
+    target.deployed = (installer, spec, interpreters, before, plan)
     return present_result(module, target, installer, plan, diff)
 
 
@@ -472,11 +473,10 @@ def present_result(module, target: Target, installer, plan, diff) -> dict:
     return result
 
 
-def host_digest(module, target: Target, spec) -> str:
-    """The stamp's digest of the host's state as a deploy of spec reads it ('' when it cannot be read)."""
+def host_digest(module, target: Target, cli_link: str, interpreters: list) -> str:
+    """The stamp's digest of the host's state as a deploy reads it ('' when it cannot be read)."""
     try:
-        return stamp.host_digest(target.hooks_dir, spec.cli_link, stamp.interpreters_of(spec.scripts),
-                                 module.params["root"])
+        return stamp.host_digest(target.hooks_dir, cli_link, interpreters, module.params["root"])
     except (OSError, ValueError):
         return ""
 
@@ -498,20 +498,19 @@ def remember(module, target: Target, result: dict) -> None:
     while it was made. A stamp that cannot be written is no failure: the next run plans."""
     from ansible_collections.virthooks.libvirt.plugins.module_utils.install import InstallError
     from ansible_collections.virthooks.libvirt.plugins.module_utils.runtime.generations import GenerationError
-    installer, spec, before, plan = target.deployed
+    installer, spec, interpreters, before, plan = target.deployed
     try:
         if plan.changes:
-            before = host_digest(module, target, spec)
+            before = host_digest(module, target, spec.cli_link, interpreters)
             plan = installer.plan_deploy(spec)
             if plan.changes:
                 return
             result = present_result(module, target, installer, plan, None)
-        after = host_digest(module, target, spec)
+        after = host_digest(module, target, spec.cli_link, interpreters)
         if not before or before != after:
             return
         kept = {k: v for k, v in result.items() if k not in ("libvirt", "diff")}
-        stamp.write_stamp(module.params, target.hooks_dir, target.python, after, stamp.interpreters_of(spec.scripts),
-                          kept, list(plan.warnings))
+        stamp.write_stamp(module.params, target.hooks_dir, target.python, after, interpreters, kept, list(plan.warnings))
     except (InstallError, GenerationError, OSError, ValueError):
         return
 

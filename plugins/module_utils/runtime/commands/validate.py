@@ -132,7 +132,7 @@ def add_parser(sub) -> None:
 
 
 def run(args, out) -> int:
-    path, rules, problems, warnings = check(args.hooks_dir, not getattr(args, "skip_syntax", False))
+    path, rules, problems, warnings = check(args.hooks_dir, not args.skip_syntax)
     if args.json:
         emit_json(out, {"config": path, "rules": len(rules), "ok": not problems, "problems": problems,
                         "warnings": warnings})
